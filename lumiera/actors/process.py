@@ -1,0 +1,274 @@
+"""The driver that runs one actor as a subsystem process.
+
+Runs in the subsystem's process (spawned by the supervisor, or in the user's
+terminal under ``lumiera run``). It owns the sockets and the loop; the actor
+owns the logic. Protocol (docs/PROTOCOL.md): ``hello`` -> ``welcome``; wait
+for ``start``; run ``on_start``; ``ready``; then answer ``request``, ``event``
+(hooks, then ``ack``) and ``stop``, sending a ``heartbeat`` from the main loop
+every ``appstate.heartbeat_interval`` (so a main thread stuck in a handler
+stops the heartbeat and the supervisor's watchdog sees it).
+
+The process ends when the supervisor is gone (its pidfd becomes readable),
+and a spawned one is also SIGKILLed by the kernel if the supervisor dies
+(parent-death signal), so no subsystem outlives its supervisor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from typing import Any
+
+import zmq
+
+from lumiera.actors.actor import Actor, ActorContext
+from lumiera.bus import messages as m
+from lumiera.bus.codec import Limits, pack
+from lumiera.config import Config
+from lumiera.errors import BadMessage, InternalError, LumieraError, ShuttingDown
+from lumiera.lifecycle import Hooks, Lifecycle
+from lumiera.runtime_dir import RuntimeDir, read_pid
+
+log = logging.getLogger("lumiera.actors")
+
+# Exit codes of a subsystem process.
+EXIT_CRASH = 70  # an uncaught exception (EX_SOFTWARE)
+EXIT_NO_SUPERVISOR = 71  # the supervisor went away
+# How long a new process waits for the supervisor's welcome (no config yet).
+WELCOME_TIMEOUT_S = 10.0
+PR_SET_PDEATHSIG = 1
+ENV_SUPERVISOR_PID = "LUMIERA_SUPERVISOR_PID"
+
+
+class _End(Exception):
+    """Leave the main loop with ``code``."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def die_with_parent(expected_parent: int) -> None:
+    """Have the kernel SIGKILL us when the supervisor dies (Linux), and check it still lives."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != expected_parent:  # it died before prctl took effect
+        os._exit(EXIT_NO_SUPERVISOR)
+
+
+def actor_class(module: str) -> type[Actor]:
+    cls = importlib.import_module(module).ACTOR
+    assert isinstance(cls, type) and issubclass(cls, Actor), module
+    return cls
+
+
+class SubsystemProcess:
+    """The main loop of one subsystem process."""
+
+    def __init__(self, name: str, module: str, rd: RuntimeDir, attached: bool) -> None:
+        self.name = name
+        self.module = module
+        self.rd = rd
+        self.attached = attached
+        self.hooks = Hooks()
+        self.zctx = zmq.Context()
+        self.control = self.zctx.socket(zmq.DEALER)
+        self.pub = self.zctx.socket(zmq.PUB)
+        for s in (self.control, self.pub):
+            s.setsockopt(zmq.LINGER, 1000)  # let the last reply/ending leave, bounded
+        self.limits = Limits()
+        self.actor: Actor | None = None
+        self.beat_every = 0.2
+        self.stopping = False
+        self._end_requested = False
+        self._end_error: str | None = None
+
+    # -- entry ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until stopped; returns the process's exit code."""
+        supervisor = self._supervisor_pid()
+        pidfd = os.pidfd_open(supervisor) if supervisor else None
+        try:
+            self.hooks.fire(Lifecycle.ON_BASIC_INIT)
+            self.control.connect(self.rd.endpoint("control"))
+            self.pub.connect(self.rd.endpoint("publish"))
+            welcome = self._handshake()
+            config = Config.from_dict(welcome.config)
+            logging.getLogger().setLevel(config.get_str("log.level"))
+            self.limits = Limits(
+                config.get_int("bus.max_message_bytes"), config.get_int("bus.max_parts")
+            )
+            self.beat_every = config.get_float("appstate.heartbeat_interval")
+            ctx = ActorContext(
+                self.name,
+                welcome.instance,
+                config,
+                welcome.options,
+                self.hooks,
+                publish=self.publish,
+                end=self.end,
+                attached=self.attached,
+            )
+            self.actor = actor_class(self.module)(ctx)
+            self.hooks.fire(Lifecycle.ON_GLOBAL_INIT)
+            return self._loop(pidfd)
+        except _End as e:
+            return e.code
+        except Exception as e:  # noqa: BLE001 - the crash boundary: report, exit non-zero
+            return self._crash(e)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+            self.control.close()
+            self.pub.close()
+            self.zctx.term()
+
+    def _supervisor_pid(self) -> int | None:
+        if self.attached:
+            return read_pid(self.rd)
+        pid = int(os.environ.get(ENV_SUPERVISOR_PID, "0")) or os.getppid()
+        die_with_parent(pid)
+        return pid
+
+    def _handshake(self) -> m.Welcome:
+        self.send(m.Hello(self.name, os.getpid(), self.attached))
+        if not self.control.poll(WELCOME_TIMEOUT_S * 1000):
+            raise LumieraError(f"no welcome from the supervisor at {self.rd.path}")
+        reply = m.decode(self.control.recv(), self.limits)
+        if isinstance(reply, m.Error):
+            log.error("the supervisor refused %s: %s", self.name, reply.message)
+            raise _End(1)
+        if not isinstance(reply, m.Welcome):
+            raise BadMessage(f"expected welcome, got {reply.KIND}")
+        return reply
+
+    # -- the loop -------------------------------------------------------------------
+
+    def _loop(self, pidfd: int | None) -> int:
+        poller = zmq.Poller()
+        poller.register(self.control, zmq.POLLIN)
+        if pidfd is not None:
+            poller.register(pidfd, zmq.POLLIN)
+        next_beat = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now >= next_beat:
+                self.send(m.Heartbeat())
+                next_beat = now + self.beat_every
+            events = dict(poller.poll(max(0.0, next_beat - time.monotonic()) * 1000))
+            if pidfd is not None and pidfd in events:
+                log.warning("%s: the supervisor is gone; exiting", self.name)
+                return EXIT_NO_SUPERVISOR
+            if self.control in events:
+                self._receive()
+            if self._end_requested:
+                return self._finish_end()
+
+    def _receive(self) -> None:
+        while self.control.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # type: ignore[operator]
+            frames = self.control.recv_multipart()
+            try:
+                if len(frames) != 1:
+                    raise BadMessage(f"expected 1 frame, got {len(frames)}")
+                msg = m.decode(frames[0], self.limits)
+            except BadMessage as e:
+                log.warning("%s: dropped a bad message from the supervisor: %s", self.name, e)
+                continue
+            self._dispatch(msg)
+
+    def _dispatch(self, msg: m.Message) -> None:
+        assert self.actor is not None
+        if isinstance(msg, m.Request):
+            self._request(msg)
+        elif isinstance(msg, m.Start):
+            self.actor.on_start()
+            self.actor.started_at = time.monotonic()
+            self.send(m.Ready())
+        elif isinstance(msg, m.Event):
+            self.hooks.fire(Lifecycle(msg.event))
+            self.send(m.Ack(msg.event))
+        elif isinstance(msg, m.Stop):
+            log.info("%s: stopping (%s)", self.name, msg.reason or "asked")
+            self.stopping = True
+            self.actor.on_stop()
+            raise _End(0)
+        else:
+            log.warning("%s: ignored unexpected %s message", self.name, msg.KIND)
+
+    def _request(self, req: m.Request) -> None:
+        assert self.actor is not None
+        try:
+            if self.stopping:
+                raise ShuttingDown(f"{self.name} is stopping")
+            result = self.actor.handle(req.command, req.args)
+        except LumieraError as e:
+            self.send(m.Error(req.id, e.code, str(e)))
+            return
+        except Exception as e:
+            # Answer first, so no caller waits; then it is a crash like any other.
+            self.send(m.Error(req.id, InternalError.code, f"{type(e).__name__}: {e}"))
+            raise
+        try:
+            self.send(m.Reply(req.id, result))
+        except (TypeError, ValueError) as e:  # the handler returned something unpackable
+            self.send(m.Error(req.id, InternalError.code, f"reply not encodable: {e}"))
+
+    # -- ends -----------------------------------------------------------------------
+
+    def end(self, error: str | None = None) -> None:
+        """Ask for a regular end of this subsystem (the application then ends in order)."""
+        self._end_requested, self._end_error = True, error
+
+    def _finish_end(self) -> int:
+        self.send(m.Ending(self._end_error))
+        assert self.actor is not None
+        self.actor.on_stop()
+        return 0
+
+    def _crash(self, exc: BaseException) -> int:
+        tb = "".join(traceback.format_exception(exc))
+        log.error("%s crashed: %s", self.name, tb.rstrip())
+        if self.actor is not None:
+            try:
+                self.actor.on_failure(exc)
+            except Exception:
+                log.exception("%s: on_failure raised", self.name)
+        with contextlib.suppress(zmq.ZMQError):
+            self.send(m.Problem(f"{type(exc).__name__}: {exc}"[:4096], tb[-60000:]))
+        return EXIT_CRASH
+
+    # -- sending --------------------------------------------------------------------
+
+    def send(self, msg: m.Message) -> None:
+        self.control.send(m.encode(msg))
+
+    def publish(self, topic: str, body: dict[str, Any]) -> None:
+        full = {"sender": self.name, "ts": time.time(), **body}
+        self.pub.send_multipart([topic.encode(), pack(full)])
+
+
+def main(name: str, module: str, rd: RuntimeDir, attached: bool = False) -> int:
+    """Run subsystem ``name``; returns its exit code."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s"
+        if not attached
+        else "%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not attached:
+        # Our own process group already keeps the terminal's Ctrl-C away; this
+        # keeps a stray SIGINT from bypassing the supervisor's ordered shutdown.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return SubsystemProcess(name, module, rd, attached).run()
+    except KeyboardInterrupt:
+        return 0

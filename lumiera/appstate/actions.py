@@ -1,0 +1,100 @@
+"""What the runner asks its driver to do, and how a process ended.
+
+The runner (:mod:`.runner`) is pure logic: every call returns a list of these
+actions and the driver (:mod:`.supervisor`, or a test) carries them out.
+"""
+
+from __future__ import annotations
+
+import signal as _signal
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a process ended: an exit code, or the signal that killed it."""
+
+    code: int | None = None
+    signal: int | None = None
+
+    @classmethod
+    def from_returncode(cls, rc: int) -> ExitStatus:
+        return cls(signal=-rc) if rc < 0 else cls(code=rc)
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0 and self.signal is None
+
+    def describe(self) -> str:
+        if self.signal is not None:
+            try:
+                return f"killed by {_signal.Signals(self.signal).name}"
+            except ValueError:
+                return f"killed by signal {self.signal}"
+        return f"exit code {self.code}"
+
+
+@dataclass(frozen=True)
+class Spawn:
+    """Start the subsystem's process (it connects and says hello, then waits)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class SendStart:
+    """Tell a connected subsystem to start (its prerequisites are ready)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class SendEvent:
+    """Send lifecycle ``event`` to a running subsystem; it acks when its hooks ran."""
+
+    name: str
+    event: str
+
+
+@dataclass(frozen=True)
+class SendStop:
+    """Ask a connected subsystem to stop."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Kill:
+    """SIGKILL the subsystem's process."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Publish:
+    """Publish on the events bus (the driver adds ``sender`` and ``ts``)."""
+
+    topic: str
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Everything is down: clean up and exit with ``code``."""
+
+    code: int
+
+
+Action = Spawn | SendStart | SendEvent | SendStop | Kill | Publish | Finish
+
+
+# Exit codes of `lumiera up` (upstream Lumiera's).
+EXIT_OK = 0
+EXIT_ERROR = 1  # clean exit after an error
+EXIT_EMERGENCY = 2  # clean emergency exit
+EXIT_EMERGENCY_FAILED = 3  # a survivor had to be killed
+EXIT_USAGE = 64
+EXIT_UNAVAILABLE = 69  # tools: no instance running
+EXIT_INSTANCE_RUNNING = 73  # up: the instance is already running

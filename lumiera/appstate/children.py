@@ -1,0 +1,142 @@
+"""Subsystem processes as the supervisor sees them: spawn, watch, read, kill.
+
+A spawned child runs ``python -m lumiera.actors NAME DIR INSTANCE`` in its own
+process group (the terminal's Ctrl-C reaches only the supervisor, which stops
+everything in order), with stdout and stderr on pipes that the supervisor
+polls beside its sockets. Its exit is seen through a pidfd in the same poll,
+so detection is event-driven (about a millisecond), with no periodic polling.
+Signals go through the pidfd too, so a recycled pid is never hit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lumiera.actors.process import ENV_SUPERVISOR_PID
+from lumiera.appstate.actions import ExitStatus
+from lumiera.runtime_dir import RuntimeDir
+
+MAX_LINE = 16 * 1024  # longer output lines are cut (a process printing binary junk)
+
+
+@dataclass
+class Proc:
+    """A subsystem process the supervisor watches (spawned, or attached by ``lumiera run``)."""
+
+    name: str
+    pid: int
+    pidfd: int
+    popen: subprocess.Popen[bytes] | None = None  # None: attached, not our child
+    partial: dict[int, bytearray] = field(default_factory=dict)  # pipe fd -> unfinished line
+
+    @property
+    def pipes(self) -> dict[int, str]:
+        """Open output pipe fds -> stream name."""
+        if self.popen is None:
+            return {}
+        out = {}
+        for stream, name in ((self.popen.stdout, "stdout"), (self.popen.stderr, "stderr")):
+            if stream is not None and not stream.closed:
+                out[stream.fileno()] = name
+        return out
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, OSError):
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+
+    def reap(self) -> ExitStatus:
+        """The exit status, once the pidfd said the process is gone (never blocks long)."""
+        if self.popen is None:
+            return ExitStatus(code=None)  # not our child: its status is not ours to read
+        try:
+            rc = self.popen.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:  # pragma: no cover - pidfd said it exited
+            return ExitStatus(code=None)
+        return ExitStatus.from_returncode(rc)
+
+    def read(self, fd: int) -> list[str] | None:
+        """Complete lines available on pipe ``fd``; None at end of file (then closed)."""
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return []
+        except OSError:
+            data = b""
+        buf = self.partial.setdefault(fd, bytearray())
+        if not data:
+            lines = [buf.decode(errors="replace")] if buf else []
+            self._close_pipe(fd)
+            return lines or None
+        buf += data
+        *complete, rest = bytes(buf).split(b"\n")
+        if len(rest) > MAX_LINE:
+            complete.append(rest[:MAX_LINE] + b" [cut]")
+            rest = b""
+        self.partial[fd] = bytearray(rest)
+        return [line.decode(errors="replace") for line in complete]
+
+    def _close_pipe(self, fd: int) -> None:
+        assert self.popen is not None
+        for stream in (self.popen.stdout, self.popen.stderr):
+            if stream is not None and not stream.closed and stream.fileno() == fd:
+                stream.close()
+        self.partial.pop(fd, None)
+
+    def close(self) -> None:
+        """Release the pidfd and pipes (after the exit was seen)."""
+        with contextlib.suppress(OSError):
+            os.close(self.pidfd)
+        if self.popen is not None:
+            for stream in (self.popen.stdout, self.popen.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+def spawn(name: str, rd: RuntimeDir) -> Proc:
+    """Start subsystem ``name``'s process. Raises OSError if it cannot be started."""
+    env = dict(os.environ)
+    env[ENV_SUPERVISOR_PID] = str(os.getpid())
+    env["PYTHONUNBUFFERED"] = "1"  # output reaches the terminal line by line
+    popen = subprocess.Popen(
+        [sys.executable, "-m", "lumiera.actors", name, str(rd.path), rd.instance],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        process_group=0,
+        close_fds=True,
+    )
+    try:
+        pidfd = os.pidfd_open(popen.pid)
+    except OSError:
+        popen.kill()
+        popen.wait()
+        raise
+    for stream in (popen.stdout, popen.stderr):
+        assert stream is not None
+        os.set_blocking(stream.fileno(), False)
+    return Proc(name, popen.pid, pidfd, popen)
+
+
+def attach(name: str, pid: int) -> Proc:
+    """Watch a process started by ``lumiera run``. Raises ProcessLookupError if it is gone."""
+    return Proc(name, pid, os.pidfd_open(pid))
+
+
+def proc_usage(pid: int) -> dict[str, float | int | None]:
+    """CPU seconds and resident memory of ``pid`` from /proc (None where unreadable)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        cpu_s = (int(fields[11]) + int(fields[12])) / ticks
+        rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return {"cpu_s": None, "rss_bytes": None}
+    return {"cpu_s": round(cpu_s, 2), "rss_bytes": rss}

@@ -1,0 +1,506 @@
+"""AppState, the root supervisor process of ``lumiera up``: the driver of the runner.
+
+Owns the runtime directory's lock, the bus sockets (``control`` ROUTER,
+``publish`` XSUB -> ``events`` XPUB), the subsystem processes and their output,
+and one poll loop over all of them (sockets, pidfds, pipes, a signal pipe).
+Every decision is the :class:`~lumiera.appstate.runner.Runner`'s; this module
+carries out its actions and feeds it what happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import zmq
+
+from lumiera import shm
+from lumiera.appstate import children
+from lumiera.appstate.actions import (
+    Action,
+    ExitStatus,
+    Finish,
+    Kill,
+    Publish,
+    SendEvent,
+    SendStart,
+    SendStop,
+    Spawn,
+)
+from lumiera.appstate.children import Proc
+from lumiera.appstate.control import Peer, Routing
+from lumiera.appstate.runner import Phase, Runner, State, Timeouts
+from lumiera.appstate.subsystems import Options, start_order
+from lumiera.bus import messages as m
+from lumiera.bus.codec import Limits, pack, unpack
+from lumiera.bus.sockets import configure_bounded, recv_bounded
+from lumiera.config import Config
+from lumiera.errors import BadMessage, ShuttingDown, Unavailable, UnknownCommand, UnknownSubsystem
+from lumiera.runtime_dir import (
+    InstanceLock,
+    RuntimeDir,
+    prepare,
+    remove_dir_if_empty,
+    remove_instance_files,
+    write_pid,
+)
+
+log = logging.getLogger("lumiera.appstate")
+APPSTATE = "appstate"  # the name requests use to address the supervisor itself
+MAX_TOPIC = 256
+
+
+def log_dir_for(config: Config, instance: str) -> Path:
+    configured = config.get_str("log.dir")
+    if configured:
+        return Path(configured).expanduser()
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "lumiera" / instance
+
+
+class Supervisor:
+    """One run of ``lumiera up``. Create, then :meth:`run` once."""
+
+    def __init__(self, rd: RuntimeDir, config: Config, options: Options, out: TextIO) -> None:
+        self.rd = rd
+        self.config = config
+        self.options = options
+        self.out = out  # where subsystem output is shown (the terminal)
+        self.limits = Limits(
+            config.get_int("bus.max_message_bytes"), config.get_int("bus.max_parts")
+        )
+        self.request_timeout = config.get_float("bus.request_timeout")
+        self.runner = Runner(
+            start_order(options),
+            Timeouts(
+                start=config.get_float("appstate.start_timeout"),
+                barrier=config.get_float("appstate.barrier_timeout"),
+                grace=config.get_float("appstate.grace_period"),
+                emergency=config.get_float("appstate.emergency_timeout"),
+                watchdog=config.get_float("appstate.watchdog_timeout"),
+            ),
+            debug=options.debug,
+        )
+        self.routing = Routing()
+        self.procs: dict[str, Proc] = {}
+        self.peers: dict[bytes, str] = {}  # ROUTER identity -> subsystem name
+        self.identity: dict[str, bytes] = {}
+        self.logs: dict[str, TextIO] = {}
+        self.started = time.monotonic()
+        self.exit_code: int | None = None
+        self.poller = zmq.Poller()
+        self._signals: list[int] = []
+
+    # -- the whole life -------------------------------------------------------------
+
+    def run(self) -> int:
+        """Lock, clean up after a dead instance, bind, supervise, clean up. Returns the exit code.
+
+        Raises InstanceRunning (before touching anything) when the instance is
+        already up, RuntimeDirError for an unsafe runtime directory.
+        """
+        prepare(self.rd)
+        lock = InstanceLock(self.rd)
+        lock.acquire()
+        zctx = zmq.Context()
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        old_handlers = self._install_signals(wake_w)
+        try:
+            self._sweep_stale()
+            self._bind(zctx)
+            write_pid(self.rd)
+            self._log_dir = log_dir_for(self.config, self.rd.instance)
+            self._log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.poller.register(wake_r, zmq.POLLIN)
+            self._wake_r = wake_r
+            names = ", ".join(self.runner.order)
+            log.info(
+                "instance %r up in %s (pid %d): %s",
+                self.rd.instance,
+                self.rd.path,
+                os.getpid(),
+                names,
+            )
+            self._publish("lifecycle.ON_BASIC_INIT", {"event": "ON_BASIC_INIT"})
+            self._execute(self.runner.begin(time.monotonic()))
+            self._loop()
+        finally:
+            self._teardown(zctx, old_handlers, wake_r, wake_w)
+            lock.release()
+            remove_dir_if_empty(self.rd)
+        assert self.exit_code is not None
+        return self.exit_code
+
+    def _sweep_stale(self) -> None:
+        files = remove_instance_files(self.rd)
+        segments = shm.sweep(self.rd.instance)
+        if files or segments:
+            log.warning("removed what a dead instance left behind: %s", ", ".join(files + segments))
+
+    def _bind(self, zctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+        self.control = zctx.socket(zmq.ROUTER)
+        self.xsub = zctx.socket(zmq.XSUB)
+        self.xpub = zctx.socket(zmq.XPUB)
+        for sock in (self.control, self.xsub, self.xpub):
+            configure_bounded(sock, self.limits)
+        self.control.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unroutable reply raises, not vanishes
+        old = os.umask(0o077)  # socket files follow the umask: keep them ours only
+        try:
+            self.control.bind(self.rd.endpoint("control"))
+            self.xsub.bind(self.rd.endpoint("publish"))
+            self.xpub.bind(self.rd.endpoint("events"))
+        finally:
+            os.umask(old)
+        self.xsub.send(b"\x01")  # subscribe to everything publishers send; XPUB filters per tool
+        for sock in (self.control, self.xsub, self.xpub):
+            self.poller.register(sock, zmq.POLLIN)
+
+    def _install_signals(self, wake_w: int) -> dict[int, Any]:
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, lambda s, _f: self._signals.append(s))
+        old[-1] = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        return old
+
+    def _teardown(
+        self, zctx: zmq.Context[zmq.Socket[bytes]], old: dict[int, Any], r: int, w: int
+    ) -> None:
+        for proc in list(self.procs.values()):  # nothing may outlive us
+            if proc.popen is not None:
+                proc.kill()
+                with contextlib.suppress(Exception):
+                    proc.popen.wait(timeout=2.0)
+            proc.close()
+        self.procs.clear()
+        signal.set_wakeup_fd(old.pop(-1))
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        os.close(r)
+        os.close(w)
+        for f in self.logs.values():
+            f.close()
+        zctx.destroy(linger=0)
+        remove_instance_files(self.rd)
+        shm.sweep(self.rd.instance)
+
+    # -- the loop -------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while self.exit_code is None:
+            now = time.monotonic()
+            deadlines = [
+                d for d in (self.runner.next_deadline(), self.routing.next_deadline()) if d
+            ]
+            timeout_ms = max(0.0, min(deadlines) - now) * 1000 if deadlines else None
+            for item, _ in self.poller.poll(timeout_ms):
+                self._dispatch(item)
+            now = time.monotonic()
+            self._execute(self.runner.tick(now))
+            for peer, msg in self.routing.expire(now):
+                self._answer(peer, msg)
+
+    def _dispatch(self, item: Any) -> None:
+        if item is self.control:
+            self._on_control()
+        elif item is self.xsub:
+            self._on_publish()
+        elif item is self.xpub:
+            recv_bounded(self.xpub, 1)  # a tool's (un)subscription: nothing to do
+        elif item == self._wake_r:
+            self._on_signal()
+        else:
+            self._on_fd(item)
+
+    def _on_signal(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_r, 512)
+        while self._signals:
+            sig = signal.Signals(self._signals.pop(0))
+            if self.runner.phase in (Phase.CLOSING, Phase.STOPPING, Phase.EMERGENCY):
+                log.warning("%s: already shutting down", sig.name)
+                continue
+            log.info("%s: shutting down in order", sig.name)
+            self._execute(self.runner.shutdown(f"{sig.name} received", time.monotonic()))
+
+    def _on_fd(self, fd: int) -> None:
+        for proc in list(self.procs.values()):
+            if fd == proc.pidfd:
+                self._on_exit(proc)
+                return
+            stream = proc.pipes.get(fd)
+            if stream is not None:
+                lines = proc.read(fd)
+                if lines is None:
+                    self.poller.unregister(fd)
+                for line in lines or ():
+                    self._output(proc.name, stream, line)
+                return
+
+    def _on_exit(self, proc: Proc) -> None:
+        status = proc.reap()
+        for fd in list(proc.pipes):  # what it printed last is shown before its end
+            while (lines := proc.read(fd)) is not None:
+                for line in lines:
+                    self._output(proc.name, proc.pipes.get(fd, "stderr"), line)
+                if not lines:
+                    break
+            with contextlib.suppress(KeyError):
+                self.poller.unregister(fd)
+        self.poller.unregister(proc.pidfd)
+        proc.close()
+        del self.procs[proc.name]
+        identity = self.identity.pop(proc.name, None)
+        if identity is not None:
+            self.peers.pop(identity, None)
+        for peer, msg in self.routing.gone(proc.name):
+            self._answer(peer, msg)
+        log.log(
+            logging.INFO if status.ok else logging.ERROR,
+            "%s ended: %s",
+            proc.name,
+            status.describe(),
+        )
+        self._execute(self.runner.exited(proc.name, status, time.monotonic()))
+
+    def _output(self, name: str, stream: str, line: str) -> None:
+        with contextlib.suppress(OSError):
+            self.out.write(f"{name:<8}| {line}\n")
+            self.out.flush()
+        f = self.logs.get(name)
+        if f is None:
+            f = self.logs[name] = (self._log_dir / f"{name}.log").open("a", encoding="utf-8")
+        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {stream} {line}\n")
+        f.flush()
+        self._publish(f"log.{name}", {"sender": name, "stream": stream, "line": line})
+
+    # -- the events plane -----------------------------------------------------------
+
+    def _publish(self, topic: str, body: dict[str, Any]) -> None:
+        full = {"sender": APPSTATE, "ts": time.time(), **body}
+        with contextlib.suppress(zmq.ZMQError):
+            self.xpub.send_multipart([topic.encode(), pack(full)])
+
+    def _on_publish(self) -> None:
+        """Forward a subsystem's event to the tools, if it is a well-formed one."""
+        frames, total = recv_bounded(self.xsub, 2)
+        try:
+            if total != 2:
+                raise BadMessage(f"an event has 2 frames, not {total}")
+            topic, body = frames
+            if not 0 < len(topic) <= MAX_TOPIC or not topic.isascii():
+                raise BadMessage("topic must be 1-256 ASCII bytes")
+            decoded = unpack(body, self.limits)
+            if not isinstance(decoded.get("sender"), str) or not isinstance(
+                decoded.get("ts"), float | int
+            ):
+                raise BadMessage("event body needs sender (str) and ts (number)")
+        except BadMessage as e:
+            log.warning("dropped a bad event from a publisher: %s", e)
+            return
+        with contextlib.suppress(zmq.ZMQError):
+            self.xpub.send_multipart(frames)
+
+    # -- the control plane ----------------------------------------------------------
+
+    def _on_control(self) -> None:
+        frames, total = recv_bounded(self.control, self.limits.max_parts + 1)
+        identity, rest = frames[0], frames[1:]
+        peer = Peer(identity, delimited=len(rest) == 2 and rest[0] == b"")
+        try:
+            if total > self.limits.max_parts + 1:
+                raise BadMessage(f"a message has at most {self.limits.max_parts} frames")
+            if len(rest) != (2 if peer.delimited else 1):
+                raise BadMessage(
+                    "a control message is one msgpack frame (after an empty one for REQ)"
+                )
+            msg = m.decode(rest[-1], self.limits)
+        except BadMessage as e:
+            log.warning("bad message on control: %s", e)
+            self._answer(peer, m.Error(None, e.code, str(e)))
+            return
+        name = self.peers.get(identity)
+        if isinstance(msg, m.Request):
+            self._on_request(peer, msg)
+        elif isinstance(msg, m.Hello) and name is None:
+            self._on_hello(peer, msg)
+        elif name is not None:
+            self._from_subsystem(name, msg)
+        else:
+            self._answer(
+                peer, m.Error(None, BadMessage.code, f"{msg.KIND} is not accepted from a client")
+            )
+
+    def _from_subsystem(self, name: str, msg: m.Message) -> None:
+        now = time.monotonic()
+        self.runner.heartbeat(name, now)  # any message shows its main loop is alive
+        if isinstance(msg, m.Ready):
+            proc = self.procs.get(name)
+            alive = proc is not None and not self._exited(proc)
+            self._execute(self.runner.ready(name, alive, now))
+        elif isinstance(msg, m.Ack):
+            self._execute(self.runner.ack(name, msg.event, now))
+        elif isinstance(msg, m.Reply | m.Error):
+            answer = self.routing.answer(name, msg)
+            if answer is not None:
+                self._answer(*answer)
+        elif isinstance(msg, m.Problem):
+            log.error("%s reports a problem: %s", name, msg.reason)
+            self.runner.problem(name, msg.reason)
+        elif isinstance(msg, m.Ending):
+            log.info("%s ends%s", name, f" with an error: {msg.error}" if msg.error else "")
+            self.runner.ending(name, msg.error)
+        elif not isinstance(msg, m.Heartbeat):
+            log.warning("%s sent an unexpected %s", name, msg.KIND)
+
+    @staticmethod
+    def _exited(proc: Proc) -> bool:
+        return proc.popen.poll() is not None if proc.popen is not None else False
+
+    def _on_hello(self, peer: Peer, hello: m.Hello) -> None:
+        refusal = self.runner.hello_refusal(hello.name, hello.attached)
+        proc = self.procs.get(hello.name)
+        if refusal is None and not hello.attached and (proc is None or proc.pid != hello.pid):
+            refusal = f"{hello.name}: pid {hello.pid} is not the process this supervisor started"
+        if refusal is None and hello.attached:
+            try:
+                proc = self.procs[hello.name] = children.attach(hello.name, hello.pid)
+                self.poller.register(proc.pidfd, zmq.POLLIN)
+            except OSError as e:
+                refusal = f"cannot watch pid {hello.pid}: {e.strerror}"
+        if refusal is not None:
+            log.warning("refused hello from %s (pid %d): %s", hello.name, hello.pid, refusal)
+            self._answer(peer, m.Error(None, Unavailable.code, refusal))
+            return
+        self.peers[peer.identity] = hello.name
+        self.identity[hello.name] = peer.identity
+        welcome = m.Welcome(self.rd.instance, self.config.to_dict(), self.options.to_dict())
+        self._answer(peer, welcome)
+        self._execute(self.runner.hello(hello.name, hello.pid, time.monotonic()))
+
+    def _on_request(self, peer: Peer, req: m.Request) -> None:
+        if req.to == APPSTATE:
+            self._appstate_request(peer, req)
+            return
+        sub = self.runner.subs.get(req.to)
+        if sub is None:
+            known = ", ".join([APPSTATE, *self.runner.order])
+            error: Exception = UnknownSubsystem(
+                f"no subsystem {req.to!r} in this instance (has: {known})"
+            )
+        elif sub.state is not State.RUNNING or req.to not in self.identity:
+            error = Unavailable(f"{req.to} is {sub.state.public}")
+        else:
+            fwd = self.routing.forward(peer, req, time.monotonic() + self.request_timeout)
+            self._send_to(req.to, fwd)
+            return
+        self._answer(peer, m.Error(req.id, error.code, str(error)))  # type: ignore[attr-defined]
+
+    def _appstate_request(self, peer: Peer, req: m.Request) -> None:
+        if req.command == "status":
+            result: Any = self.status()
+        elif req.command == "ping":
+            result = {"pong": True, "name": APPSTATE, "pid": os.getpid(), "ts": time.time()}
+        elif req.command == "stop":
+            if self.runner.phase in (Phase.CLOSING, Phase.STOPPING, Phase.EMERGENCY, Phase.DONE):
+                err = ShuttingDown(f"instance {self.rd.instance!r} is already {self.runner.phase}")
+                self._answer(peer, m.Error(req.id, err.code, str(err)))
+                return
+            result = {"stopping": True, "pid": os.getpid()}
+            self._answer(peer, m.Reply(req.id, result))
+            log.info("stop requested over the bus")
+            self._execute(self.runner.shutdown("stop requested", time.monotonic()))
+            return
+        else:
+            err2 = UnknownCommand(
+                f"appstate has no command {req.command!r} (has: ping, status, stop)"
+            )
+            self._answer(peer, m.Error(req.id, err2.code, str(err2)))
+            return
+        self._answer(peer, m.Reply(req.id, result))
+
+    def status(self) -> dict[str, Any]:
+        """The instance and its subsystems as plain data (the ``status`` reply)."""
+        now = time.monotonic()
+        subsystems = self.runner.snapshot(now)
+        for entry in subsystems:
+            entry.update(
+                children.proc_usage(entry["pid"])
+                if entry["pid"]
+                else {"cpu_s": None, "rss_bytes": None}
+            )
+        return {
+            "instance": self.rd.instance,
+            "pid": os.getpid(),
+            "phase": self.runner.phase.value,
+            "runtime_dir": str(self.rd.path),
+            "uptime_s": round(now - self.started, 3),
+            "options": self.options.to_dict(),
+            "errors": list(self.runner.errors),
+            "emergency": self.runner.emergency,
+            "subsystems": subsystems,
+        }
+
+    def _answer(self, peer: Peer, msg: m.Message) -> None:
+        try:
+            self.control.send_multipart(peer.frames(m.encode(msg)))
+        except zmq.ZMQError as e:  # the peer left (EHOSTUNREACH): nobody to tell
+            log.debug("could not answer %r: %s", peer.identity, e)
+
+    def _send_to(self, name: str, msg: m.Message) -> None:
+        identity = self.identity.get(name)
+        if identity is not None:
+            self._answer(Peer(identity), msg)
+
+    # -- the runner's actions -------------------------------------------------------
+
+    def _execute(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Publish):
+                self._publish(action.topic, action.body)
+                if action.topic == "appstate.phase" and action.body.get("phase") == Phase.RUNNING:
+                    self._print_status()
+            elif isinstance(action, Spawn):
+                self._spawn(action.name)
+            elif isinstance(action, SendStart):
+                self._send_to(action.name, m.Start())
+            elif isinstance(action, SendEvent):
+                self._send_to(action.name, m.Event(action.event))
+            elif isinstance(action, SendStop):
+                self._send_to(action.name, m.Stop(action.reason))
+            elif isinstance(action, Kill):
+                proc = self.procs.get(action.name)
+                if proc is not None:
+                    log.warning("killing %s (pid %d)", action.name, proc.pid)
+                    proc.kill()
+            elif isinstance(action, Finish):
+                self.exit_code = action.code
+
+    def _spawn(self, name: str) -> None:
+        try:
+            proc = children.spawn(name, self.rd)
+        except OSError as e:
+            log.error("cannot start %s: %s", name, e)
+            self.runner.problem(name, f"cannot start its process: {e}")
+            self._execute(self.runner.exited(name, ExitStatus(code=127), time.monotonic()))
+            return
+        self.procs[name] = proc
+        self.runner.spawned(name, proc.pid)
+        self.poller.register(proc.pidfd, zmq.POLLIN)
+        for fd in proc.pipes:
+            self.poller.register(fd, zmq.POLLIN)
+
+    def _print_status(self) -> None:
+        lines = [
+            f"lumiera: instance {self.rd.instance!r} running (pid {os.getpid()}, {self.rd.path})"
+        ]
+        for s in self.runner.snapshot(time.monotonic()):
+            lines.append(f"  {s['name']:<8} {s['layer']:<6} {s['state']:<9} pid {s['pid']}")
+        lines.append("  (lumiera status | lumiera tap | lumiera stop, or Ctrl-C)")
+        with contextlib.suppress(OSError):
+            print("\n".join(lines), file=sys.stderr, flush=True)

@@ -1,0 +1,1 @@
+"""The message bus: wire codec, the declared message kinds, endpoints and clients."""

@@ -1,0 +1,286 @@
+"""Every message kind of the ``control`` socket, declared once.
+
+A message is a frozen dataclass; on the wire it is one msgpack map holding
+``v`` (:data:`~lumiera.bus.codec.PROTOCOL_VERSION`), ``kind`` (the name given to
+:func:`kind`) and exactly the declared fields. :func:`decode` checks the
+version, the kind, that every required field is present, that no unknown field
+is, and each field's type and length, before any code acts on the message.
+
+docs/PROTOCOL.md describes the same table for clients in other languages; keep
+the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, TypeVar, Union
+
+from lumiera.bus.codec import DEFAULT_LIMITS, PROTOCOL_VERSION, Limits, pack, unpack
+from lumiera.errors import BadMessage
+
+
+@dataclass(frozen=True)
+class MaxLen:
+    """Longest accepted string (in characters) for an annotated ``str`` field."""
+
+    n: int
+
+
+Name = Annotated[str, MaxLen(64)]
+"""A subsystem, command, event or error-code name."""
+Id = Annotated[str, MaxLen(128)]
+"""A request id, chosen by the client; echoed in the reply."""
+Text = Annotated[str, MaxLen(1 << 16)]
+"""Human-readable text: reasons, error messages, tracebacks."""
+
+
+class Message:
+    """Base of all message kinds."""
+
+    KIND: ClassVar[str]
+
+
+KINDS: dict[str, type[Message]] = {}
+
+M = TypeVar("M", bound=type[Message])
+
+
+def kind(name: str) -> typing.Callable[[M], M]:
+    """Register a message dataclass under its wire ``kind`` name."""
+
+    def register(cls: M) -> M:
+        assert name not in KINDS, name
+        cls.KIND = name
+        KINDS[name] = cls
+        return cls
+
+    return register
+
+
+# -- tools and subsystems -> supervisor, and routed on to a subsystem ----------------
+
+
+@kind("request")
+@dataclass(frozen=True)
+class Request(Message):
+    """Ask ``to`` (a subsystem's name, or ``appstate`` for the supervisor) to run ``command``."""
+
+    id: Id
+    to: Name
+    command: Name
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@kind("reply")
+@dataclass(frozen=True)
+class Reply(Message):
+    """The successful answer to request ``id``."""
+
+    id: Id
+    result: Any = None
+
+
+@kind("error")
+@dataclass(frozen=True)
+class Error(Message):
+    """The failed answer to request ``id`` (nil when the request could not be read)."""
+
+    id: Id | None
+    code: Name
+    message: Text
+
+
+# -- the subsystem handshake and lifecycle (subsystem process <-> supervisor) ---------
+
+
+@kind("hello")
+@dataclass(frozen=True)
+class Hello(Message):
+    """A subsystem process connected; ``attached`` for one run by ``lumiera run``."""
+
+    name: Name
+    pid: int
+    attached: bool = False
+
+
+@kind("welcome")
+@dataclass(frozen=True)
+class Welcome(Message):
+    """The supervisor's answer to hello: the instance, the configuration and the options."""
+
+    instance: Name
+    config: dict[str, Any]
+    options: dict[str, Any]
+
+
+@kind("start")
+@dataclass(frozen=True)
+class Start(Message):
+    """Supervisor -> subsystem: everything you depend on is ready; start now."""
+
+
+@kind("ready")
+@dataclass(frozen=True)
+class Ready(Message):
+    """Subsystem -> supervisor: started and running."""
+
+
+@kind("heartbeat")
+@dataclass(frozen=True)
+class Heartbeat(Message):
+    """Subsystem -> supervisor, every ``appstate.heartbeat_interval``, from its main loop."""
+
+
+@kind("event")
+@dataclass(frozen=True)
+class Event(Message):
+    """Supervisor -> subsystem: run your hooks for lifecycle ``event``, then ack."""
+
+    event: Name
+
+
+@kind("ack")
+@dataclass(frozen=True)
+class Ack(Message):
+    """Subsystem -> supervisor: my hooks for ``event`` ran."""
+
+    event: Name
+
+
+@kind("stop")
+@dataclass(frozen=True)
+class Stop(Message):
+    """Supervisor -> subsystem: stop and exit 0."""
+
+    reason: Text = ""
+
+
+@kind("ending")
+@dataclass(frozen=True)
+class Ending(Message):
+    """Subsystem -> supervisor: I end regularly (the application ends in order).
+
+    ``error`` is set when the user's work failed (a script raised): still an
+    orderly end, but ``lumiera up`` then exits 1.
+    """
+
+    error: Text | None = None
+
+
+@kind("problem")
+@dataclass(frozen=True)
+class Problem(Message):
+    """Subsystem -> supervisor: an uncaught exception; the process exits non-zero next."""
+
+    reason: Text
+    traceback: Text = ""
+
+
+# -- encoding and validation ----------------------------------------------------------
+
+
+def encode(message: Message) -> bytes:
+    """The wire form of ``message``."""
+    body = {"v": PROTOCOL_VERSION, "kind": message.KIND}
+    body.update(dataclasses.asdict(message))  # type: ignore[call-overload]
+    return pack(body)
+
+
+def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
+    """Validate and decode one untrusted frame, or raise BadMessage saying why."""
+    return from_body(unpack(data, limits))
+
+
+def from_body(body: dict[str, Any]) -> Message:
+    """Validate a decoded map against the declared kinds."""
+    version = body.get("v")
+    if version != PROTOCOL_VERSION:
+        raise BadMessage(f"protocol version {version!r} is not supported (want {PROTOCOL_VERSION})")
+    name = body.get("kind")
+    cls = KINDS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise BadMessage(f"unknown message kind {name!r}")
+    fields = _fields(cls)
+    unknown = set(body) - {"v", "kind"} - set(fields)
+    if unknown:
+        raise BadMessage(f"{name}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    values = {}
+    for fname, (hint, required) in fields.items():
+        if fname not in body:
+            if required:
+                raise BadMessage(f"{name}: missing field {fname!r}")
+            continue
+        values[fname] = check_type(f"{name}.{fname}", body[fname], hint)
+    return cls(**values)
+
+
+@functools.cache
+def _fields(cls: type[Message]) -> dict[str, tuple[Any, bool]]:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    out = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        out[f.name] = (hints[f.name], required)
+    return out
+
+
+def check_type(where: str, value: Any, hint: Any) -> Any:
+    """Return ``value`` if it matches the type ``hint``, else raise BadMessage.
+
+    Understands the hints used in message and command declarations: str (with
+    MaxLen), int, float (ints accepted), bool, None, unions, list, dict with str
+    keys, and Any (any plain msgpack value: the codec already checked that).
+    """
+    origin = typing.get_origin(hint)
+    if origin is Annotated:
+        base, *extras = typing.get_args(hint)
+        value = check_type(where, value, base)
+        for extra in extras:
+            if isinstance(extra, MaxLen) and len(value) > extra.n:
+                raise BadMessage(f"{where}: longer than {extra.n} characters")
+        return value
+    if origin in (Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return check_type(where, value, option)
+            except BadMessage:
+                continue
+        raise BadMessage(f"{where}: {type(value).__name__} is not {_describe(hint)}")
+    if hint is Any:
+        return value
+    if hint is type(None):
+        if value is None:
+            return value
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint in (str, bool, bytes):
+        if isinstance(value, hint):
+            return value
+    elif origin is list or hint is list:
+        if isinstance(value, list):
+            (item,) = typing.get_args(hint) or (Any,)
+            return [check_type(f"{where}[{i}]", v, item) for i, v in enumerate(value)]
+    elif origin is dict or hint is dict:
+        if isinstance(value, dict):
+            return value
+    else:  # pragma: no cover - a declaration uses a hint this checker does not know
+        raise TypeError(f"{where}: unsupported type hint {hint!r}")
+    raise BadMessage(f"{where}: {type(value).__name__} is not {_describe(hint)}")
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is Annotated:
+        hint = typing.get_args(hint)[0]
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return "nil"
+    return getattr(hint, "__name__", str(hint))

@@ -1,0 +1,109 @@
+"""The ``lumiera`` command line: ``up`` (the supervisor) and the bus tools.
+
+Exit codes: see :mod:`lumiera.appstate.actions` and the README. Usage errors
+(a bad option, a bad configuration value) exit 64 with a message, before
+anything is spawned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from lumiera import __version__
+from lumiera.appstate.actions import EXIT_UNAVAILABLE, EXIT_USAGE
+from lumiera.errors import LumieraError, NotRunning, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _instance_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--instance", default="default", help="instance name (default: default)")
+    p.add_argument(
+        "--runtime-dir", help="runtime directory (default: $XDG_RUNTIME_DIR/lumiera/INSTANCE)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lumiera.cli import run as run_cmd
+    from lumiera.cli import tools, up
+
+    parser = _Parser(prog="lumiera", description="The Lumiera application kernel.")
+    parser.add_argument("--version", action="version", version=f"lumiera {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("up", help="start the application (the AppState supervisor)")
+    p.add_argument("session", nargs="?", help="session file (created when missing)")
+    p.add_argument(
+        "--headless",
+        action="store_true",
+        help="run the core (session, player, engine) without a GUI",
+    )
+    p.add_argument(
+        "--script", action="append", default=[], metavar="FILE", help="run a script (repeatable)"
+    )
+    p.add_argument("--port", type=int, help="run as a render node on PORT (no GUI)")
+    p.add_argument("--def", dest="defs", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--config", help="configuration file layered over config/setup.ini")
+    p.add_argument("--debug", metavar="SUBSYSTEM", help="leave SUBSYSTEM to `lumiera run`")
+    _instance_args(p)
+    p.set_defaults(func=up.main)
+
+    p = sub.add_parser("status", help="show the instance and its subsystems")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--timeout", type=float, default=5.0)
+    _instance_args(p)
+    p.set_defaults(func=tools.status)
+
+    p = sub.add_parser("tap", help="print bus events as they happen")
+    p.add_argument("prefixes", nargs="*", metavar="PREFIX", help="topic prefixes (default: all)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--count", type=int, help="stop after N events")
+    p.add_argument("--timeout", type=float, help="stop after this many seconds")
+    _instance_args(p)
+    p.set_defaults(func=tools.tap)
+
+    p = sub.add_parser("send", help="send one request to a subsystem and print the reply")
+    p.add_argument("subsystem", help="subsystem name, or appstate")
+    p.add_argument("cmd", metavar="COMMAND")
+    p.add_argument(
+        "args", nargs="?", default="{}", metavar="JSON", help="arguments as a JSON object"
+    )
+    p.add_argument("--timeout", type=float, default=5.0)
+    _instance_args(p)
+    p.set_defaults(func=tools.send)
+
+    p = sub.add_parser("stop", help="shut the instance down in order and wait until it is gone")
+    p.add_argument("--timeout", type=float, default=30.0)
+    _instance_args(p)
+    p.set_defaults(func=tools.stop)
+
+    p = sub.add_parser("run", help="run one subsystem in the foreground (with `up --debug NAME`)")
+    p.add_argument("subsystem")
+    _instance_args(p)
+    p.set_defaults(func=run_cmd.main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except UsageError as e:
+        print(f"lumiera: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except NotRunning as e:
+        print(f"lumiera: {e}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except LumieraError as e:
+        print(f"lumiera: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

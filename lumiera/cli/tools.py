@@ -1,0 +1,204 @@
+"""The bus tools: ``status``, ``tap``, ``send``, ``stop``.
+
+Everything here goes through the documented protocol (docs/PROTOCOL.md), so a
+client in another language can do the same. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import select
+import sys
+import time
+from typing import Any
+
+import zmq
+
+from lumiera import runtime_dir
+from lumiera.appstate.actions import EXIT_UNAVAILABLE
+from lumiera.bus.client import ControlClient
+from lumiera.bus.codec import unpack
+from lumiera.errors import (
+    BadMessage,
+    LumieraError,
+    NotRunning,
+    RequestTimeout,
+    ShuttingDown,
+    UsageError,
+)
+
+
+def _rd(args: argparse.Namespace) -> runtime_dir.RuntimeDir:
+    return runtime_dir.resolve(args.instance, args.runtime_dir)
+
+
+def _client(args: argparse.Namespace) -> ControlClient:
+    return ControlClient(_rd(args), timeout=args.timeout)
+
+
+def _unreachable(e: RequestTimeout) -> int:
+    print(f"lumiera: {e}", file=sys.stderr)
+    return EXIT_UNAVAILABLE
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+# -- status ---------------------------------------------------------------------------
+
+
+def status(args: argparse.Namespace) -> int:
+    try:
+        with _client(args) as client:
+            st = client.request("appstate", "status")
+    except RequestTimeout as e:
+        return _unreachable(e)
+    if args.json:
+        print(json.dumps(st, default=_json_default))
+        return 0
+    head = f"instance {st['instance']}  pid {st['pid']}  phase {st['phase']}"
+    print(f"{head}  up {st['uptime_s']:.1f} s")
+    print(f"runtime dir {st['runtime_dir']}")
+    print(
+        f"{'NAME':<9}{'LAYER':<7}{'STATE':<10}{'PID':>8}{'UPTIME':>9}"
+        f"{'BEAT':>7}{'CPU s':>8}{'RSS MiB':>9}"
+    )
+    for s in st["subsystems"]:
+        print(
+            f"{s['name']:<9}{s['layer']:<7}{s['state']:<10}{_fmt(s['pid'], '{}'):>8}"
+            f"{_fmt(s['uptime_s'], '{:.1f}'):>9}{_fmt(s['heartbeat_age_s'], '{:.2f}'):>7}"
+            f"{_fmt(s['cpu_s'], '{:.2f}'):>8}"
+            f"{_fmt(s['rss_bytes'] and s['rss_bytes'] / 2**20, '{:.1f}'):>9}"
+            + (f"  last failure: {s['last_failure']}" if s["last_failure"] else "")
+        )
+    for err in st["errors"]:
+        print(f"error: {err}")
+    return 0
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else spec.format(value)
+
+
+# -- send -----------------------------------------------------------------------------
+
+
+def send(args: argparse.Namespace) -> int:
+    try:
+        payload = json.loads(args.args)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"arguments must be a JSON object: {e}") from None
+    if not isinstance(payload, dict):
+        raise UsageError("arguments must be a JSON object")
+    try:
+        with _client(args) as client:
+            result = client.request(args.subsystem, args.cmd, payload)
+    except RequestTimeout as e:
+        return _unreachable(e)
+    except NotRunning:
+        raise
+    except LumieraError as e:
+        print(json.dumps({"ok": False, "error": {"code": e.code, "message": str(e)}}))
+        return 1
+    print(json.dumps({"ok": True, "result": result}, default=_json_default))
+    return 0
+
+
+# -- stop -----------------------------------------------------------------------------
+
+
+def stop(args: argparse.Namespace) -> int:
+    rd = _rd(args)
+    pid = runtime_dir.read_pid(rd)
+    try:
+        with ControlClient(rd, timeout=min(args.timeout, 5.0)) as client:
+            pid = client.request("appstate", "stop")["pid"]
+    except ShuttingDown:
+        pass  # already on its way down: wait for it like any other
+    except RequestTimeout as e:
+        return _unreachable(e)
+    if not wait_gone(rd, pid, args.timeout):
+        print(
+            f"lumiera: instance {rd.instance!r} is still running after {args.timeout:g} s",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"lumiera: instance {rd.instance!r} stopped")
+    return 0
+
+
+def wait_gone(rd: runtime_dir.RuntimeDir, pid: int | None, timeout: float) -> bool:
+    """Wait until the supervisor has exited and its lock is released."""
+    deadline = time.monotonic() + timeout
+    if pid is not None:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            fd = None
+        if fd is not None:
+            try:
+                select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            finally:
+                os.close(fd)
+    while runtime_dir.is_locked(rd):  # the kernel drops the lock as the process exits
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+# -- tap ------------------------------------------------------------------------------
+
+
+def tap(args: argparse.Namespace) -> int:
+    rd = _rd(args)
+    if not runtime_dir.is_locked(rd):
+        raise NotRunning(f"no lumiera instance {rd.instance!r} is running at {rd.path}")
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.MAXMSGSIZE, 1 << 20)
+    for prefix in args.prefixes or [""]:
+        sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+    sock.connect(rd.endpoint("events"))
+    seen = 0
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    try:
+        while args.count is None or seen < args.count:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if not sock.poll(100):
+                continue
+            frames = sock.recv_multipart()
+            try:
+                if len(frames) != 2:
+                    raise BadMessage(f"{len(frames)} frames")
+                body = unpack(frames[1])
+            except BadMessage as e:
+                print(f"lumiera tap: skipped a bad event: {e}", file=sys.stderr)
+                continue
+            _print_event(frames[0].decode(errors="replace"), body, args.json)
+            seen += 1
+    finally:
+        sock.close(linger=0)
+    return 0
+
+
+def _print_event(topic: str, body: dict[str, Any], as_json: bool) -> None:
+    sender, ts = body.get("sender"), body.get("ts")
+    if as_json:
+        line = json.dumps(
+            {"topic": topic, "sender": sender, "ts": ts, "body": body}, default=_json_default
+        )
+    else:
+        rest = {k: v for k, v in body.items() if k not in ("sender", "ts")}
+        stamp = (
+            time.strftime("%H:%M:%S", time.localtime(ts)) if isinstance(ts, float | int) else "?"
+        )
+        line = f"{stamp} {topic} [{sender}] {json.dumps(rest, default=_json_default)}"
+    print(line, flush=True)

@@ -1,0 +1,227 @@
+"""Configuration: the declared keys, their types, and how values are layered.
+
+Layers, later wins: the shipped ``config/setup.ini`` (the defaults), the file
+given with ``--config`` (a user's file may hold only the keys it changes), then
+each ``--def SECTION.KEY=VALUE``. Every key must be declared in :data:`SCHEMA`;
+an unknown section or key, or a value that does not parse, raises
+:class:`~lumiera.errors.ConfigError` naming where it came from, before anything
+is spawned.
+"""
+
+from __future__ import annotations
+
+import configparser
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lumiera.errors import ConfigError
+
+Value = float | int | bool | str
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):  # also refuses NaN
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+_TRUE = {"1", "yes", "true", "on"}
+_FALSE = {"0", "no", "false", "off"}
+
+
+def _boolean(text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError("must be yes/no, true/false, on/off or 1/0")
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in logging.getLevelNamesMapping():
+        raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
+def _text(text: str) -> str:
+    return text.strip()
+
+
+@dataclass(frozen=True)
+class Key:
+    """One declared configuration key: its parser and what it means."""
+
+    parse: Callable[[str], Value]
+    doc: str
+
+
+SCHEMA: Mapping[str, Mapping[str, Key]] = {
+    "appstate": {
+        "start_timeout": Key(_positive_float, "spawn to READY of one subsystem"),
+        "barrier_timeout": Key(_positive_float, "wait for acks of one lifecycle event"),
+        "grace_period": Key(_positive_float, "orderly stop of one subsystem before SIGKILL"),
+        "emergency_timeout": Key(_positive_float, "emergency: survivors' time to end"),
+        "heartbeat_interval": Key(_positive_float, "a subsystem's heartbeat period"),
+        "watchdog_timeout": Key(_positive_float, "no heartbeat this long: hung"),
+    },
+    "bus": {
+        "request_timeout": Key(_positive_float, "wait for a reply"),
+        "max_message_bytes": Key(_positive_int, "largest accepted frame"),
+        "max_parts": Key(_positive_int, "most frames in one message"),
+    },
+    "rings": {
+        "slots": Key(_positive_int, "slots per frame ring"),
+        "slot_mb": Key(_positive_int, "MiB per ring slot"),
+    },
+    "log": {
+        "level": Key(_log_level, "log level of every process"),
+        "dir": Key(_text, "directory of per-subsystem log files"),
+    },
+    "debug": {
+        "faults": Key(_boolean, "enable the fault-injection command"),
+    },
+}
+
+
+def default_file() -> Path:
+    """The shipped defaults: inside the installed package, else in the source tree."""
+    here = Path(__file__).resolve().parent
+    installed = here / "setup.ini"
+    return installed if installed.is_file() else here.parent / "config" / "setup.ini"
+
+
+class Config:
+    """Validated configuration values, read by ``section.key``.
+
+    Immutable after construction. Serialises to a plain dict (:meth:`to_dict`)
+    so the supervisor can hand the exact same values to every subsystem.
+    """
+
+    def __init__(self, values: Mapping[str, Mapping[str, Value]]) -> None:
+        self._values = {s: dict(keys) for s, keys in values.items()}
+
+    def __getitem__(self, dotted: str) -> Value:
+        section, _, key = dotted.partition(".")
+        try:
+            return self._values[section][key]
+        except KeyError:
+            raise ConfigError(f"no configuration key {dotted!r}") from None
+
+    def get_float(self, dotted: str) -> float:
+        value = self[dotted]
+        assert isinstance(value, float | int) and not isinstance(value, bool), dotted
+        return float(value)
+
+    def get_int(self, dotted: str) -> int:
+        value = self[dotted]
+        assert isinstance(value, int) and not isinstance(value, bool), dotted
+        return value
+
+    def get_str(self, dotted: str) -> str:
+        value = self[dotted]
+        assert isinstance(value, str), dotted
+        return value
+
+    def get_bool(self, dotted: str) -> bool:
+        value = self[dotted]
+        assert isinstance(value, bool), dotted
+        return value
+
+    def to_dict(self) -> dict[str, dict[str, Value]]:
+        return {s: dict(keys) for s, keys in self._values.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Config:
+        """Re-validate values received from the supervisor (they crossed a socket)."""
+        raw = {s: {k: str(v) for k, v in keys.items()} for s, keys in data.items()}
+        values = _parse_layers([("supervisor", raw)])
+        _check_complete(values)
+        return cls(values)
+
+
+def load(config_file: Path | None = None, defs: Iterable[str] = ()) -> Config:
+    """Read the defaults, then ``config_file``, then each ``SECTION.KEY=VALUE`` of ``defs``.
+
+    Raises ConfigError for a missing or unreadable file, a syntax error, an
+    unknown section or key, a bad value, or inconsistent values.
+    """
+    layers = [(str(default_file()), _read_ini(default_file()))]
+    if config_file is not None:
+        layers.append((str(config_file), _read_ini(config_file)))
+    overrides: dict[str, dict[str, str]] = {}
+    for item in defs:
+        dotted, eq, value = item.partition("=")
+        section, dot, key = dotted.strip().partition(".")
+        if not eq or not dot or not section or not key:
+            raise ConfigError(f"--def {item!r}: expected SECTION.KEY=VALUE")
+        overrides.setdefault(section, {})[key] = value
+    layers.append(("--def", overrides))
+    values = _parse_layers(layers)
+    _check_complete(values)
+    _check_consistent(values)
+    return Config(values)
+
+
+def _read_ini(path: Path) -> dict[str, dict[str, str]]:
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
+    try:
+        with path.open(encoding="utf-8") as f:
+            parser.read_file(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read configuration file {path}: {e.strerror}") from e
+    except (configparser.Error, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: {e}") from e
+    return {s: dict(parser.items(s)) for s in parser.sections()}
+
+
+Layer = tuple[str, dict[str, dict[str, str]]]
+
+
+def _parse_layers(layers: list[Layer]) -> dict[str, dict[str, Value]]:
+    values: dict[str, dict[str, Value]] = {}
+    for origin, sections in layers:
+        for section, keys in sections.items():
+            if section not in SCHEMA:
+                known = ", ".join(SCHEMA)
+                raise ConfigError(f"{origin}: unknown section [{section}] (known: {known})")
+            for key, text in keys.items():
+                decl = SCHEMA[section].get(key)
+                if decl is None:
+                    known = ", ".join(SCHEMA[section])
+                    raise ConfigError(f"{origin}: unknown key {section}.{key} (known: {known})")
+                try:
+                    values.setdefault(section, {})[key] = decl.parse(text)
+                except ValueError as e:
+                    raise ConfigError(f"{origin}: {section}.{key} = {text!r}: {e}") from None
+    return values
+
+
+def _check_complete(values: Mapping[str, Mapping[str, Value]]) -> None:
+    for section, keys in SCHEMA.items():
+        for key in keys:
+            if key not in values.get(section, {}):
+                raise ConfigError(f"configuration key {section}.{key} has no value")
+
+
+def _check_consistent(values: Mapping[str, Mapping[str, Value]]) -> None:
+    beat = values["appstate"]["heartbeat_interval"]
+    watchdog = values["appstate"]["watchdog_timeout"]
+    assert isinstance(beat, float) and isinstance(watchdog, float)
+    if watchdog < 2 * beat:
+        raise ConfigError(
+            f"appstate.watchdog_timeout ({watchdog}) must be at least twice "
+            f"appstate.heartbeat_interval ({beat})"
+        )

@@ -1,0 +1,142 @@
+"""Every error lumiera raises on purpose, with its wire code.
+
+Errors are mapped to wire codes at exactly one boundary: an exception's ``code``
+attribute is what travels in an ``error`` reply, and :func:`from_wire` turns a
+received error back into the matching exception class. Anything that is not a
+:class:`LumieraError` is a bug: it is logged with its traceback and reported as
+``internal``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class LumieraError(Exception):
+    """Base of all deliberate errors. ``code`` is the wire error code."""
+
+    code: ClassVar[str] = "error"
+
+
+class UsageError(LumieraError):
+    """The command line or a configuration value is wrong (exit 64)."""
+
+    code = "usage"
+
+
+class ConfigError(UsageError):
+    """An unknown key or a bad value in setup.ini, ``--config`` or ``--def``."""
+
+    code = "config"
+
+
+class RuntimeDirError(LumieraError):
+    """The runtime directory is unsafe (not ours, group/world accessible) or unusable."""
+
+    code = "runtime_dir"
+
+
+class InstanceRunning(LumieraError):
+    """Another supervisor holds this instance's lock."""
+
+    code = "instance_running"
+
+
+class NotRunning(LumieraError):
+    """No instance answers at the runtime directory (tools exit 69)."""
+
+    code = "not_running"
+
+
+# -- errors that travel on the bus ---------------------------------------------------
+
+
+class BadMessage(LumieraError):
+    """A message failed validation: frames, size, msgpack, kind or field types."""
+
+    code = "bad_message"
+
+
+class UnknownSubsystem(LumieraError):
+    """A request named a subsystem this instance does not have."""
+
+    code = "unknown_subsystem"
+
+
+class Unavailable(LumieraError):
+    """The subsystem exists but is not running (not started, stopped, or waiting)."""
+
+    code = "unavailable"
+
+
+class UnknownCommand(LumieraError):
+    """The addressed subsystem has no handler for the command."""
+
+    code = "unknown_command"
+
+
+class BadArguments(LumieraError):
+    """The command's arguments are missing, unexpected or of the wrong type."""
+
+    code = "bad_args"
+
+
+class RequestTimeout(LumieraError):
+    """No reply came within the request timeout."""
+
+    code = "timeout"
+
+
+class SubsystemGone(LumieraError):
+    """The subsystem ended while the request was in flight."""
+
+    code = "subsystem_gone"
+
+
+class ShuttingDown(LumieraError):
+    """The instance or subsystem is shutting down and takes no more requests."""
+
+    code = "shutting_down"
+
+
+class FaultsDisabled(LumieraError):
+    """Fault injection was asked for but ``debug.faults`` is off."""
+
+    code = "faults_disabled"
+
+
+class InternalError(LumieraError):
+    """An unexpected exception in the handler (a bug; the subsystem then ends as a crash)."""
+
+    code = "internal"
+
+
+_BY_CODE: dict[str, type[LumieraError]] = {
+    cls.code: cls
+    for cls in (
+        LumieraError,
+        UsageError,
+        ConfigError,
+        BadMessage,
+        UnknownSubsystem,
+        Unavailable,
+        UnknownCommand,
+        BadArguments,
+        RequestTimeout,
+        SubsystemGone,
+        ShuttingDown,
+        FaultsDisabled,
+        InternalError,
+    )
+}
+
+WIRE_CODES: tuple[str, ...] = tuple(sorted(_BY_CODE))
+
+
+def from_wire(code: str, message: str) -> LumieraError:
+    """The exception for an ``error`` reply; unknown codes become a plain LumieraError."""
+    cls = _BY_CODE.get(code, LumieraError)
+    err = cls(message)
+    if cls is LumieraError and code != LumieraError.code:
+        err.code = code  # type: ignore[misc]  # keep the peer's code visible
+    return err

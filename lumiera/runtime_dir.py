@@ -1,0 +1,213 @@
+"""The instance's runtime directory: where it is, that it is safe, and its lock.
+
+Resolution order: ``--runtime-dir``, ``$LUMIERA_RUNTIME_DIR``,
+``$XDG_RUNTIME_DIR/lumiera/<instance>``, ``/tmp/lumiera-<uid>/<instance>``.
+The directory (and a ``lumiera-<uid>`` parent we create) must be a real
+directory owned by us with no group/world access. The supervisor holds
+``lock`` with flock for its whole life: libzmq lets a second bind on an ipc
+path succeed silently, so the lock is what makes a second ``up`` refuse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from lumiera.errors import InstanceRunning, RuntimeDirError, UsageError
+
+INSTANCE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+DEFAULT_INSTANCE = "default"
+# libzmq refuses ipc paths longer than this (sun_path is 108 bytes with the NUL).
+MAX_IPC_PATH = 107
+# Socket files of the bus; subsystems may bind their own ``svc-<name>`` later.
+SOCKET_NAMES = ("events", "publish", "control")
+PID_FILE = "appstate.pid"
+LOCK_FILE = "lock"
+
+
+def check_instance(name: str) -> str:
+    if not INSTANCE_RE.fullmatch(name):
+        raise UsageError(f"instance name {name!r}: use 1-64 of A-Z a-z 0-9 _ . -")
+    return name
+
+
+@dataclass(frozen=True)
+class RuntimeDir:
+    """Paths of one instance's runtime directory."""
+
+    path: Path
+    instance: str
+    # Whether the default location was used (then the directory is ours to remove).
+    default_location: bool
+
+    def socket(self, name: str) -> Path:
+        return self.path / name
+
+    def endpoint(self, name: str) -> str:
+        return f"ipc://{self.path / name}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.path / PID_FILE
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK_FILE
+
+
+def resolve(instance: str = DEFAULT_INSTANCE, override: str | None = None) -> RuntimeDir:
+    """Where the instance's runtime directory is (nothing is created or checked)."""
+    check_instance(instance)
+    explicit = override or os.environ.get("LUMIERA_RUNTIME_DIR")
+    if explicit:
+        return RuntimeDir(Path(explicit).absolute(), instance, False)
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    base = Path(xdg) / "lumiera" if xdg else Path(f"/tmp/lumiera-{os.getuid()}")
+    return RuntimeDir(base / instance, instance, True)
+
+
+def prepare(rd: RuntimeDir) -> None:
+    """Create the directory (mode 0700) if needed and check that it is safe.
+
+    Raises RuntimeDirError for a path that is not a directory, a symlink, not
+    owned by us, group/world accessible, or too long for ipc socket paths.
+    """
+    longest = max(len(str(rd.socket(n))) for n in SOCKET_NAMES)
+    if longest > MAX_IPC_PATH:
+        raise RuntimeDirError(
+            f"runtime directory {rd.path} is too long: ipc socket paths must be at most "
+            f"{MAX_IPC_PATH} characters; choose a shorter --runtime-dir"
+        )
+    if rd.default_location:
+        _make_private(rd.path.parent)
+    _make_private(rd.path)
+
+
+def _make_private(path: Path) -> None:
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        raise RuntimeDirError(f"cannot create runtime directory {path}: {e.strerror}") from e
+    check_private(path)
+
+
+def check_private(path: Path) -> None:
+    """Raise RuntimeDirError unless ``path`` is a real directory, ours, mode 0700 or stricter."""
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise RuntimeDirError(f"runtime directory {path} is not a directory (or is a symlink)")
+    if st.st_uid != os.getuid():
+        raise RuntimeDirError(f"runtime directory {path} is owned by uid {st.st_uid}, not us")
+    if st.st_mode & 0o077:
+        raise RuntimeDirError(
+            f"runtime directory {path} is accessible by group or others "
+            f"(mode {stat.S_IMODE(st.st_mode):04o}); it must be 0700"
+        )
+
+
+class InstanceLock:
+    """The flock on ``<runtime dir>/lock``, held by the supervisor for its whole life.
+
+    The kernel drops the lock when the holder dies, even by SIGKILL; so holding
+    it proves every file in the directory belongs to a dead instance or to us.
+    """
+
+    def __init__(self, rd: RuntimeDir) -> None:
+        self._rd = rd
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise InstanceRunning (never waits)."""
+        path = self._rd.lock_file
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                os.close(fd)
+                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise InstanceRunning(self._running_message()) from None
+                raise
+            # The previous holder may have unlinked the file between our open and
+            # our flock: then we hold a lock on a dead inode. Try again.
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._fd = fd
+                return
+            os.close(fd)
+
+    def _running_message(self) -> str:
+        pid = read_pid(self._rd)
+        who = f" (supervisor pid {pid})" if pid else ""
+        return f"instance {self._rd.instance!r} is already running{who} in {self._rd.path}"
+
+    def release(self, unlink: bool = True) -> None:
+        """Remove the lock file (while still holding it) and drop the lock."""
+        if self._fd is None:
+            return
+        if unlink:
+            with contextlib.suppress(FileNotFoundError):
+                self._rd.lock_file.unlink()
+        os.close(self._fd)
+        self._fd = None
+
+
+def is_locked(rd: RuntimeDir) -> bool:
+    """Whether a live supervisor holds the instance's lock (probe without taking it)."""
+    try:
+        fd = os.open(rd.lock_file, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def read_pid(rd: RuntimeDir) -> int | None:
+    try:
+        return int(rd.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def write_pid(rd: RuntimeDir) -> None:
+    tmp = rd.path / f".{PID_FILE}.tmp"
+    tmp.write_text(f"{os.getpid()}\n")
+    tmp.replace(rd.pid_file)
+
+
+def remove_instance_files(rd: RuntimeDir) -> list[str]:
+    """Remove socket files and the pid file. Call only while holding the lock.
+
+    Returns the names removed (for the log: at start, these are a dead instance's).
+    """
+    removed = []
+    for entry in rd.path.iterdir():
+        is_ours = entry.name == PID_FILE or entry.name.startswith(".")
+        with contextlib.suppress(FileNotFoundError):
+            if is_ours or stat.S_ISSOCK(entry.lstat().st_mode):
+                entry.unlink()
+                removed.append(entry.name)
+    return removed
+
+
+def remove_dir_if_empty(rd: RuntimeDir) -> None:
+    """Remove a default-location runtime directory once nothing is left in it."""
+    if rd.default_location:
+        with contextlib.suppress(OSError):
+            rd.path.rmdir()

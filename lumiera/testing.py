@@ -1,0 +1,246 @@
+"""Helpers for tests, benchmarks and tools that drive a real instance.
+
+Every wait here has a bound and raises :class:`TimeoutError` saying what it
+waited for. Runtime directories and instance names are unique per call, so
+tests can run in parallel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import zmq
+
+from lumiera import runtime_dir, shm
+from lumiera.bus.client import ControlClient
+from lumiera.bus.codec import unpack
+from lumiera.runtime_dir import RuntimeDir
+
+__all__ = ["Instance", "RuntimeDir", "Tap", "leftovers", "unique_runtime_dir", "wait_for"]
+
+
+# Instance names handed out in this process, so a leak check can find their segments.
+CREATED_INSTANCES: list[str] = []
+
+
+def unique_runtime_dir(base: str | None = None) -> RuntimeDir:
+    """A fresh, short, private runtime directory and instance name.
+
+    ``base`` defaults to ``$LUMIERA_TEST_BASE`` (the test suite gives each
+    worker its own), else /tmp.
+    """
+    base = base or os.environ.get("LUMIERA_TEST_BASE") or "/tmp"
+    Path(base).mkdir(mode=0o700, parents=True, exist_ok=True)
+    instance = f"t{uuid.uuid4().hex[:10]}"
+    CREATED_INSTANCES.append(instance)
+    path = Path(tempfile.mkdtemp(prefix="lum-", dir=base))
+    return RuntimeDir(path, instance, default_location=False)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.01) -> Any:
+    """Poll ``predicate`` until it returns something truthy, else TimeoutError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+class Tap:
+    """A SUB socket on an instance's ``events``, collecting (topic, body) pairs."""
+
+    def __init__(self, rd: RuntimeDir, prefixes: Sequence[str] = ("",)) -> None:
+        self._ctx = zmq.Context.instance()
+        self.sock = self._ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        for p in prefixes:
+            self.sock.setsockopt(zmq.SUBSCRIBE, p.encode())
+        self.sock.connect(rd.endpoint("events"))
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def poll(self, timeout: float = 0.0) -> list[tuple[str, dict[str, Any]]]:
+        """Receive what has arrived (waiting up to ``timeout`` for the first one)."""
+        got = []
+        wait_ms = int(timeout * 1000)
+        while self.sock.poll(wait_ms):
+            topic, body = self.sock.recv_multipart()
+            got.append((topic.decode(), unpack(body)))
+            wait_ms = 0
+        self.events.extend(got)
+        return got
+
+    def wait_topic(self, topic: str, timeout: float) -> dict[str, Any]:
+        """Wait for the first event (already seen or new) with exactly ``topic``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for t, body in self.events:
+                if t == topic:
+                    return body
+            left = deadline - time.monotonic()
+            if left <= 0:
+                seen = [t for t, _ in self.events]
+                raise TimeoutError(f"no {topic} within {timeout} s (saw {seen})")
+            self.poll(min(left, 0.1))
+
+    def topics(self, prefix: str = "") -> list[str]:
+        return [t for t, _ in self.events if t.startswith(prefix)]
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+
+
+class Instance:
+    """A ``lumiera up`` subprocess on a unique runtime directory.
+
+    Use as a context manager: on exit, whatever is still running is stopped
+    (SIGTERM, then SIGKILL of the supervisor after a bound) and waited for.
+    """
+
+    def __init__(
+        self,
+        args: Sequence[str] = ("--headless",),
+        rd: RuntimeDir | None = None,
+        defs: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.rd = rd or unique_runtime_dir()
+        self.args = list(args)
+        self.defs = list(defs)
+        self.env = env
+        self.proc: subprocess.Popen[str] | None = None
+        self.started_at = 0.0
+
+    @property
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "lumiera", "up", *self.args]
+        cmd += ["--instance", self.rd.instance, "--runtime-dir", str(self.rd.path)]
+        for d in self.defs:
+            cmd += ["--def", d]
+        return cmd
+
+    def start(self) -> Instance:
+        self.started_at = time.monotonic()
+        env = dict(os.environ, **(self.env or {}))
+        self.proc = subprocess.Popen(
+            self.command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        return self
+
+    def client(self, timeout: float = 5.0) -> ControlClient:
+        return ControlClient(self.rd, timeout=timeout)
+
+    def status(self, timeout: float = 5.0) -> dict[str, Any]:
+        with self.client(timeout) as c:
+            result: dict[str, Any] = c.request("appstate", "status")
+            return result
+
+    def request(self, to: str, command: str, args: dict[str, Any] | None = None) -> Any:
+        with self.client() as c:
+            return c.request(to, command, args)
+
+    def wait_running(self, timeout: float = 20.0) -> dict[str, Any]:
+        """Wait until the phase is ``running``; returns that status."""
+
+        def running() -> dict[str, Any] | None:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"lumiera up exited {self.proc.returncode}:\n{self.output()}")
+            if not self.rd.socket("control").exists() or not runtime_dir.is_locked(self.rd):
+                return None
+            try:
+                st = self.status(timeout=1.0)
+            except Exception:  # noqa: BLE001 - not up yet
+                return None
+            return st if st["phase"] == "running" else None
+
+        result: dict[str, Any] = wait_for(
+            running, timeout, f"{self.rd.instance} running", every=0.02
+        )
+        return result
+
+    def pid_of(self, name: str) -> int:
+        for s in self.status()["subsystems"]:
+            if s["name"] == name and s["pid"]:
+                return int(s["pid"])
+        raise LookupError(f"{name} has no process")
+
+    def wait(self, timeout: float = 20.0) -> int:
+        """Wait for ``lumiera up`` to exit; returns its exit code."""
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def output(self) -> str:
+        """Everything ``up`` printed (only after it exited)."""
+        if self.proc is None or self.proc.stdout is None or self.proc.poll() is None:
+            return ""
+        return self.proc.stdout.read()
+
+    def __enter__(self) -> Instance:
+        return self.start()
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+        with contextlib.suppress(OSError):
+            self.rd.path.rmdir()
+
+
+def lumiera_processes() -> dict[int, str]:
+    """pid -> command line of every process running lumiera code (for leak checks)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "-m lumiera" in cmd or "bin/lumiera " in cmd:
+            found[int(entry.name)] = cmd.strip()
+    found.pop(os.getpid(), None)
+    return found
+
+
+def leftovers(rd: RuntimeDir) -> list[str]:
+    """Socket files and shm segments an instance left behind."""
+    left = []
+    if rd.path.exists():
+        left += [p.name for p in rd.path.iterdir() if p.is_socket() or p.name in ("appstate.pid",)]
+    left += shm.list_segments(rd.instance)
+    return left
+
+
+@contextlib.contextmanager
+def instance(*args: str, defs: Sequence[str] = ()) -> Iterator[Instance]:
+    """``with instance("--headless") as inst:`` an Instance, started."""
+    with Instance(args or ("--headless",), defs=defs) as inst:
+        yield inst

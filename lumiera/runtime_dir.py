@@ -187,7 +187,9 @@ def read_pid(rd: RuntimeDir) -> int | None:
 
 def write_pid(rd: RuntimeDir) -> None:
     tmp = rd.path / f".{PID_FILE}.tmp"
-    tmp.write_text(f"{os.getpid()}\n")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{os.getpid()}\n")
     tmp.replace(rd.pid_file)
 
 

@@ -63,7 +63,7 @@ class Tap:
     """A SUB socket on an instance's ``events``, collecting (topic, body) pairs."""
 
     def __init__(self, rd: RuntimeDir, prefixes: Sequence[str] = ("",)) -> None:
-        self._ctx = zmq.Context.instance()
+        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.sock = self._ctx.socket(zmq.SUB)
         self.sock.setsockopt(zmq.LINGER, 0)
         for p in prefixes:

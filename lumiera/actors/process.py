@@ -140,7 +140,7 @@ class SubsystemProcess:
 
     def _handshake(self) -> m.Welcome:
         self.send(m.Hello(self.name, os.getpid(), self.attached))
-        if not self.control.poll(WELCOME_TIMEOUT_S * 1000):
+        if not self.control.poll(int(WELCOME_TIMEOUT_S * 1000)):
             raise LumieraError(f"no welcome from the supervisor at {self.rd.path}")
         reply = m.decode(self.control.recv(), self.limits)
         if isinstance(reply, m.Error):
@@ -163,7 +163,7 @@ class SubsystemProcess:
             if now >= next_beat:
                 self.send(m.Heartbeat())
                 next_beat = now + self.beat_every
-            events = dict(poller.poll(max(0.0, next_beat - time.monotonic()) * 1000))
+            events = dict(poller.poll(max(0, int((next_beat - time.monotonic()) * 1000) + 1)))
             if pidfd is not None and pidfd in events:
                 log.warning("%s: the supervisor is gone; exiting", self.name)
                 return EXIT_NO_SUPERVISOR
@@ -173,7 +173,7 @@ class SubsystemProcess:
                 return self._finish_end()
 
     def _receive(self) -> None:
-        while self.control.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # type: ignore[operator]
+        while int(self.control.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
             frames = self.control.recv_multipart()
             try:
                 if len(frames) != 1:

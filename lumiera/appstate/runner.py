@@ -265,6 +265,11 @@ class Runner:
 
     def shutdown(self, reason: str, now: float) -> list[Action]:
         """Orderly shutdown (SIGINT/SIGTERM, `lumiera stop`, a regular end)."""
+        self._shutdown(reason, now)
+        return self._take()
+
+    def _shutdown(self, reason: str, now: float) -> None:
+        # Internal callers use this one: only public inputs may _take() the actions.
         if self.phase in (Phase.OPENING, Phase.RUNNING):
             self._publish("appstate.shutdown", reason=reason)
             self._set_phase(Phase.CLOSING)
@@ -273,7 +278,6 @@ class Runner:
         elif self.phase in (Phase.INIT, Phase.STARTING):
             self._publish("appstate.shutdown", reason=reason)
             self._begin_stopping(now)
-        return self._take()
 
     def tick(self, now: float) -> list[Action]:
         """Handle every deadline that has passed by ``now``."""
@@ -358,7 +362,7 @@ class Runner:
             self._kill(sub, now)
         if self.phase in (Phase.STARTING, Phase.OPENING, Phase.RUNNING):
             # Dependents never started; what runs stops in order. Not an emergency.
-            self.shutdown(f"{sub.name} failed to start", now)
+            self._shutdown(f"{sub.name} failed to start", now)
         else:
             self._continue_stopping(now)
 
@@ -387,7 +391,7 @@ class Runner:
         self._set_state(sub, State.STOPPED)
         if sub.ending_error:
             self._error(f"{sub.name}: {sub.ending_error}")
-        self.shutdown(f"{sub.name} ended", now)
+        self._shutdown(f"{sub.name} ended", now)
         self._continue_stopping(now)
 
     def _begin_stopping(self, now: float) -> None:

@@ -162,7 +162,7 @@ class Supervisor:
             self.poller.register(sock, zmq.POLLIN)
 
     def _install_signals(self, wake_w: int) -> dict[int, Any]:
-        old = {}
+        old: dict[int, Any] = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             old[sig] = signal.signal(sig, lambda s, _f: self._signals.append(s))
         old[-1] = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
@@ -197,7 +197,7 @@ class Supervisor:
             deadlines = [
                 d for d in (self.runner.next_deadline(), self.routing.next_deadline()) if d
             ]
-            timeout_ms = max(0.0, min(deadlines) - now) * 1000 if deadlines else None
+            timeout_ms = max(0, int((min(deadlines) - now) * 1000) + 1) if deadlines else None
             for item, _ in self.poller.poll(timeout_ms):
                 self._dispatch(item)
             now = time.monotonic()
@@ -463,7 +463,9 @@ class Supervisor:
         for action in actions:
             if isinstance(action, Publish):
                 self._publish(action.topic, action.body)
-                if action.topic == "appstate.phase" and action.body.get("phase") == Phase.RUNNING:
+                if action.topic == "appstate.problem":
+                    log.error("%s", action.body.get("message"))
+                elif action.topic == "appstate.phase" and action.body.get("phase") == Phase.RUNNING:
                     self._print_status()
             elif isinstance(action, Spawn):
                 self._spawn(action.name)

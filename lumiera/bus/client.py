@@ -33,7 +33,7 @@ class ControlClient:
             raise NotRunning(f"no lumiera instance {rd.instance!r} is running at {rd.path}")
         self.rd = rd
         self.timeout = timeout
-        self._ctx = zmq.Context.instance()
+        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.connect(rd.endpoint("control"))

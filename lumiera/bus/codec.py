@@ -47,7 +47,8 @@ def _refuse_ext(code: int, data: bytes) -> NoReturn:
 
 def pack(body: dict[str, Any]) -> bytes:
     """Encode a message body (a map with string keys)."""
-    return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
+    packed: bytes = msgpack.packb(body, use_bin_type=True)
+    return packed
 
 
 def unpack(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:

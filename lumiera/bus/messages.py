@@ -13,7 +13,6 @@ the two in step.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -218,13 +217,19 @@ def from_body(body: dict[str, Any]) -> Message:
     return cls(**values)
 
 
-@functools.cache
+_FIELDS: dict[type[Message], dict[str, tuple[Any, bool]]] = {}
+
+
 def _fields(cls: type[Message]) -> dict[str, tuple[Any, bool]]:
+    cached = _FIELDS.get(cls)
+    if cached is not None:
+        return cached
     hints = typing.get_type_hints(cls, include_extras=True)
     out = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         out[f.name] = (hints[f.name], required)
+    _FIELDS[cls] = out
     return out
 
 

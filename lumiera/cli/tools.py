@@ -159,7 +159,7 @@ def tap(args: argparse.Namespace) -> int:
     rd = _rd(args)
     if not runtime_dir.is_locked(rd):
         raise NotRunning(f"no lumiera instance {rd.instance!r} is running at {rd.path}")
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.MAXMSGSIZE, 1 << 20)

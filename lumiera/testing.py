@@ -156,9 +156,17 @@ class Instance:
         with self.client() as c:
             return c.request(to, command, args)
 
+    def wait_up(self, timeout: float = 20.0) -> dict[str, Any]:
+        """Wait until the supervisor answers (any phase); returns its status."""
+        return self._wait_status(lambda st: True, timeout, "up")
+
     def wait_running(self, timeout: float = 20.0) -> dict[str, Any]:
         """Wait until the phase is ``running``; returns that status."""
+        return self._wait_status(lambda st: st["phase"] == "running", timeout, "running")
 
+    def _wait_status(
+        self, accept: Callable[[dict[str, Any]], bool], timeout: float, what: str
+    ) -> dict[str, Any]:
         def running() -> dict[str, Any] | None:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"lumiera up exited {self.proc.returncode}:\n{self.output()}")
@@ -168,10 +176,10 @@ class Instance:
                 st = self.status(timeout=1.0)
             except Exception:  # noqa: BLE001 - not up yet
                 return None
-            return st if st["phase"] == "running" else None
+            return st if accept(st) else None
 
         result: dict[str, Any] = wait_for(
-            running, timeout, f"{self.rd.instance} running", every=0.02
+            running, timeout, f"{self.rd.instance} {what}", every=0.02
         )
         return result
 

@@ -1,0 +1,739 @@
+"""Benchmark of the application kernel: startup, crash detection, request round trip.
+
+Run from the repository root with the project's interpreter::
+
+    .venv/bin/python tools/bench_kernel.py            # full run (a few minutes)
+    .venv/bin/python tools/bench_kernel.py --quick    # under a minute on 2 cores
+
+Prints a table (figures beside the aims of the issue, pass/miss) and, as the
+very last line of stdout, one JSON object with the headline figures. Progress
+and warnings go to stderr.
+
+What is measured, and how:
+
+* startup: ``lumiera up --headless`` on a fresh runtime directory, from just
+  before the process is spawned to the moment a SUB socket on the instance's
+  ``events`` receives ``appstate.phase`` = ``running``. The SUB is connected
+  *before* the spawn with a 2 ms reconnect interval, so it attaches as soon
+  as the supervisor binds, long before the phase changes. Should an event be
+  missed anyway, status polling over ``control`` takes over (and the method
+  column says so). Beside it: the spawn of a bare ``python -c pass`` and a few
+  import costs, all with the same interpreter.
+* crash detection: an instance up (the same SUB, so the subscription is known
+  to be effective: it already delivered the startup events); SIGKILL of one
+  subsystem (engine, session, player in turn; pid from ``status``); from just
+  before ``os.kill`` to receiving ``lifecycle.ON_EMERGENCY_EXIT``, and to all
+  processes gone: pidfds of the supervisor and of every subsystem, polled in
+  the same ``zmq.Poller`` as the SUB socket, all readable. A fresh instance
+  per run.
+* round trip: ``ControlClient.request("session", "ping")`` in this process
+  (client -> supervisor -> session -> supervisor -> client), beside a raw
+  pyzmq DEALER -> ROUTER echo over ipc in a separate process with the same
+  request bytes and a reply of the same shape (msgpack packed and unpacked on
+  both sides). The two are measured in alternating blocks in the same run.
+  ``appstate`` ping (one hop: client -> supervisor -> client) is shown too.
+
+Everything started is stopped in ``finally`` blocks (SIGTERM, wait, SIGKILL as
+a last resort); runtime and log directories live in one temporary directory
+that is removed at the end, and each instance is checked for left-over
+processes, socket files and shm segments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import msgpack
+import zmq
+
+from lumiera import shm
+from lumiera.bus import messages as m
+from lumiera.bus.client import ControlClient
+from lumiera.bus.codec import unpack
+from lumiera.runtime_dir import RuntimeDir
+from lumiera.testing import Instance, leftovers, unique_runtime_dir
+
+SUBSYSTEMS = ("engine", "session", "player")
+START_TIMEOUT_S = 30.0
+CRASH_TIMEOUT_S = 15.0
+
+AIM_STARTUP_S = 0.5
+AIM_CRASH_EVENT_MS = 10.0
+AIM_CRASH_GONE_MS = 1000.0
+AIM_RTT_RATIO = 2.0
+
+# The raw round trip's other end: a ROUTER that answers each request with a
+# reply shaped like lumiera's (so both directions carry the same bytes).
+ECHO_SRC = r"""
+import os, sys, time
+import msgpack, zmq
+ctx = zmq.Context()
+sock = ctx.socket(zmq.ROUTER)
+sock.setsockopt(zmq.LINGER, 0)
+old = os.umask(0o077)
+sock.bind(sys.argv[1])
+os.umask(old)
+parent = os.getppid()
+print("ready", flush=True)
+while True:
+    if not sock.poll(500):
+        if os.getppid() != parent:
+            break
+        continue
+    ident, body = sock.recv_multipart()
+    if body == b"quit":
+        break
+    req = msgpack.unpackb(body)
+    result = {"pong": True, "name": "session", "pid": os.getpid(), "ts": time.time()}
+    reply = {"v": 1, "kind": "reply", "id": req["id"], "result": result}
+    sock.send_multipart([ident, msgpack.packb(reply, use_bin_type=True)])
+sock.close()
+ctx.term()
+"""
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# -- statistics --------------------------------------------------------------------------
+
+
+def median(data: Sequence[float]) -> float:
+    return statistics.median(data) if data else float("nan")
+
+
+def pct(data: Sequence[float], p: int) -> float:
+    """The p-th percentile (inclusive method: within the observed range)."""
+    if not data:
+        return float("nan")
+    if len(data) == 1:
+        return data[0]
+    return statistics.quantiles(data, n=100, method="inclusive")[p - 1]
+
+
+# -- cleanup -----------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What every benchmark shares: where to put things, and what went wrong."""
+
+    base: Path
+    env: dict[str, str]
+    problems: list[str] = field(default_factory=list)
+
+    def runtime_dir(self) -> RuntimeDir:
+        return unique_runtime_dir(str(self.base))
+
+
+def _instance_pids(instance: str) -> list[int]:
+    """Processes whose command line names ``instance`` (supervisor and subsystems)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and instance.encode() in cmd and any(b"lumiera" in a for a in cmd):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_instance(inst: Instance, ctx: Context) -> None:
+    """SIGTERM, wait, SIGKILL as a last resort; then check that nothing is left."""
+    rd = inst.rd
+    try:
+        inst.close()  # terminate, wait 15 s, kill; removes the runtime dir if empty
+    finally:
+        survivors = _instance_pids(rd.instance)
+        if survivors:
+            ctx.problems.append(f"{rd.instance}: processes left after stop: {survivors}")
+            for pid in survivors:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        left = leftovers(rd) if rd.path.exists() else shm.list_segments(rd.instance)
+        if left:
+            ctx.problems.append(f"{rd.instance}: left behind: {', '.join(left)}")
+        shm.sweep(rd.instance)
+        shutil.rmtree(rd.path, ignore_errors=True)
+
+
+# -- an instance and its events ----------------------------------------------------------
+
+
+@dataclass
+class Started:
+    inst: Instance
+    sub: zmq.Socket[bytes]
+    t0: float  # perf_counter just before the spawn
+    running_s: float
+    bound_s: float | None  # the events socket file seen
+    subsystem_s: dict[str, float]  # subsystem.<name>.running received
+    method: str  # "events" or "status"
+
+
+def _sub_socket(rd: RuntimeDir) -> zmq.Socket[bytes]:
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RECONNECT_IVL, 2)  # attach within ~2 ms of the supervisor's bind
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")  # lifecycle, phase and subsystem events are few
+    sock.connect(rd.endpoint("events"))
+    return sock
+
+
+def _status_running(rd: RuntimeDir) -> bool:
+    try:
+        with ControlClient(rd, timeout=1.0) as c:
+            return bool(c.request("appstate", "status")["phase"] == "running")
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+@contextlib.contextmanager
+def running_instance(ctx: Context) -> Iterator[Started]:
+    """Start ``lumiera up --headless``, wait until running, yield; stop it in any case."""
+    rd = ctx.runtime_dir()
+    inst = Instance(("--headless",), rd=rd, env=ctx.env)
+    sub = _sub_socket(rd)
+    try:
+        t0 = time.perf_counter()
+        inst.start()
+        assert inst.proc is not None
+        events_socket = rd.socket("events")
+        bound_s: float | None = None
+        subsystem_s: dict[str, float] = {}
+        next_status = float("inf")
+        while True:
+            now = time.perf_counter()
+            if now - t0 > START_TIMEOUT_S:
+                raise TimeoutError(f"{rd.instance} not running within {START_TIMEOUT_S} s")
+            if sub.poll(2):
+                topic_b, body_b = sub.recv_multipart()
+                now = time.perf_counter()
+                topic = topic_b.decode()
+                if topic.startswith("subsystem.") and topic.endswith(".running"):
+                    subsystem_s[topic.split(".")[1]] = now - t0
+                elif topic == "appstate.phase":
+                    phase = unpack(body_b).get("phase")
+                    if phase == "running":
+                        method = "events"
+                        break
+                    if phase in ("emergency", "done", "stopping", "closing"):
+                        raise RuntimeError(f"{rd.instance} went to phase {phase} while starting")
+                continue
+            if inst.proc.poll() is not None:
+                raise RuntimeError(f"lumiera up exited {inst.proc.returncode}:\n{inst.output()}")
+            if bound_s is None and events_socket.exists():
+                bound_s = now - t0
+                next_status = now + 1.0  # a safety net only: the SUB should see the phase
+            if now >= next_status:
+                if _status_running(rd):
+                    now = time.perf_counter()
+                    method = "status"
+                    break
+                next_status = time.perf_counter() + 0.1
+        running_s = now - t0
+        if method == "status":
+            time.sleep(0.05)  # let a late subscription take effect
+        yield Started(inst, sub, t0, running_s, bound_s, subsystem_s, method)
+    finally:
+        sub.close(linger=0)
+        stop_instance(inst, ctx)
+
+
+# -- startup -----------------------------------------------------------------------------
+
+
+def spawn_time(args: Sequence[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+    )
+    return time.perf_counter() - t0
+
+
+@dataclass
+class StartupResult:
+    running: list[float] = field(default_factory=list)
+    bound: list[float] = field(default_factory=list)
+    subsystem: dict[str, list[float]] = field(default_factory=dict)
+    methods: dict[str, int] = field(default_factory=dict)
+    spawn: dict[str, list[float]] = field(default_factory=dict)
+
+
+SPAWN_PROBES: dict[str, list[str]] = {
+    "python -c pass": ["-c", "pass"],
+    "python -c 'import zmq, msgpack'": ["-c", "import zmq, msgpack"],
+    "python -c 'import lumiera.actors.process'": ["-c", "import lumiera.actors.process"],
+    "python -m lumiera --help": ["-m", "lumiera", "--help"],
+}
+
+
+def bench_startup(ctx: Context, runs: int, probe_runs: int) -> StartupResult:
+    res = StartupResult()
+    for label, args in SPAWN_PROBES.items():
+        spawn_time(args)  # warm the page cache
+        res.spawn[label] = [spawn_time(args) for _ in range(probe_runs)]
+    for i in range(runs):
+        with running_instance(ctx) as st:
+            res.running.append(st.running_s)
+            if st.bound_s is not None:
+                res.bound.append(st.bound_s)
+            for name, t in st.subsystem_s.items():
+                res.subsystem.setdefault(name, []).append(t)
+            res.methods[st.method] = res.methods.get(st.method, 0) + 1
+        say(f"  startup {i + 1}/{runs}: {st.running_s:.3f} s ({st.method})")
+    return res
+
+
+# -- crash detection ---------------------------------------------------------------------
+
+
+@dataclass
+class CrashResult:
+    to_event_ms: list[float] = field(default_factory=list)
+    to_gone_ms: list[float] = field(default_factory=list)
+    exit_codes: dict[int, int] = field(default_factory=dict)
+
+
+def _subsystem_pids(rd: RuntimeDir) -> dict[str, int]:
+    with ControlClient(rd, timeout=5.0) as c:
+        st = c.request("appstate", "status")
+    return {s["name"]: int(s["pid"]) for s in st["subsystems"] if s["pid"]}
+
+
+def crash_once(ctx: Context, victim: str) -> tuple[float, float, int]:
+    """One fresh instance, SIGKILL of ``victim``: (ms to the event, ms to all gone, exit code)."""
+    with running_instance(ctx) as st:
+        proc = st.inst.proc
+        assert proc is not None
+        pids = _subsystem_pids(st.inst.rd)
+        fds: list[int] = []
+        try:
+            poller = zmq.Poller()
+            poller.register(st.sub, zmq.POLLIN)
+            for pid in [proc.pid, *pids.values()]:
+                fd = os.pidfd_open(pid)
+                fds.append(fd)
+                poller.register(fd, zmq.POLLIN)
+            pending = set(fds)
+            event_at = gone_at = None
+            t0 = time.perf_counter()
+            os.kill(pids[victim], signal.SIGKILL)
+            while event_at is None or pending:
+                left = t0 + CRASH_TIMEOUT_S - time.perf_counter()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"after SIGKILL of {victim}: event seen {event_at is not None}, "
+                        f"{len(pending)} process(es) still there after {CRASH_TIMEOUT_S} s"
+                    )
+                ready = poller.poll(int(left * 1000) + 1)
+                now = time.perf_counter()
+                for item, _ in ready:
+                    if item is st.sub:
+                        while st.sub.poll(0):
+                            topic, body = st.sub.recv_multipart()
+                            if topic == b"lifecycle.ON_EMERGENCY_EXIT" and event_at is None:
+                                event_at = now
+                                who = unpack(body).get("subsystem")
+                                if who != victim:
+                                    ctx.problems.append(f"emergency names {who}, killed {victim}")
+                    elif item in pending:
+                        pending.discard(item)
+                        poller.unregister(item)
+                        if not pending:
+                            gone_at = now
+            assert event_at is not None and gone_at is not None
+            code = proc.wait(timeout=5)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return (event_at - t0) * 1000, (gone_at - t0) * 1000, code
+
+
+def bench_crash(ctx: Context, runs: int) -> CrashResult:
+    res = CrashResult()
+    for i in range(runs):
+        victim = SUBSYSTEMS[i % len(SUBSYSTEMS)]
+        ev, gone, code = crash_once(ctx, victim)
+        res.to_event_ms.append(ev)
+        res.to_gone_ms.append(gone)
+        res.exit_codes[code] = res.exit_codes.get(code, 0) + 1
+        say(f"  crash {i + 1}/{runs} ({victim}): event {ev:.2f} ms, all gone {gone:.1f} ms")
+    return res
+
+
+# -- round trip --------------------------------------------------------------------------
+
+
+@dataclass
+class RttResult:
+    lumiera_us: list[float] = field(default_factory=list)
+    appstate_us: list[float] = field(default_factory=list)
+    raw_us: list[float] = field(default_factory=list)
+    request_bytes: int = 0
+    reply_bytes: int = 0
+
+
+class RawEcho:
+    """A DEALER here, a ROUTER echo process on an ipc socket in a private temp dir."""
+
+    def __init__(self, base: Path) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="raw-", dir=base))
+        self.endpoint = f"ipc://{self.dir / 'echo'}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", ECHO_SRC, self.endpoint],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.sock: zmq.Socket[bytes] | None = None
+        try:
+            assert self.proc.stdout is not None
+            line = self.proc.stdout.readline()
+            if line.strip() != "ready":
+                raise RuntimeError(f"echo process did not start (said {line!r})")
+            self.sock = zmq.Context.instance().socket(zmq.DEALER)
+            self.sock.setsockopt(zmq.LINGER, 0)
+            self.sock.connect(self.endpoint)
+        except BaseException:
+            self.close()
+            raise
+
+    def request(self, body: bytes) -> dict[str, Any]:
+        assert self.sock is not None
+        self.sock.send(body)
+        if not self.sock.poll(5000):
+            raise TimeoutError("no reply from the echo process within 5 s")
+        reply: dict[str, Any] = msgpack.unpackb(self.sock.recv())
+        return reply
+
+    def close(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self.sock.send(b"quit")
+            self.sock.close(linger=0)
+            self.sock = None
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _timed_us(fn: Callable[[], object], n: int, out: list[float]) -> None:
+    clock = time.perf_counter_ns
+    for _ in range(n):
+        t = clock()
+        fn()
+        out.append((clock() - t) / 1000)
+
+
+def bench_rtt(ctx: Context, requests: int, warmup: int, blocks: int = 4) -> RttResult:
+    res = RttResult()
+    seq = iter(range(1, 1 << 62))
+
+    def raw_body() -> bytes:
+        return m.encode(m.Request(f"{os.getpid()}-{next(seq)}", "session", "ping", {}))
+
+    with running_instance(ctx) as st:
+        echo = RawEcho(ctx.base)
+        try:
+            with ControlClient(st.inst.rd, timeout=5.0) as client:
+                sample = client.request("session", "ping")
+                res.request_bytes = len(raw_body())
+                res.reply_bytes = len(m.encode(m.Reply(f"{os.getpid()}-99999", sample)))
+
+                def lum() -> object:
+                    return client.request("session", "ping")
+
+                def app() -> object:
+                    return client.request("appstate", "ping")
+
+                def raw() -> object:
+                    return echo.request(raw_body())
+
+                for fn in (lum, app, raw):  # warm-up, not recorded
+                    _timed_us(fn, warmup, [])
+                per_block = max(1, requests // blocks)
+                for _ in range(blocks):  # alternate, so drift of the machine hits both
+                    _timed_us(lum, per_block, res.lumiera_us)
+                    _timed_us(raw, per_block, res.raw_us)
+                    _timed_us(app, per_block // 2, res.appstate_us)
+        finally:
+            echo.close()
+    return res
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def machine_header() -> list[str]:
+    try:
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "?"
+    return [
+        "lumiera kernel benchmark",
+        f"machine: {platform.machine()}, nproc {len(os.sched_getaffinity(0))} "
+        f"(cpu_count {os.cpu_count()}), load avg {load}, {platform.platform()}",
+        f"python {platform.python_version()} ({sys.executable}); pyzmq {zmq.__version__}, "
+        f"libzmq {zmq.zmq_version()}, msgpack {'.'.join(map(str, msgpack.version))}",
+    ]
+
+
+def verdict(value: float, aim: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return "pass" if value < aim else "MISS"
+
+
+def render(rows: list[tuple[str, str, str, str, str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    out = []
+    for j, r in enumerate(rows):
+        cells = [
+            r[0].ljust(widths[0]),
+            *(c.rjust(w) for c, w in zip(r[1:4], widths[1:4], strict=True)),
+        ]
+        out.append("  ".join([*cells, r[4]]).rstrip())
+        if j == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out
+
+
+def report(
+    args: argparse.Namespace,
+    *,
+    su: StartupResult,
+    cr: CrashResult,
+    rt: RttResult,
+    problems: list[str],
+    elapsed: float,
+) -> dict[str, float]:
+    fig = {
+        "startup_s": median(su.running),
+        "bare_python_s": median(su.spawn["python -c pass"]),
+        "crash_to_event_ms_p50": median(cr.to_event_ms),
+        "crash_to_event_ms_p99": pct(cr.to_event_ms, 99),
+        "crash_to_gone_ms_p50": median(cr.to_gone_ms),
+        "rtt_us_p50": median(rt.lumiera_us),
+        "rtt_us_p99": pct(rt.lumiera_us, 99),
+        "raw_rtt_us_p50": median(rt.raw_us),
+    }
+    ratio = fig["rtt_us_p50"] / fig["raw_rtt_us_p50"]
+    rows: list[tuple[str, str, str, str, str]] = [("figure", "value", "aim", "ok?", "how")]
+    methods = ", ".join(f"{k} x{v}" for k, v in sorted(su.methods.items()))
+    rows += [
+        (
+            "startup (spawn -> phase running), median",
+            f"{fig['startup_s']:.3f} s",
+            f"< {AIM_STARTUP_S} s",
+            verdict(fig["startup_s"], AIM_STARTUP_S),
+            f"{len(su.running)} runs; seen via {methods}",
+        ),
+        (
+            "  bare python -c pass, median",
+            f"{fig['bare_python_s']:.3f} s",
+            "",
+            "",
+            f"{len(su.spawn['python -c pass'])} runs, sys.executable",
+        ),
+        (
+            "  startup p90 / max",
+            f"{pct(su.running, 90):.3f} / {max(su.running):.3f} s",
+            "",
+            "",
+            "",
+        ),
+        (
+            "  events socket bound, median",
+            f"{median(su.bound):.3f} s",
+            "",
+            "",
+            "supervisor imported, config read, bound",
+        ),
+    ]
+    for name in SUBSYSTEMS:
+        if name in su.subsystem:
+            rows.append(
+                (
+                    f"  {name} running, median",
+                    f"{median(su.subsystem[name]):.3f} s",
+                    "",
+                    "",
+                    "subsystem.<name>.running received",
+                )
+            )
+    for label, samples in su.spawn.items():
+        if label != "python -c pass":
+            rows.append((f"  {label}, median", f"{median(samples):.3f} s", "", "", ""))
+    codes = ", ".join(f"exit {k} x{v}" for k, v in sorted(cr.exit_codes.items()))
+    rows += [
+        (
+            "crash: SIGKILL -> ON_EMERGENCY_EXIT, p50",
+            f"{fig['crash_to_event_ms_p50']:.2f} ms",
+            f"< {AIM_CRASH_EVENT_MS:g} ms",
+            verdict(fig["crash_to_event_ms_p50"], AIM_CRASH_EVENT_MS),
+            f"{len(cr.to_event_ms)} runs, engine/session/player in turn",
+        ),
+        (
+            "crash: SIGKILL -> ON_EMERGENCY_EXIT, p99",
+            f"{fig['crash_to_event_ms_p99']:.2f} ms",
+            f"< {AIM_CRASH_EVENT_MS:g} ms",
+            verdict(fig["crash_to_event_ms_p99"], AIM_CRASH_EVENT_MS),
+            "SUB on events; few runs: p99 ~ max",
+        ),
+        (
+            "crash: SIGKILL -> all processes gone, p50",
+            f"{fig['crash_to_gone_ms_p50']:.1f} ms",
+            f"< {AIM_CRASH_GONE_MS:g} ms",
+            verdict(fig["crash_to_gone_ms_p50"], AIM_CRASH_GONE_MS),
+            f"pidfds of supervisor + subsystems; {codes}",
+        ),
+        (
+            "crash: all gone p99 / max",
+            f"{pct(cr.to_gone_ms, 99):.1f} / {max(cr.to_gone_ms):.1f} ms",
+            "",
+            "",
+            "",
+        ),
+        (
+            "rtt ControlClient -> session ping, p50",
+            f"{fig['rtt_us_p50']:.0f} us",
+            f"<= {AIM_RTT_RATIO:g}x raw",
+            verdict(ratio, AIM_RTT_RATIO + 1e-9),
+            f"{len(rt.lumiera_us)} requests; 2 hops via the supervisor",
+        ),
+        (
+            "rtt ControlClient -> session ping, p99",
+            f"{fig['rtt_us_p99']:.0f} us",
+            "",
+            "",
+            "",
+        ),
+        (
+            "rtt raw DEALER/ROUTER echo, p50",
+            f"{fig['raw_rtt_us_p50']:.0f} us",
+            "",
+            "",
+            f"{len(rt.raw_us)} requests; ipc, separate process, msgpack",
+        ),
+        (
+            "rtt raw DEALER/ROUTER echo, p99",
+            f"{pct(rt.raw_us, 99):.0f} us",
+            "",
+            "",
+            "",
+        ),
+        (
+            "rtt ratio lumiera / raw (p50)",
+            f"{ratio:.2f}x",
+            f"<= {AIM_RTT_RATIO:g}x",
+            verdict(ratio, AIM_RTT_RATIO + 1e-9),
+            "",
+        ),
+        (
+            "rtt ControlClient -> appstate ping, p50 / p99",
+            f"{median(rt.appstate_us):.0f} / {pct(rt.appstate_us, 99):.0f} us",
+            "",
+            "",
+            f"{len(rt.appstate_us)} requests; 1 hop (supervisor answers)",
+        ),
+    ]
+    lines = machine_header()
+    mode = "quick" if args.quick else "full"
+    lines.append(
+        f"mode: {mode}; {elapsed:.1f} s; message sizes: request {rt.request_bytes} B, "
+        f"reply {rt.reply_bytes} B (msgpack)"
+    )
+    lines.append("")
+    lines += render(rows)
+    if problems:
+        lines.append("")
+        lines.append("PROBLEMS:")
+        lines += [f"  - {p}" for p in problems]
+    print("\n".join(lines), flush=True)
+    return fig
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (< 60 s)")
+    parser.add_argument(
+        "--runs", type=int, help="instance runs for startup and for crash detection each"
+    )
+    parser.add_argument("--requests", type=int, help="timed round trips per path")
+    args = parser.parse_args(argv)
+    startup_runs = args.runs or (10 if args.quick else 20)
+    crash_runs = args.runs or (9 if args.quick else 20)
+    probe_runs = 5 if args.quick else 10
+    requests = args.requests or (500 if args.quick else 2000)
+    warmup = 100 if args.quick else 300
+    if min(startup_runs, crash_runs, requests) < 1:
+        parser.error("--runs and --requests must be at least 1")
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # so finally blocks clean up
+    base = Path(tempfile.mkdtemp(prefix="lumbench-", dir="/tmp"))  # short: ipc paths <= 107
+    env = {"XDG_STATE_HOME": str(base / "state")}  # the subsystems' log files go here too
+    ctx = Context(base, env)
+    started = time.perf_counter()
+    try:
+        say(f"startup: {startup_runs} runs")
+        su = bench_startup(ctx, startup_runs, probe_runs)
+        say(f"crash detection: {crash_runs} runs")
+        cr = bench_crash(ctx, crash_runs)
+        say(f"round trip: {requests} requests per path")
+        rt = bench_rtt(ctx, requests, warmup)
+    finally:
+        zmq.Context.instance().destroy(linger=0)
+        shutil.rmtree(base, ignore_errors=True)
+    fig = report(
+        args, su=su, cr=cr, rt=rt, problems=ctx.problems, elapsed=time.perf_counter() - started
+    )
+    print(json.dumps({k: round(v, 6) for k, v in fig.items()}), flush=True)
+    return 1 if ctx.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

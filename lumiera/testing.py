@@ -26,7 +26,15 @@ from lumiera.bus.client import ControlClient
 from lumiera.bus.codec import unpack
 from lumiera.runtime_dir import RuntimeDir
 
-__all__ = ["Instance", "RuntimeDir", "Tap", "leftovers", "unique_runtime_dir", "wait_for"]
+__all__ = [
+    "Instance",
+    "RuntimeDir",
+    "Tap",
+    "leftovers",
+    "run_cli",
+    "unique_runtime_dir",
+    "wait_for",
+]
 
 
 # Instance names handed out in this process, so a leak check can find their segments.
@@ -45,6 +53,17 @@ def unique_runtime_dir(base: str | None = None) -> RuntimeDir:
     CREATED_INSTANCES.append(instance)
     path = Path(tempfile.mkdtemp(prefix="lum-", dir=base))
     return RuntimeDir(path, instance, default_location=False)
+
+
+def run_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m lumiera ARGS`` to completion (bounded), capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "lumiera", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.01) -> Any:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lumiera.testing import Instance, wait_for
+from lumiera.testing import Instance, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,20 +51,12 @@ def test_debug_leaves_one_subsystem_to_lumiera_run_and_waits_for_it_to_attach_ag
             again = run_attached(inst, "session")
             wait_for(lambda: states(inst)["session"] == "running", 10, "session attached again")
             assert inst.request("session", "ping")["pid"] == again.pid
-            stop = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "lumiera",
-                    "stop",
-                    "--instance",
-                    inst.rd.instance,
-                    "--runtime-dir",
-                    str(inst.rd.path),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=30,
+            stop = run_cli(
+                "stop",
+                "--instance",
+                inst.rd.instance,
+                "--runtime-dir",
+                str(inst.rd.path),
             )
             assert stop.returncode == 0, stop.stderr
             assert again.wait(timeout=10) == 0

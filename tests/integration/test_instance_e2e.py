@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from lumiera import shm
 from lumiera.testing import Instance, unique_runtime_dir, wait_for
+from lumiera.testing import run_cli as lumiera
 
 pytestmark = pytest.mark.integration
-
-
-def lumiera(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lumiera", *args], capture_output=True, text=True, timeout=timeout
-    )
 
 
 def alive(pid: int) -> bool:

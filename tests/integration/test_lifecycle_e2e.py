@@ -5,23 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from lumiera import shm
 from lumiera.testing import Instance, Tap, leftovers, wait_for
+from lumiera.testing import run_cli as lumiera
 
 pytestmark = pytest.mark.integration
 
 FAST = ["appstate.heartbeat_interval=0.05", "appstate.watchdog_timeout=0.6"]
-
-
-def lumiera(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lumiera", *args], capture_output=True, text=True, timeout=timeout
-    )
 
 
 def rd_args(inst: Instance) -> list[str]:

@@ -13,14 +13,9 @@ import zmq
 
 from lumiera.bus import messages as m
 from lumiera.testing import Instance, Tap, wait_for
+from lumiera.testing import run_cli as lumiera
 
 pytestmark = pytest.mark.integration
-
-
-def lumiera(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lumiera", *args], capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.fixture

@@ -3,64 +3,24 @@
 An actor is the logic of one subsystem: it is called as
 ``handle(command, args) -> result`` and knows nothing of sockets, so tests can
 drive it directly. Request handlers are methods ``on_<command>`` declared with
-:func:`command`; their keyword-only parameters, with type hints, are the
-command's arguments, validated before the handler runs.
+:func:`~lumiera.bus.commands.command` (see there).
 
 Every method here runs in the subsystem's process, in its main thread.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import time
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from lumiera.bus.messages import check_type
+from lumiera.bus.commands import Commands, CommandSpec, command
 from lumiera.config import Config
-from lumiera.errors import BadArguments, BadMessage, FaultsDisabled, UnknownCommand
+from lumiera.errors import BadArguments, FaultsDisabled
 from lumiera.lifecycle import Hooks
-
-Handler = Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class CommandSpec:
-    """A declared command: its handler and its arguments (name -> (hint, required))."""
-
-    name: str
-    handler: Handler
-    params: dict[str, tuple[Any, bool]]
-    doc: str
-
-
-def command(fn: Handler) -> Handler:
-    """Declare ``on_<name>`` as the handler of request ``<name>``.
-
-    The handler takes keyword-only arguments; each needs a type hint (str,
-    int, float, bool, list, dict, Any, or a union with None); those without a
-    default are required.
-    """
-    if not fn.__name__.startswith("on_"):
-        raise TypeError(f"command handler {fn.__name__} must be named on_<command>")
-    fn.__lumiera_command__ = True  # type: ignore[attr-defined]
-    return fn
-
-
-def _spec_of(name: str, fn: Handler) -> CommandSpec:
-    hints = typing.get_type_hints(fn)
-    params = {}
-    for p in inspect.signature(fn).parameters.values():
-        if p.name == "self":
-            continue
-        if p.kind is not inspect.Parameter.KEYWORD_ONLY:
-            raise TypeError(f"{fn.__qualname__}: argument {p.name} must be keyword-only")
-        params[p.name] = (hints.get(p.name, Any), p.default is inspect.Parameter.empty)
-    return CommandSpec(name, fn, params, inspect.getdoc(fn) or "")
 
 
 @dataclass
@@ -79,7 +39,7 @@ class ActorContext:
     attached: bool = False
 
 
-class Actor:
+class Actor(Commands):
     """Base of the subsystem actors.
 
     Subclasses set ``name`` and ``summary``, declare commands with
@@ -91,22 +51,15 @@ class Actor:
 
     name: ClassVar[str] = "actor"
     summary: ClassVar[str] = ""
-    # Built from the @command methods when a subclass is defined.
-    commands: ClassVar[dict[str, CommandSpec]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        table: dict[str, CommandSpec] = {}
-        for klass in reversed(cls.__mro__):
-            for attr, fn in vars(klass).items():
-                if getattr(fn, "__lumiera_command__", False):
-                    table[attr.removeprefix("on_")] = _spec_of(attr.removeprefix("on_"), fn)
-        cls.commands = table
 
     def __init__(self, ctx: ActorContext) -> None:
         self.ctx = ctx
         self.log = logging.getLogger(f"lumiera.{ctx.name}")
         self.started_at: float | None = None
+
+    @property
+    def owner(self) -> str:
+        return self.ctx.name
 
     # -- hooks ----------------------------------------------------------------------
 
@@ -124,37 +77,6 @@ class Actor:
 
         Must not raise (an exception here is logged and ignored).
         """
-
-    # -- requests -------------------------------------------------------------------
-
-    def handle(self, command_name: str, args: dict[str, Any]) -> Any:
-        """Run one request; returns the result or raises a LumieraError.
-
-        Raises UnknownCommand or BadArguments before the handler runs; any other
-        exception from the handler propagates (the runtime treats it as a crash).
-        """
-        spec = self.commands.get(command_name)
-        if spec is None:
-            known = ", ".join(sorted(self.commands))
-            raise UnknownCommand(f"{self.ctx.name} has no command {command_name!r} (has: {known})")
-        return spec.handler(self, **self._check_args(spec, args))
-
-    @staticmethod
-    def _check_args(spec: CommandSpec, args: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(args) - set(spec.params)
-        if unknown:
-            raise BadArguments(f"{spec.name}: unknown argument(s) {', '.join(sorted(unknown))}")
-        checked = {}
-        for pname, (hint, required) in spec.params.items():
-            if pname not in args:
-                if required:
-                    raise BadArguments(f"{spec.name}: missing argument {pname!r}")
-                continue
-            try:
-                checked[pname] = check_type(f"{spec.name}.{pname}", args[pname], hint)
-            except BadMessage as e:
-                raise BadArguments(str(e)) from None
-        return checked
 
     # -- the commands every subsystem has -------------------------------------------
 
@@ -196,3 +118,6 @@ class Actor:
             self.ctx.end("fault injected: end with error" if kind == "end_error" else None)
             return {"ending": True}
         raise BadArguments(f"fault: unknown kind {kind!r} (raise, exit, hang, end, end_error)")
+
+
+__all__ = ["Actor", "ActorContext", "CommandSpec", "command"]

@@ -13,9 +13,7 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import time
-from pathlib import Path
 from typing import Any, TextIO
 
 import zmq
@@ -34,14 +32,16 @@ from lumiera.appstate.actions import (
     Spawn,
 )
 from lumiera.appstate.children import Proc
+from lumiera.appstate.commands import APPSTATE, AppStateCommands
 from lumiera.appstate.control import Peer, Routing
+from lumiera.appstate.output import Output, log_dir_for
 from lumiera.appstate.runner import Phase, Runner, State, Timeouts
 from lumiera.appstate.subsystems import Options, start_order
 from lumiera.bus import messages as m
 from lumiera.bus.codec import Limits, pack, unpack
 from lumiera.bus.sockets import configure_bounded, recv_bounded
 from lumiera.config import Config
-from lumiera.errors import BadMessage, ShuttingDown, Unavailable, UnknownCommand, UnknownSubsystem
+from lumiera.errors import BadMessage, LumieraError, Unavailable, UnknownSubsystem
 from lumiera.runtime_dir import (
     InstanceLock,
     RuntimeDir,
@@ -52,16 +52,8 @@ from lumiera.runtime_dir import (
 )
 
 log = logging.getLogger("lumiera.appstate")
-APPSTATE = "appstate"  # the name requests use to address the supervisor itself
+_ENDING = (Phase.CLOSING, Phase.STOPPING, Phase.EMERGENCY, Phase.DONE)
 MAX_TOPIC = 256
-
-
-def log_dir_for(config: Config, instance: str) -> Path:
-    configured = config.get_str("log.dir")
-    if configured:
-        return Path(configured).expanduser()
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "lumiera" / instance
 
 
 class Supervisor:
@@ -71,7 +63,7 @@ class Supervisor:
         self.rd = rd
         self.config = config
         self.options = options
-        self.out = out  # where subsystem output is shown (the terminal)
+        self.output = Output(out, log_dir_for(config, rd.instance), self._publish)
         self.limits = Limits(
             config.get_int("bus.max_message_bytes"), config.get_int("bus.max_parts")
         )
@@ -88,10 +80,10 @@ class Supervisor:
             debug=options.debug,
         )
         self.routing = Routing()
+        self.commands = AppStateCommands(self)
         self.procs: dict[str, Proc] = {}
         self.peers: dict[bytes, str] = {}  # ROUTER identity -> subsystem name
         self.identity: dict[str, bytes] = {}
-        self.logs: dict[str, TextIO] = {}
         self.started = time.monotonic()
         self.exit_code: int | None = None
         self.poller = zmq.Poller()
@@ -115,8 +107,7 @@ class Supervisor:
             self._sweep_stale()
             self._bind(zctx)
             write_pid(self.rd)
-            self._log_dir = log_dir_for(self.config, self.rd.instance)
-            self._log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.output.open()
             self.poller.register(wake_r, zmq.POLLIN)
             self._wake_r = wake_r
             names = ", ".join(self.runner.order)
@@ -183,8 +174,7 @@ class Supervisor:
             signal.signal(sig, handler)
         os.close(r)
         os.close(w)
-        for f in self.logs.values():
-            f.close()
+        self.output.close()
         zctx.destroy(linger=0)
         remove_instance_files(self.rd)
         shm.sweep(self.rd.instance)
@@ -222,7 +212,7 @@ class Supervisor:
             os.read(self._wake_r, 512)
         while self._signals:
             sig = signal.Signals(self._signals.pop(0))
-            if self.runner.phase in (Phase.CLOSING, Phase.STOPPING, Phase.EMERGENCY):
+            if self.runner.phase in _ENDING:
                 log.warning("%s: already shutting down", sig.name)
                 continue
             log.info("%s: shutting down in order", sig.name)
@@ -239,7 +229,7 @@ class Supervisor:
                 if lines is None:
                     self.poller.unregister(fd)
                 for line in lines or ():
-                    self._output(proc.name, stream, line)
+                    self.output.line(proc.name, stream, line)
                 return
 
     def _on_exit(self, proc: Proc) -> None:
@@ -247,7 +237,7 @@ class Supervisor:
         for fd in list(proc.pipes):  # what it printed last is shown before its end
             while (lines := proc.read(fd)) is not None:
                 for line in lines:
-                    self._output(proc.name, proc.pipes.get(fd, "stderr"), line)
+                    self.output.line(proc.name, proc.pipes.get(fd, "stderr"), line)
                 if not lines:
                     break
             with contextlib.suppress(KeyError):
@@ -267,17 +257,6 @@ class Supervisor:
             status.describe(),
         )
         self._execute(self.runner.exited(proc.name, status, time.monotonic()))
-
-    def _output(self, name: str, stream: str, line: str) -> None:
-        with contextlib.suppress(OSError):
-            self.out.write(f"{name:<8}| {line}\n")
-            self.out.flush()
-        f = self.logs.get(name)
-        if f is None:
-            f = self.logs[name] = (self._log_dir / f"{name}.log").open("a", encoding="utf-8")
-        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {stream} {line}\n")
-        f.flush()
-        self._publish(f"log.{name}", {"sender": name, "stream": stream, "line": line})
 
     # -- the events plane -----------------------------------------------------------
 
@@ -402,49 +381,20 @@ class Supervisor:
         self._answer(peer, m.Error(req.id, error.code, str(error)))  # type: ignore[attr-defined]
 
     def _appstate_request(self, peer: Peer, req: m.Request) -> None:
-        if req.command == "status":
-            result: Any = self.status()
-        elif req.command == "ping":
-            result = {"pong": True, "name": APPSTATE, "pid": os.getpid(), "ts": time.time()}
-        elif req.command == "stop":
-            if self.runner.phase in (Phase.CLOSING, Phase.STOPPING, Phase.EMERGENCY, Phase.DONE):
-                err = ShuttingDown(f"instance {self.rd.instance!r} is already {self.runner.phase}")
-                self._answer(peer, m.Error(req.id, err.code, str(err)))
-                return
-            result = {"stopping": True, "pid": os.getpid()}
-            self._answer(peer, m.Reply(req.id, result))
-            log.info("stop requested over the bus")
-            self._execute(self.runner.shutdown("stop requested", time.monotonic()))
-            return
-        else:
-            err2 = UnknownCommand(
-                f"appstate has no command {req.command!r} (has: ping, status, stop)"
-            )
-            self._answer(peer, m.Error(req.id, err2.code, str(err2)))
+        try:
+            result = self.commands.handle(req.command, req.args)
+        except LumieraError as e:
+            self._answer(peer, m.Error(req.id, e.code, str(e)))
             return
         self._answer(peer, m.Reply(req.id, result))
+        if self.commands.stop_requested and self.runner.phase not in _ENDING:
+            log.info("stop requested over the bus")
+            self._execute(self.runner.shutdown("stop requested", time.monotonic()))
 
     def status(self) -> dict[str, Any]:
         """The instance and its subsystems as plain data (the ``status`` reply)."""
-        now = time.monotonic()
-        subsystems = self.runner.snapshot(now)
-        for entry in subsystems:
-            entry.update(
-                children.proc_usage(entry["pid"])
-                if entry["pid"]
-                else {"cpu_s": None, "rss_bytes": None}
-            )
-        return {
-            "instance": self.rd.instance,
-            "pid": os.getpid(),
-            "phase": self.runner.phase.value,
-            "runtime_dir": str(self.rd.path),
-            "uptime_s": round(now - self.started, 3),
-            "options": self.options.to_dict(),
-            "errors": list(self.runner.errors),
-            "emergency": self.runner.emergency,
-            "subsystems": subsystems,
-        }
+        status: dict[str, Any] = self.commands.on_status()
+        return status
 
     def _answer(self, peer: Peer, msg: m.Message) -> None:
         try:
@@ -504,5 +454,4 @@ class Supervisor:
         for s in self.runner.snapshot(time.monotonic()):
             lines.append(f"  {s['name']:<8} {s['layer']:<6} {s['state']:<9} pid {s['pid']}")
         lines.append("  (lumiera status | lumiera tap | lumiera stop, or Ctrl-C)")
-        with contextlib.suppress(OSError):
-            print("\n".join(lines), file=sys.stderr, flush=True)
+        self.output.show("\n".join(lines))

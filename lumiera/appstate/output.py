@@ -1,0 +1,61 @@
+"""Where subsystem output goes: the ``up`` terminal, one log file per subsystem, the bus.
+
+As compose and honcho do, every line a subsystem prints is shown in the
+terminal with its name in front; it is also appended to ``<log dir>/<name>.log``
+(kept after the instance ends, crash included) and published on ``log.<name>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from lumiera.config import Config
+
+Publish = Callable[[str, dict[str, Any]], None]
+
+
+def log_dir_for(config: Config, instance: str) -> Path:
+    """``log.dir`` if set, else ``$XDG_STATE_HOME/lumiera/<instance>`` (~/.local/state/...)."""
+    configured = config.get_str("log.dir")
+    if configured:
+        return Path(configured).expanduser()
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "lumiera" / instance
+
+
+class Output:
+    """Subsystem output lines, shown, logged and published. Runs in the supervisor's loop."""
+
+    def __init__(self, terminal: TextIO, log_dir: Path, publish: Publish) -> None:
+        self.terminal = terminal
+        self.log_dir = log_dir
+        self.publish = publish
+        self._files: dict[str, TextIO] = {}
+
+    def open(self) -> None:
+        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def line(self, name: str, stream: str, line: str) -> None:
+        self.show(f"{name:<8}| {line}")
+        f = self._files.get(name)
+        if f is None:
+            f = self._files[name] = (self.log_dir / f"{name}.log").open("a", encoding="utf-8")
+        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {stream} {line}\n")
+        f.flush()
+        self.publish(f"log.{name}", {"sender": name, "stream": stream, "line": line})
+
+    def show(self, text: str) -> None:
+        """Write to the terminal; a closed terminal (the user went away) is not an error."""
+        with contextlib.suppress(OSError, ValueError):
+            self.terminal.write(text + "\n")
+            self.terminal.flush()
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files.clear()

@@ -28,6 +28,8 @@ MAX_IPC_PATH = 107
 # Socket files of the bus; subsystems may bind their own ``svc-<name>`` later.
 SOCKET_NAMES = ("events", "publish", "control")
 PID_FILE = "appstate.pid"
+# Set by the supervisor for the subsystem processes it spawns: its own pid.
+ENV_SUPERVISOR_PID = "LUMIERA_SUPERVISOR_PID"
 LOCK_FILE = "lock"
 
 

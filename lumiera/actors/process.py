@@ -34,7 +34,7 @@ from lumiera.bus.codec import Limits, pack
 from lumiera.config import Config
 from lumiera.errors import BadMessage, InternalError, LumieraError, ShuttingDown
 from lumiera.lifecycle import Hooks, Lifecycle
-from lumiera.runtime_dir import RuntimeDir, read_pid
+from lumiera.runtime_dir import ENV_SUPERVISOR_PID, RuntimeDir, read_pid
 
 log = logging.getLogger("lumiera.actors")
 
@@ -44,7 +44,6 @@ EXIT_NO_SUPERVISOR = 71  # the supervisor went away
 # How long a new process waits for the supervisor's welcome (no config yet).
 WELCOME_TIMEOUT_S = 10.0
 PR_SET_PDEATHSIG = 1
-ENV_SUPERVISOR_PID = "LUMIERA_SUPERVISOR_PID"
 
 
 class _End(Exception):

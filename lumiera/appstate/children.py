@@ -18,9 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lumiera.actors.process import ENV_SUPERVISOR_PID
 from lumiera.appstate.actions import ExitStatus
-from lumiera.runtime_dir import RuntimeDir
+from lumiera.runtime_dir import ENV_SUPERVISOR_PID, RuntimeDir
 
 MAX_LINE = 16 * 1024  # longer output lines are cut (a process printing binary junk)
 

@@ -51,8 +51,15 @@ def pack(body: dict[str, Any]) -> bytes:
     return packed
 
 
-def unpack(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
-    """Decode one untrusted frame into a map with string keys, or raise BadMessage."""
+def unpack(
+    data: bytes, limits: Limits = DEFAULT_LIMITS, check_values: bool = True
+) -> dict[str, Any]:
+    """Decode one untrusted frame into a map, or raise BadMessage.
+
+    With ``check_values`` (the default) every value is checked to be plain
+    (:func:`check_plain`); a caller that validates each field itself, as
+    :func:`lumiera.bus.messages.decode` does, may skip that walk.
+    """
     if len(data) > limits.max_message_bytes:
         raise BadMessage(f"frame of {len(data)} bytes exceeds {limits.max_message_bytes}")
     n = limits.max_items
@@ -74,7 +81,8 @@ def unpack(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
         raise BadMessage(f"not a msgpack message: {type(e).__name__}: {e}") from None
     if not isinstance(value, dict):
         raise BadMessage(f"message body must be a map, not {type(value).__name__}")
-    check_plain(value)
+    if check_values:
+        check_plain(value)
     return value
 
 

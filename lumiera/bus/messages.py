@@ -15,10 +15,11 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, TypeVar, Union
 
-from lumiera.bus.codec import DEFAULT_LIMITS, PROTOCOL_VERSION, Limits, pack, unpack
+from lumiera.bus.codec import DEFAULT_LIMITS, PROTOCOL_VERSION, Limits, check_plain, pack, unpack
 from lumiera.errors import BadMessage
 
 
@@ -185,13 +186,16 @@ class Problem(Message):
 def encode(message: Message) -> bytes:
     """The wire form of ``message``."""
     body = {"v": PROTOCOL_VERSION, "kind": message.KIND}
-    body.update(dataclasses.asdict(message))  # type: ignore[call-overload]
+    for fname in _fields(type(message)):
+        body[fname] = getattr(message, fname)
     return pack(body)
 
 
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     """Validate and decode one untrusted frame, or raise BadMessage saying why."""
-    return from_body(unpack(data, limits))
+    # The field checkers below walk the free-form fields (Any, dict, list) for
+    # plain values, so the codec need not walk the whole body a second time.
+    return from_body(unpack(data, limits, check_values=False))
 
 
 def from_body(body: dict[str, Any]) -> Message:
@@ -204,23 +208,25 @@ def from_body(body: dict[str, Any]) -> Message:
     if cls is None:
         raise BadMessage(f"unknown message kind {name!r}")
     fields = _fields(cls)
-    unknown = set(body) - {"v", "kind"} - set(fields)
-    if unknown:
+    if len(body) - 2 > len(fields) or not fields.keys() >= body.keys() - _ENVELOPE:
+        unknown = body.keys() - _ENVELOPE - fields.keys()
         raise BadMessage(f"{name}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
     values = {}
-    for fname, (hint, required) in fields.items():
-        if fname not in body:
-            if required:
-                raise BadMessage(f"{name}: missing field {fname!r}")
-            continue
-        values[fname] = check_type(f"{name}.{fname}", body[fname], hint)
+    for fname, (check, required) in fields.items():
+        if fname in body:
+            values[fname] = check(body[fname])
+        elif required:
+            raise BadMessage(f"{name}: missing field {fname!r}")
     return cls(**values)
 
 
-_FIELDS: dict[type[Message], dict[str, tuple[Any, bool]]] = {}
+_ENVELOPE = {"v", "kind"}
+Check = Callable[[Any], Any]
+_FIELDS: dict[type[Message], dict[str, tuple[Check, bool]]] = {}
 
 
-def _fields(cls: type[Message]) -> dict[str, tuple[Any, bool]]:
+def _fields(cls: type[Message]) -> dict[str, tuple[Check, bool]]:
+    """Each field's compiled checker and whether it is required (built once per kind)."""
     cached = _FIELDS.get(cls)
     if cached is not None:
         return cached
@@ -228,57 +234,92 @@ def _fields(cls: type[Message]) -> dict[str, tuple[Any, bool]]:
     out = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        out[f.name] = (hints[f.name], required)
+        out[f.name] = (checker(f"{cls.KIND}.{f.name}", hints[f.name]), required)
     _FIELDS[cls] = out
     return out
 
 
 def check_type(where: str, value: Any, hint: Any) -> Any:
-    """Return ``value`` if it matches the type ``hint``, else raise BadMessage.
+    """``value`` if it matches the type ``hint``, else BadMessage (see :func:`checker`)."""
+    return checker(where, hint)(value)
+
+
+_CHECKERS: dict[tuple[str, Any], Check] = {}
+
+
+def checker(where: str, hint: Any) -> Check:
+    """A function that returns its argument if it matches ``hint``, else raises BadMessage.
 
     Understands the hints used in message and command declarations: str (with
-    MaxLen), int, float (ints accepted), bool, None, unions, list, dict with str
-    keys, and Any (any plain msgpack value: the codec already checked that).
+    MaxLen), int, float (ints accepted and converted), bool, None, unions,
+    list, dict with str keys, and Any. Free-form values (Any, dict, list) must
+    be built only of plain msgpack values. Built once per (place, hint).
     """
+    key = (where, hint)
+    found = _CHECKERS.get(key)
+    if found is None:
+        found = _CHECKERS[key] = _compile(where, hint)
+    return found
+
+
+def _compile(where: str, hint: Any) -> Check:
     origin = typing.get_origin(hint)
     if origin is Annotated:
         base, *extras = typing.get_args(hint)
-        value = check_type(where, value, base)
-        for extra in extras:
-            if isinstance(extra, MaxLen) and len(value) > extra.n:
-                raise BadMessage(f"{where}: longer than {extra.n} characters")
-        return value
+        inner = _compile(where, base)
+        limits = [e.n for e in extras if isinstance(e, MaxLen)]
+        if not limits:
+            return inner
+        n = min(limits)
+
+        def bounded(value: Any) -> Any:
+            value = inner(value)
+            if len(value) > n:
+                raise BadMessage(f"{where}: longer than {n} characters")
+            return value
+
+        return bounded
     if origin in (Union, types.UnionType):
-        for option in typing.get_args(hint):
-            try:
-                return check_type(where, value, option)
-            except BadMessage:
-                continue
-        raise BadMessage(f"{where}: {type(value).__name__} is not {_describe(hint)}")
-    if hint is Any:
-        return value
-    if hint is type(None):
-        if value is None:
+        options = [_compile(where, h) for h in typing.get_args(hint)]
+
+        def union(value: Any) -> Any:
+            for option in options:
+                try:
+                    return option(value)
+                except BadMessage:
+                    continue
+            raise BadMessage(f"{where}: {type(value).__name__} is not {_describe(hint)}")
+
+        return union
+    if hint is Any or origin is list or hint is list or origin is dict or hint is dict:
+        want = list if (origin is list or hint is list) else dict if hint is not Any else object
+
+        def free(value: Any) -> Any:
+            if not isinstance(value, want):
+                raise BadMessage(f"{where}: {type(value).__name__} is not {_describe(hint)}")
+            check_plain(value)
             return value
-    elif hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif hint in (str, bool, bytes):
-        if isinstance(value, hint):
-            return value
-    elif origin is list or hint is list:
-        if isinstance(value, list):
-            (item,) = typing.get_args(hint) or (Any,)
-            return [check_type(f"{where}[{i}]", v, item) for i, v in enumerate(value)]
-    elif origin is dict or hint is dict:
-        if isinstance(value, dict):
-            return value
-    else:  # pragma: no cover - a declaration uses a hint this checker does not know
-        raise TypeError(f"{where}: unsupported type hint {hint!r}")
-    raise BadMessage(f"{where}: {type(value).__name__} is not {_describe(hint)}")
+
+        return free
+    if hint is float:
+
+        def number(value: Any) -> Any:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+            raise BadMessage(f"{where}: {type(value).__name__} is not float")
+
+        return number
+    if hint is type(None) or hint in (str, int, bool, bytes):
+        exact = hint
+
+        def simple(value: Any) -> Any:
+            # type(), not isinstance: bool is an int, and a bool where an int belongs is a mistake
+            if type(value) is exact:
+                return value
+            raise BadMessage(f"{where}: {type(value).__name__} is not {_describe(hint)}")
+
+        return simple
+    raise TypeError(f"{where}: unsupported type hint {hint!r}")  # a declaration bug
 
 
 def _describe(hint: Any) -> str:

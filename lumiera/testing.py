@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -141,11 +142,15 @@ class Instance:
         self.env = env
         self.proc: subprocess.Popen[str] | None = None
         self.started_at = 0.0
+        # Beside the runtime directory, not in it: output and logs outlive the instance.
+        self.out_path = self.rd.path.with_name(self.rd.path.name + ".out")
+        self.log_dir = self.rd.path.with_name(self.rd.path.name + ".logs")
 
     @property
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "lumiera", "up", *self.args]
         cmd += ["--instance", self.rd.instance, "--runtime-dir", str(self.rd.path)]
+        cmd += ["--def", f"log.dir={self.log_dir}"]
         for d in self.defs:
             cmd += ["--def", d]
         return cmd
@@ -153,14 +158,17 @@ class Instance:
     def start(self) -> Instance:
         self.started_at = time.monotonic()
         env = dict(os.environ, **(self.env or {}))
-        self.proc = subprocess.Popen(
-            self.command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
+        # A file, not a pipe: nobody reads a pipe while the instance runs, and a
+        # full one would block the supervisor's writes.
+        with self.out_path.open("w") as out:
+            self.proc = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
         return self
 
     def client(self, timeout: float = 5.0) -> ControlClient:
@@ -214,10 +222,11 @@ class Instance:
         return self.proc.wait(timeout=timeout)
 
     def output(self) -> str:
-        """Everything ``up`` printed (only after it exited)."""
-        if self.proc is None or self.proc.stdout is None or self.proc.poll() is None:
+        """Everything ``up`` printed so far."""
+        try:
+            return self.out_path.read_text(errors="replace")
+        except FileNotFoundError:
             return ""
-        return self.proc.stdout.read()
 
     def __enter__(self) -> Instance:
         return self.start()
@@ -235,10 +244,10 @@ class Instance:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-        if self.proc is not None and self.proc.stdout is not None:
-            self.proc.stdout.close()
         with contextlib.suppress(OSError):
             self.rd.path.rmdir()
+        self.out_path.unlink(missing_ok=True)
+        shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
 def lumiera_processes() -> dict[int, str]:

@@ -167,3 +167,21 @@ def test_a_regular_end_with_an_error_exits_1_without_emergency():
         inst.request("netnode", "fault", {"kind": "end_error"})
         assert inst.wait() == 1
         assert "ON_EMERGENCY_EXIT" not in inst.output()
+
+
+def test_subsystem_output_is_shown_with_its_name_logged_to_a_file_and_published():
+    with Instance(["--headless"]) as inst:
+        inst.wait_running()
+        tap = Tap(inst.rd, ["log.engine"])
+        try:
+            wait_for(lambda: inst.request("appstate", "ping"), 5, "ping")
+            tap.poll(0.2)
+            assert lumiera("stop", *rd_args(inst)).returncode == 0
+            assert inst.wait() == 0
+            body = tap.wait_topic("log.engine", 5)
+        finally:
+            tap.close()
+        assert body["sender"] == "engine" and "stopping" in body["line"]
+        assert "engine  | INFO lumiera.actors: engine: stopping" in inst.output()
+        logged = (inst.log_dir / "engine.log").read_text()
+        assert "stderr INFO lumiera.actors: engine: stopping (shutdown)" in logged

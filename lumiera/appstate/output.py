@@ -36,18 +36,29 @@ class Output:
         self.log_dir = log_dir
         self.publish = publish
         self._files: dict[str, TextIO] = {}
+        self._broken: set[str] = set()  # logs we could not write: shown and published only
 
     def open(self) -> None:
-        self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        """Create the log directory; failing that, go on without log files (said once)."""
+        try:
+            self.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as e:
+            self.show(f"appstate| ERROR no log files: cannot create {self.log_dir}: {e}")
 
     def line(self, name: str, stream: str, line: str) -> None:
         self.show(f"{name:<8}| {line}")
-        f = self._files.get(name)
-        if f is None:
-            f = self._files[name] = (self.log_dir / f"{name}.log").open("a", encoding="utf-8")
-        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {stream} {line}\n")
-        f.flush()
         self.publish(f"log.{name}", {"sender": name, "stream": stream, "line": line})
+        if name in self._broken:
+            return
+        try:
+            f = self._files.get(name)
+            if f is None:
+                f = self._files[name] = (self.log_dir / f"{name}.log").open("a", encoding="utf-8")
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {stream} {line}\n")
+            f.flush()
+        except OSError as e:  # a full disk must not take the supervisor down
+            self._broken.add(name)
+            self.show(f"appstate| ERROR cannot write the log of {name} in {self.log_dir}: {e}")
 
     def show(self, text: str) -> None:
         """Write to the terminal; a closed terminal (the user went away) is not an error."""
@@ -57,5 +68,6 @@ class Output:
 
     def close(self) -> None:
         for f in self._files.values():
-            f.close()
+            with contextlib.suppress(OSError):
+                f.close()
         self._files.clear()

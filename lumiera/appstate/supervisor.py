@@ -154,7 +154,7 @@ class Supervisor:
 
     def _install_signals(self, wake_w: int) -> dict[int, Any]:
         old: dict[int, Any] = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal closed
             old[sig] = signal.signal(sig, lambda s, _f: self._signals.append(s))
         old[-1] = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         return old

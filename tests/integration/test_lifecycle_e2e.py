@@ -185,3 +185,35 @@ def test_subsystem_output_is_shown_with_its_name_logged_to_a_file_and_published(
         assert "engine  | INFO lumiera.actors: engine: stopping" in inst.output()
         logged = (inst.log_dir / "engine.log").read_text()
         assert "stderr INFO lumiera.actors: engine: stopping (shutdown)" in logged
+
+
+def test_an_emergency_where_a_survivor_must_be_killed_exits_3():
+    defs = ["appstate.emergency_timeout=0.5", *FAST]
+    with Instance(["--headless"], defs=defs) as inst:
+        st = inst.wait_running()
+        pids = {s["name"]: s["pid"] for s in st["subsystems"]}
+        os.kill(pids["player"], signal.SIGSTOP)  # a survivor that cannot answer stop
+        os.kill(pids["engine"], signal.SIGKILL)
+        assert inst.wait() == 3
+        wait_for(lambda: gone(list(pids.values())), 5, "all processes gone")
+        assert "killing player" in inst.output()
+        assert leftovers(inst.rd) == []
+
+
+def test_sighup_from_a_closed_terminal_shuts_down_in_order():
+    with Instance(["--headless"]) as inst:
+        inst.wait_running()
+        inst.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        assert inst.wait() == 0
+        assert "SIGHUP: shutting down in order" in inst.output()
+
+
+def test_an_unwritable_log_directory_is_reported_and_the_instance_runs_on(tmp_path):
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the log directory should be")
+    with Instance(["--headless"], defs=[f"log.dir={blocked}/logs"]) as inst:
+        inst.wait_running()
+        assert inst.request("engine", "ping")["pong"] is True
+        assert lumiera("stop", *rd_args(inst)).returncode == 0
+        assert inst.wait() == 0
+        assert "no log files: cannot create" in inst.output()

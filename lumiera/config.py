@@ -56,6 +56,13 @@ def _log_level(text: str) -> str:
     return level
 
 
+def _at_least_two(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise ValueError("must be at least 2 (a REQ client sends an empty frame and the body)")
+    return value
+
+
 def _text(text: str) -> str:
     return text.strip()
 
@@ -80,7 +87,7 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
     "bus": {
         "request_timeout": Key(_positive_float, "wait for a reply"),
         "max_message_bytes": Key(_positive_int, "largest accepted frame"),
-        "max_parts": Key(_positive_int, "most frames in one message"),
+        "max_parts": Key(_at_least_two, "most frames in one message"),
     },
     "rings": {
         "slots": Key(_positive_int, "slots per frame ring"),

@@ -42,6 +42,16 @@ class InstanceRunning(LumieraError):
     code = "instance_running"
 
 
+class Unreachable(LumieraError):
+    """No answer at all from the instance within the client's timeout (tools exit 69).
+
+    Never on the wire: distinct from a ``timeout`` error reply, which is the
+    supervisor's answer that a subsystem did not reply in time.
+    """
+
+    code = "unreachable"
+
+
 class NotRunning(LumieraError):
     """No instance answers at the runtime directory (tools exit 69)."""
 

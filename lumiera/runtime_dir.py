@@ -16,6 +16,7 @@ import fcntl
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,8 @@ PID_FILE = "appstate.pid"
 # Set by the supervisor for the subsystem processes it spawns: its own pid.
 ENV_SUPERVISOR_PID = "LUMIERA_SUPERVISOR_PID"
 LOCK_FILE = "lock"
+LOCK_RETRIES = 3
+LOCK_RETRY_S = 0.005
 
 
 def check_instance(name: str) -> str:
@@ -125,7 +128,20 @@ class InstanceLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock or raise InstanceRunning (never waits)."""
+        """Take the lock or raise InstanceRunning (waits at most a few ms).
+
+        A tool probing with :func:`is_locked` holds a shared lock for a moment;
+        a few quick retries keep that from being mistaken for a live instance.
+        """
+        for _ in range(LOCK_RETRIES - 1):
+            try:
+                self._acquire_once()
+                return
+            except InstanceRunning:
+                time.sleep(LOCK_RETRY_S)
+        self._acquire_once()
+
+    def _acquire_once(self) -> None:
         path = self._rd.lock_file
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -30,7 +30,7 @@ import zmq
 
 from lumiera.actors.actor import Actor, ActorContext
 from lumiera.bus import messages as m
-from lumiera.bus.codec import Limits, pack
+from lumiera.bus.codec import Limits, check_plain, pack
 from lumiera.config import Config
 from lumiera.errors import BadMessage, InternalError, LumieraError, ShuttingDown
 from lumiera.lifecycle import Hooks, Lifecycle
@@ -192,12 +192,18 @@ class SubsystemProcess:
             self.actor.started_at = time.monotonic()
             self.send(m.Ready())
         elif isinstance(msg, m.Event):
-            self.hooks.fire(Lifecycle(msg.event))
+            if msg.event in Lifecycle.__members__:
+                self.hooks.fire(Lifecycle(msg.event))
+            else:  # a newer supervisor's event: no hooks here, but never block its barrier
+                log.warning("%s: unknown lifecycle event %r acknowledged", self.name, msg.event)
             self.send(m.Ack(msg.event))
         elif isinstance(msg, m.Stop):
             log.info("%s: stopping (%s)", self.name, msg.reason or "asked")
             self.stopping = True
             self.actor.on_stop()
+            self.hooks.fire(
+                Lifecycle.ON_EMERGENCY_EXIT if msg.emergency else Lifecycle.ON_GLOBAL_SHUTDOWN
+            )
             raise _End(0)
         else:
             log.warning("%s: ignored unexpected %s message", self.name, msg.KIND)
@@ -216,9 +222,16 @@ class SubsystemProcess:
             self.send(m.Error(req.id, InternalError.code, f"{type(e).__name__}: {e}"))
             raise
         try:
-            self.send(m.Reply(req.id, result))
-        except (TypeError, ValueError) as e:  # the handler returned something unpackable
-            self.send(m.Error(req.id, InternalError.code, f"reply not encodable: {e}"))
+            check_plain(result)  # what the supervisor would refuse: say so to the caller
+            data = m.encode(m.Reply(req.id, result))
+            if len(data) > self.limits.max_message_bytes:  # libzmq would drop us as a peer
+                raise BadMessage(f"{len(data)} bytes, over bus.max_message_bytes")
+        except (BadMessage, TypeError, ValueError) as e:
+            self.send(
+                m.Error(req.id, InternalError.code, f"{req.command}: reply not sendable: {e}")
+            )
+            return
+        self.control.send(data)
 
     # -- ends -----------------------------------------------------------------------
 
@@ -230,6 +243,7 @@ class SubsystemProcess:
         self.send(m.Ending(self._end_error))
         assert self.actor is not None
         self.actor.on_stop()
+        self.hooks.fire(Lifecycle.ON_GLOBAL_SHUTDOWN)
         return 0
 
     def _crash(self, exc: BaseException) -> int:

@@ -27,6 +27,8 @@ class ExitStatus:
         return self.code == 0 and self.signal is None
 
     def describe(self) -> str:
+        if self.code is None and self.signal is None:
+            return "ended (exit status not ours to read)"
         if self.signal is not None:
             try:
                 return f"killed by {_signal.Signals(self.signal).name}"
@@ -59,10 +61,11 @@ class SendEvent:
 
 @dataclass(frozen=True)
 class SendStop:
-    """Ask a connected subsystem to stop."""
+    """Ask a connected subsystem to stop (``emergency``: because another one crashed)."""
 
     name: str
     reason: str
+    emergency: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import itertools
 from dataclasses import dataclass
 
 from lumiera.bus import messages as m
-from lumiera.errors import RequestTimeout, SubsystemGone
+from lumiera.errors import RequestTimeout, ShuttingDown, SubsystemGone
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,13 @@ class Routing:
     def gone(self, target: str) -> list[tuple[Peer, m.Message]]:
         """Answers for every request in flight to ``target``, which has ended."""
         ids = [rid for rid, p in self._pending.items() if p.target == target]
+        return [self._fail(rid, SubsystemGone.code, "ended before it answered") for rid in ids]
+
+    def abandon(self) -> list[tuple[Peer, m.Message]]:
+        """Answers for every request in flight: the supervisor is exiting."""
         return [
-            self._fail(rid, SubsystemGone.code, f"{target} ended before it answered") for rid in ids
+            self._fail(rid, ShuttingDown.code, "the instance ended before it answered")
+            for rid in list(self._pending)
         ]
 
     def next_deadline(self) -> float | None:

@@ -52,6 +52,9 @@ from lumiera.lifecycle import SESSION_CLOSING, SESSION_OPENING, Lifecycle
 
 __all__ = ["Phase", "Runner", "State", "Sub", "Timeouts"]
 
+# Reasons travel in messages whose text fields are bounded: keep them well inside.
+MAX_REASON = 4000
+
 
 class Runner:
     """Drives the subsystems of one ``lumiera up`` from start to finish."""
@@ -139,6 +142,10 @@ class Runner:
             return self._take()
         sub.started_at, sub.deadline = now, None
         self._set_state(sub, State.RUNNING)
+        if sub.debug and self.phase is Phase.RUNNING:
+            # Attached again after the session opened: it gets the events it
+            # missed, in order (its acks arrive outside any barrier and are ignored).
+            self._out.extend(SendEvent(name, event) for event in SESSION_OPENING)
         self._advance_start(now)
         return self._take()
 
@@ -155,7 +162,7 @@ class Runner:
 
     def problem(self, name: str, reason: str) -> None:
         """``name`` reported an uncaught exception; its exit follows."""
-        self.subs[name].problem = reason
+        self.subs[name].problem = reason[:MAX_REASON]
 
     def ending(self, name: str, error: str | None) -> None:
         """``name`` announced a regular end (``error``: the user's work failed)."""
@@ -376,7 +383,8 @@ class Runner:
             if other.alive and other is not sub:
                 self._set_state(other, State.STOPPING)
                 if other.connected:
-                    self._out.append(SendStop(other.name, f"emergency: {sub.name} {reason}"))
+                    why = f"emergency: {sub.name} {reason}"[:MAX_REASON]
+                    self._out.append(SendStop(other.name, why, emergency=True))
                 else:
                     self._kill(other, now)
         self._phase_deadline = now + self.t.emergency
@@ -423,7 +431,8 @@ class Runner:
             and sub.alive
             and sub.connected
             and not sub.kill_sent
-            and sub.state in (State.IDLE, State.STARTING, State.RUNNING)
+            # not STARTING: on_start may block the loop; start_timeout bounds it
+            and sub.state in (State.IDLE, State.RUNNING)
         )
 
     def _hung(self, sub: Sub, now: float) -> bool:

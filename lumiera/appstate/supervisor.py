@@ -54,6 +54,9 @@ from lumiera.runtime_dir import (
 log = logging.getLogger("lumiera.appstate")
 _ENDING = (Phase.CLOSING, Phase.STOPPING, Phase.EMERGENCY, Phase.DONE)
 MAX_TOPIC = 256
+LAST_EVENTS_LINGER_MS = 200
+# Topics only the supervisor publishes: a subsystem or tool cannot forge them.
+RESERVED_TOPICS = (b"lifecycle.", b"appstate.", b"subsystem.")
 
 
 class Supervisor:
@@ -175,6 +178,12 @@ class Supervisor:
         os.close(r)
         os.close(w)
         self.output.close()
+        for peer, msg in self.routing.abandon():
+            self._answer(peer, msg)
+        # Give the last events (ON_GLOBAL_SHUTDOWN, the final phase) a bounded
+        # chance to reach the tools; nothing waits longer than this.
+        with contextlib.suppress(zmq.ZMQError):
+            self.xpub.close(linger=LAST_EVENTS_LINGER_MS)
         zctx.destroy(linger=0)
         remove_instance_files(self.rd)
         shm.sweep(self.rd.instance)
@@ -250,12 +259,11 @@ class Supervisor:
             self.peers.pop(identity, None)
         for peer, msg in self.routing.gone(proc.name):
             self._answer(peer, msg)
-        log.log(
-            logging.INFO if status.ok else logging.ERROR,
-            "%s ended: %s",
-            proc.name,
-            status.describe(),
-        )
+        if proc.popen is None:
+            log.info("%s (pid %d, attached by lumiera run) detached", proc.name, proc.pid)
+        else:
+            level = logging.INFO if status.ok else logging.ERROR
+            log.log(level, "%s ended: %s", proc.name, status.describe())
         self._execute(self.runner.exited(proc.name, status, time.monotonic()))
 
     # -- the events plane -----------------------------------------------------------
@@ -272,13 +280,14 @@ class Supervisor:
             if total != 2:
                 raise BadMessage(f"an event has 2 frames, not {total}")
             topic, body = frames
-            if not 0 < len(topic) <= MAX_TOPIC or not topic.isascii():
-                raise BadMessage("topic must be 1-256 ASCII bytes")
+            if not 0 < len(topic) <= MAX_TOPIC or not all(0x21 <= c <= 0x7E for c in topic):
+                raise BadMessage("topic must be 1-256 printable ASCII bytes")
+            if topic.startswith(RESERVED_TOPICS):
+                raise BadMessage(f"topic {topic.decode()!r} is reserved for the supervisor")
             decoded = unpack(body, self.limits)
-            if not isinstance(decoded.get("sender"), str) or not isinstance(
-                decoded.get("ts"), float | int
-            ):
-                raise BadMessage("event body needs sender (str) and ts (number)")
+            sender, ts = decoded.get("sender"), decoded.get("ts")
+            if not isinstance(sender, str) or sender == APPSTATE or type(ts) not in (int, float):
+                raise BadMessage("event body needs sender (str, not appstate) and ts (number)")
         except BadMessage as e:
             log.warning("dropped a bad event from a publisher: %s", e)
             return
@@ -290,7 +299,7 @@ class Supervisor:
     def _on_control(self) -> None:
         frames, total = recv_bounded(self.control, self.limits.max_parts + 1)
         identity, rest = frames[0], frames[1:]
-        peer = Peer(identity, delimited=len(rest) == 2 and rest[0] == b"")
+        peer = Peer(identity, delimited=len(rest) >= 2 and rest[0] == b"")
         try:
             if total > self.limits.max_parts + 1:
                 raise BadMessage(f"a message has at most {self.limits.max_parts} frames")
@@ -424,7 +433,7 @@ class Supervisor:
             elif isinstance(action, SendEvent):
                 self._send_to(action.name, m.Event(action.event))
             elif isinstance(action, SendStop):
-                self._send_to(action.name, m.Stop(action.reason))
+                self._send_to(action.name, m.Stop(action.reason, action.emergency))
             elif isinstance(action, Kill):
                 proc = self.procs.get(action.name)
                 if proc is not None:

@@ -15,10 +15,13 @@ from typing import Any
 import zmq
 
 from lumiera.bus import messages as m
-from lumiera.errors import BadMessage, NotRunning, RequestTimeout, from_wire
+from lumiera.errors import BadMessage, NotRunning, Unreachable, from_wire
 from lumiera.runtime_dir import RuntimeDir, is_locked
 
 _ids = itertools.count(1)
+# Longer than the supervisor's default bus.request_timeout (5 s), so its typed
+# ``timeout`` reply for a slow subsystem arrives before the client gives up.
+DEFAULT_TIMEOUT = 10.0
 
 
 class ControlClient:
@@ -28,7 +31,7 @@ class ControlClient:
     :meth:`close`.
     """
 
-    def __init__(self, rd: RuntimeDir, timeout: float = 5.0) -> None:
+    def __init__(self, rd: RuntimeDir, timeout: float = DEFAULT_TIMEOUT) -> None:
         if not rd.socket("control").exists() or not is_locked(rd):
             raise NotRunning(f"no lumiera instance {rd.instance!r} is running at {rd.path}")
         self.rd = rd
@@ -48,7 +51,7 @@ class ControlClient:
     ) -> Any:
         """Send one request; return the result, or raise the error the reply carries.
 
-        Raises RequestTimeout when no reply comes within ``timeout`` seconds
+        Raises Unreachable when no reply comes within ``timeout`` seconds
         (default: the client's), BadMessage for a reply that fails validation.
         """
         rid = f"{self._prefix}{next(_ids)}"
@@ -56,7 +59,7 @@ class ControlClient:
         wait_ms = int((self.timeout if timeout is None else timeout) * 1000)
         while True:
             if not self._sock.poll(wait_ms):
-                raise RequestTimeout(
+                raise Unreachable(
                     f"no reply from {to!r} of instance {self.rd.instance!r} at {self.rd.path} "
                     f"within {wait_ms / 1000:g} s"
                 )

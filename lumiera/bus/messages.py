@@ -154,9 +154,14 @@ class Ack(Message):
 @kind("stop")
 @dataclass(frozen=True)
 class Stop(Message):
-    """Supervisor -> subsystem: stop and exit 0."""
+    """Supervisor -> subsystem: stop and exit 0.
+
+    ``emergency`` is set when another subsystem crashed: the subsystem runs its
+    ON_EMERGENCY_EXIT hooks instead of its ON_GLOBAL_SHUTDOWN hooks.
+    """
 
     reason: Text = ""
+    emergency: bool = False
 
 
 @kind("ending")
@@ -201,7 +206,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
 def from_body(body: dict[str, Any]) -> Message:
     """Validate a decoded map against the declared kinds."""
     version = body.get("v")
-    if version != PROTOCOL_VERSION:
+    if type(version) is not int or version != PROTOCOL_VERSION:
         raise BadMessage(f"protocol version {version!r} is not supported (want {PROTOCOL_VERSION})")
     name = body.get("kind")
     cls = KINDS.get(name) if isinstance(name, str) else None

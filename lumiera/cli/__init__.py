@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from lumiera import __version__
 from lumiera.appstate.actions import EXIT_UNAVAILABLE, EXIT_USAGE
+from lumiera.bus.client import DEFAULT_TIMEOUT
 from lumiera.errors import LumieraError, NotRunning, UsageError
 
 
@@ -57,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="show the instance and its subsystems")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds (default: %(default)s)"
+    )
     _instance_args(p)
     p.set_defaults(func=tools.status)
 
@@ -75,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "args", nargs="?", default="{}", metavar="JSON", help="arguments as a JSON object"
     )
-    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds (default: %(default)s)"
+    )
     _instance_args(p)
     p.set_defaults(func=tools.send)
 

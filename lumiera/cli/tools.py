@@ -24,8 +24,8 @@ from lumiera.errors import (
     BadMessage,
     LumieraError,
     NotRunning,
-    RequestTimeout,
     ShuttingDown,
+    Unreachable,
     UsageError,
 )
 
@@ -38,7 +38,7 @@ def _client(args: argparse.Namespace) -> ControlClient:
     return ControlClient(_rd(args), timeout=args.timeout)
 
 
-def _unreachable(e: RequestTimeout) -> int:
+def _unreachable(e: Unreachable) -> int:
     print(f"lumiera: {e}", file=sys.stderr)
     return EXIT_UNAVAILABLE
 
@@ -56,7 +56,7 @@ def status(args: argparse.Namespace) -> int:
     try:
         with _client(args) as client:
             st = client.request("appstate", "status")
-    except RequestTimeout as e:
+    except Unreachable as e:
         return _unreachable(e)
     if args.json:
         print(json.dumps(st, default=_json_default))
@@ -98,7 +98,7 @@ def send(args: argparse.Namespace) -> int:
     try:
         with _client(args) as client:
             result = client.request(args.subsystem, args.cmd, payload)
-    except RequestTimeout as e:
+    except Unreachable as e:
         return _unreachable(e)
     except NotRunning:
         raise
@@ -120,7 +120,7 @@ def stop(args: argparse.Namespace) -> int:
             pid = client.request("appstate", "stop")["pid"]
     except ShuttingDown:
         pass  # already on its way down: wait for it like any other
-    except RequestTimeout as e:
+    except Unreachable as e:
         return _unreachable(e)
     if not wait_gone(rd, pid, args.timeout):
         print(

@@ -193,3 +193,36 @@ def test_a_tool_cannot_impersonate_a_subsystem(inst, zctx):
     answer = reply(sock)
     assert isinstance(answer, m.Error) and "not waiting for `lumiera run`" in answer.message
     assert inst.request("session", "ping")["pong"] is True
+
+
+def test_a_publisher_cannot_forge_the_supervisors_events(inst, zctx):
+    tap = Tap(inst.rd, ["lifecycle.", "appstate.", "subsystem.", "ok."])
+    pub = zctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.connect(inst.rd.endpoint("publish"))
+    try:
+        time.sleep(0.3)
+        forged = {"event": "ON_EMERGENCY_EXIT", "sender": "appstate", "ts": time.time()}
+        pub.send_multipart([b"lifecycle.ON_EMERGENCY_EXIT", msgpack.packb(forged)])
+        pub.send_multipart([b"appstate.phase", msgpack.packb({"sender": "x", "ts": 1.0})])
+        pub.send_multipart([b"ok.fake", msgpack.packb({"sender": "appstate", "ts": 1.0})])
+        pub.send_multipart([b"ok.bool", msgpack.packb({"sender": "x", "ts": True})])
+        pub.send_multipart([b"ok\x00nul", msgpack.packb({"sender": "x", "ts": 1.0})])
+        pub.send_multipart([b"ok.real", msgpack.packb({"sender": "x", "ts": 1.0})])
+        wait_for(lambda: tap.poll(0.1) or tap.topics("ok.real"), 5, "the real event")
+    finally:
+        pub.close()
+        tap.close()
+    assert tap.topics() == ["ok.real"]
+
+
+def test_a_subsystem_too_slow_to_answer_gives_a_timeout_reply_not_unreachable():
+    defs = ["debug.faults=yes", "bus.request_timeout=0.3"]
+    with Instance(["--headless"], defs=defs) as inst:
+        inst.wait_running()
+        hung = lumiera(
+            "send", "session", "fault", '{"kind": "hang"}', *where(inst), "--timeout", "5"
+        )
+        assert hung.returncode == 1, hung.stderr
+        assert json.loads(hung.stdout)["error"]["code"] == "timeout"
+        assert inst.wait() == 2  # then its watchdog catches the hang: an emergency

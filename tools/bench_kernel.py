@@ -97,15 +97,33 @@ while True:
         if os.getppid() != parent:
             break
         continue
-    ident, body = sock.recv_multipart()
+    *envelope, body = sock.recv_multipart()  # [ident] direct, [proxy, client] via the proxy
     if body == b"quit":
         break
     req = msgpack.unpackb(body)
     result = {"pong": True, "name": "session", "pid": os.getpid(), "ts": time.time()}
     reply = {"v": 1, "kind": "reply", "id": req["id"], "result": result}
-    sock.send_multipart([ident, msgpack.packb(reply, use_bin_type=True)])
+    sock.send_multipart([*envelope, msgpack.packb(reply, use_bin_type=True)])
 sock.close()
 ctx.term()
+"""
+
+# The structural floor of a routed request: one more process in the middle that
+# forwards frames in C (zmq.proxy), no Python per message. Lumiera's supervisor
+# does the same hop in Python, validating and re-addressing each message.
+PROXY_SRC = r"""
+import os, sys, zmq
+ctx = zmq.Context()
+front = ctx.socket(zmq.ROUTER)
+back = ctx.socket(zmq.DEALER)
+for s in (front, back):
+    s.setsockopt(zmq.LINGER, 0)
+old = os.umask(0o077)
+front.bind(sys.argv[1])
+os.umask(old)
+back.connect(sys.argv[2])
+print("ready", flush=True)
+zmq.proxy(front, back)
 """
 
 
@@ -397,6 +415,7 @@ class RttResult:
     lumiera_us: list[float] = field(default_factory=list)
     appstate_us: list[float] = field(default_factory=list)
     raw_us: list[float] = field(default_factory=list)
+    raw2_us: list[float] = field(default_factory=list)
     request_bytes: int = 0
     reply_bytes: int = 0
 
@@ -404,27 +423,36 @@ class RttResult:
 class RawEcho:
     """A DEALER here, a ROUTER echo process on an ipc socket in a private temp dir."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, via_proxy: bool = False) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="raw-", dir=base))
         self.endpoint = f"ipc://{self.dir / 'echo'}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", ECHO_SRC, self.endpoint],
+        self.procs: list[subprocess.Popen[str]] = []
+        self.sock: zmq.Socket[bytes] | None = None
+        try:
+            self._start(ECHO_SRC, self.endpoint)
+            target = self.endpoint
+            if via_proxy:
+                target = f"ipc://{self.dir / 'proxy'}"
+                self._start(PROXY_SRC, target, self.endpoint)
+            self.sock = zmq.Context.instance().socket(zmq.DEALER)
+            self.sock.setsockopt(zmq.LINGER, 0)
+            self.sock.connect(target)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, src: str, *args: str) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", src, *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             text=True,
         )
-        self.sock: zmq.Socket[bytes] | None = None
-        try:
-            assert self.proc.stdout is not None
-            line = self.proc.stdout.readline()
-            if line.strip() != "ready":
-                raise RuntimeError(f"echo process did not start (said {line!r})")
-            self.sock = zmq.Context.instance().socket(zmq.DEALER)
-            self.sock.setsockopt(zmq.LINGER, 0)
-            self.sock.connect(self.endpoint)
-        except BaseException:
-            self.close()
-            raise
+        self.procs.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"helper process did not start (said {line!r})")
 
     def request(self, body: bytes) -> dict[str, Any]:
         assert self.sock is not None
@@ -437,20 +465,21 @@ class RawEcho:
     def close(self) -> None:
         if self.sock is not None:
             with contextlib.suppress(zmq.ZMQError):
-                self.sock.send(b"quit")
+                self.sock.send(b"quit")  # the echo ends; the proxy is terminated below
             self.sock.close(linger=0)
             self.sock = None
-        try:
-            self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
+        for proc in reversed(self.procs):
             try:
-                self.proc.wait(timeout=5)
+                proc.wait(timeout=0.5 if proc is self.procs[0] else 0)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -471,6 +500,7 @@ def bench_rtt(ctx: Context, requests: int, warmup: int, blocks: int = 4) -> RttR
 
     with running_instance(ctx) as st:
         echo = RawEcho(ctx.base)
+        echo2 = RawEcho(ctx.base, via_proxy=True)
         try:
             with ControlClient(st.inst.rd, timeout=5.0) as client:
                 sample = client.request("session", "ping")
@@ -486,15 +516,20 @@ def bench_rtt(ctx: Context, requests: int, warmup: int, blocks: int = 4) -> RttR
                 def raw() -> object:
                     return echo.request(raw_body())
 
-                for fn in (lum, app, raw):  # warm-up, not recorded
+                def raw2() -> object:
+                    return echo2.request(raw_body())
+
+                for fn in (lum, app, raw, raw2):  # warm-up, not recorded
                     _timed_us(fn, warmup, [])
                 per_block = max(1, requests // blocks)
                 for _ in range(blocks):  # alternate, so drift of the machine hits both
                     _timed_us(lum, per_block, res.lumiera_us)
                     _timed_us(raw, per_block, res.raw_us)
+                    _timed_us(raw2, per_block, res.raw2_us)
                     _timed_us(app, per_block // 2, res.appstate_us)
         finally:
             echo.close()
+            echo2.close()
     return res
 
 
@@ -553,6 +588,7 @@ def report(
         "rtt_us_p50": median(rt.lumiera_us),
         "rtt_us_p99": pct(rt.lumiera_us, 99),
         "raw_rtt_us_p50": median(rt.raw_us),
+        "raw_2hop_rtt_us_p50": median(rt.raw2_us),
     }
     ratio = fig["rtt_us_p50"] / fig["raw_rtt_us_p50"]
     rows: list[tuple[str, str, str, str, str]] = [("figure", "value", "aim", "ok?", "how")]
@@ -665,6 +701,20 @@ def report(
             f"<= {AIM_RTT_RATIO:g}x",
             verdict(ratio, AIM_RTT_RATIO + 1e-9),
             "",
+        ),
+        (
+            "rtt raw 2-hop via zmq.proxy (C), p50 / p99",
+            f"{fig['raw_2hop_rtt_us_p50']:.0f} / {pct(rt.raw2_us, 99):.0f} us",
+            "",
+            "",
+            "the floor of any routed request: DEALER -> proxy -> ROUTER echo",
+        ),
+        (
+            "rtt ratio lumiera / raw 2-hop (p50)",
+            f"{fig['rtt_us_p50'] / fig['raw_2hop_rtt_us_p50']:.2f}x",
+            "",
+            "",
+            "what the Python supervisor and subsystem add over C forwarding",
         ),
         (
             "rtt ControlClient -> appstate ping, p50 / p99",

@@ -193,16 +193,18 @@ class Supervisor:
     def _loop(self) -> None:
         while self.exit_code is None:
             now = time.monotonic()
-            deadlines = [
-                d for d in (self.runner.next_deadline(), self.routing.next_deadline()) if d
-            ]
-            timeout_ms = max(0, int((min(deadlines) - now) * 1000) + 1) if deadlines else None
+            due = min(
+                (d for d in (self.runner.next_deadline(), self.routing.next_deadline()) if d),
+                default=None,
+            )
+            timeout_ms = None if due is None else max(0, int((due - now) * 1000) + 1)
             for item, _ in self.poller.poll(timeout_ms):
                 self._dispatch(item)
             now = time.monotonic()
-            self._execute(self.runner.tick(now))
-            for peer, msg in self.routing.expire(now):
-                self._answer(peer, msg)
+            if due is not None and now >= due:  # deadlines set meanwhile are all later
+                self._execute(self.runner.tick(now))
+                for peer, msg in self.routing.expire(now):
+                    self._answer(peer, msg)
 
     def _dispatch(self, item: Any) -> None:
         if item is self.control:

@@ -191,6 +191,9 @@ def _read_ini(path: Path) -> dict[str, dict[str, str]]:
         raise ConfigError(f"cannot read configuration file {path}: {e.strerror}") from e
     except (configparser.Error, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: {e}") from e
+    if parser.defaults():
+        known = ", ".join(SCHEMA)  # configparser's shared section: every key has one home
+        raise ConfigError(f"{path}: unknown section [DEFAULT] (known: {known})")
     return {s: dict(parser.items(s)) for s in parser.sections()}
 
 

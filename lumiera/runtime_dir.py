@@ -22,13 +22,17 @@ from pathlib import Path
 
 from lumiera.errors import InstanceRunning, RuntimeDirError, UsageError
 
-INSTANCE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# Not starting with a dot: "." and ".." would name the parent directory itself.
+INSTANCE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 DEFAULT_INSTANCE = "default"
 # libzmq refuses ipc paths longer than this (sun_path is 108 bytes with the NUL).
 MAX_IPC_PATH = 107
 # Socket files of the bus; subsystems may bind their own ``svc-<name>`` later.
 SOCKET_NAMES = ("events", "publish", "control")
 PID_FILE = "appstate.pid"
+PID_TMP = f".{PID_FILE}.tmp"
+# Service sockets a subsystem may bind for direct calls: svc-<name>.
+SERVICE_PREFIX = "svc-"
 # Set by the supervisor for the subsystem processes it spawns: its own pid.
 ENV_SUPERVISOR_PID = "LUMIERA_SUPERVISOR_PID"
 LOCK_FILE = "lock"
@@ -38,7 +42,9 @@ LOCK_RETRY_S = 0.005
 
 def check_instance(name: str) -> str:
     if not INSTANCE_RE.fullmatch(name):
-        raise UsageError(f"instance name {name!r}: use 1-64 of A-Z a-z 0-9 _ . -")
+        raise UsageError(
+            f"instance name {name!r}: use 1-64 of A-Z a-z 0-9 _ . - (not starting with . or -)"
+        )
     return name
 
 
@@ -204,25 +210,37 @@ def read_pid(rd: RuntimeDir) -> int | None:
 
 
 def write_pid(rd: RuntimeDir) -> None:
-    tmp = rd.path / f".{PID_FILE}.tmp"
+    tmp = rd.path / PID_TMP
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(f"{os.getpid()}\n")
     tmp.replace(rd.pid_file)
 
 
+def owned_by_instance(name: str) -> bool:
+    """Whether a file name in the runtime directory is one an instance creates.
+
+    Only these are ever removed: ``--runtime-dir`` may point at a directory that
+    holds other programs' files too.
+    """
+    return name in SOCKET_NAMES or name.startswith(SERVICE_PREFIX) or name in (PID_FILE, PID_TMP)
+
+
 def remove_instance_files(rd: RuntimeDir) -> list[str]:
-    """Remove socket files and the pid file. Call only while holding the lock.
+    """Remove the instance's socket files and pid file. Call only while holding the lock.
 
     Returns the names removed (for the log: at start, these are a dead instance's).
     """
     removed = []
-    for entry in rd.path.iterdir():
-        is_ours = entry.name == PID_FILE or entry.name.startswith(".")
+    for name in sorted(os.listdir(rd.path)):
+        if not owned_by_instance(name):
+            continue
+        path = rd.path / name
         with contextlib.suppress(FileNotFoundError):
-            if is_ours or stat.S_ISSOCK(entry.lstat().st_mode):
-                entry.unlink()
-                removed.append(entry.name)
+            mode = path.lstat().st_mode
+            if stat.S_ISSOCK(mode) or (stat.S_ISREG(mode) and name in (PID_FILE, PID_TMP)):
+                path.unlink()
+                removed.append(name)
     return removed
 
 

@@ -86,6 +86,9 @@ class Runner:
         """Spawn every selected subsystem's process and start the first one."""
         self._set_phase(Phase.STARTING)
         self._publish_lifecycle(Lifecycle.ON_GLOBAL_INIT)
+        if not self.subs:  # nothing asked for: nothing runs, so the application ends
+            self._finish(EXIT_OK)
+            return self._take()
         for sub in self.subs.values():
             if sub.debug:
                 self._set_state(sub, State.WAITING)
@@ -383,6 +386,7 @@ class Runner:
             if other.alive and other is not sub:
                 self._set_state(other, State.STOPPING)
                 if other.connected:
+                    other.deadline = None  # the emergency timeout governs from here
                     why = f"emergency: {sub.name} {reason}"[:MAX_REASON]
                     self._out.append(SendStop(other.name, why, emergency=True))
                 else:
@@ -424,6 +428,7 @@ class Runner:
             self._error(f"{sub.name} (pid {sub.pid}) could not be confirmed dead")
             sub.alive = False
             self._continue_stopping(now)
+            self._check_emergency_done()
 
     def _watched(self, sub: Sub) -> bool:
         return (
@@ -443,7 +448,8 @@ class Runner:
         )
 
     def _watchdog(self, sub: Sub, now: float) -> None:
-        reason = f"hung: no heartbeat for {now - (sub.last_heartbeat or now):.2f} s"
+        silent = 0.0 if sub.last_heartbeat is None else now - sub.last_heartbeat
+        reason = f"hung: no heartbeat for {silent:.2f} s"
         self._kill(sub, now)
         if sub.state is State.RUNNING:
             self._begin_emergency(sub, reason, now)

@@ -64,12 +64,18 @@ class Commands:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        table: dict[str, CommandSpec] = {}
-        for klass in reversed(cls.__mro__):
-            for attr, fn in vars(klass).items():
-                if getattr(fn, "__lumiera_command__", False):
-                    table[attr.removeprefix("on_")] = _spec_of(attr.removeprefix("on_"), fn)
-        cls.commands = table
+        # A command declared anywhere in the hierarchy is answered by the most
+        # derived definition of its method, decorated again or not.
+        declared = {
+            attr
+            for klass in cls.__mro__
+            for attr, fn in vars(klass).items()
+            if getattr(fn, "__lumiera_command__", False)
+        }
+        cls.commands = {
+            attr.removeprefix("on_"): _spec_of(attr.removeprefix("on_"), getattr(cls, attr))
+            for attr in sorted(declared)
+        }
 
     @property
     def owner(self) -> str:

@@ -296,6 +296,15 @@ def _compile(where: str, hint: Any) -> Check:
             raise BadMessage(f"{where}: {type(value).__name__} is not {_describe(hint)}")
 
         return union
+    if origin is list and typing.get_args(hint) and typing.get_args(hint)[0] is not Any:
+        item = _compile(f"{where}[]", typing.get_args(hint)[0])
+
+        def items(value: Any) -> Any:
+            if not isinstance(value, list):
+                raise BadMessage(f"{where}: {type(value).__name__} is not list")
+            return [item(v) for v in value]
+
+        return items
     if hint is Any or origin is list or hint is list or origin is dict or hint is dict:
         want = list if (origin is list or hint is list) else dict if hint is not Any else object
 

@@ -36,14 +36,14 @@ def where(inst: Instance) -> list[str]:
     return ["--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path)]
 
 
-def dealer(zctx: zmq.Context, inst: Instance) -> zmq.Socket:
+def dealer(zctx: zmq.Context[zmq.Socket[bytes]], inst: Instance) -> zmq.Socket[bytes]:
     sock = zctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(inst.rd.endpoint("control"))
     return sock
 
 
-def reply(sock: zmq.Socket, timeout: float = 5.0) -> m.Message:
+def reply(sock: zmq.Socket[bytes], timeout: float = 5.0) -> m.Message:
     assert sock.poll(int(timeout * 1000)), "no reply"
     return m.decode(sock.recv_multipart()[-1])
 

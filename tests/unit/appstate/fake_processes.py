@@ -4,7 +4,7 @@ A :class:`World` owns a :class:`~lumiera.appstate.runner.Runner`, carries out
 every action it returns the way well-behaved processes would (a spawned
 process says hello, a started one says READY, an event is acked, a stop or a
 SIGKILL ends the process), and keeps one log of the runner's actions and of
-what the processes said, in order. A :class:`Behaviour` makes one process
+what the processes said, in order. A :class:`Behaviour` (``how``, by name) makes one process
 misbehave: never connect, never say READY, ignore stop, survive SIGKILL, hang.
 Time passes only through :meth:`World.advance`, which has every live process
 beat its heartbeat every :data:`BEAT` seconds and lets the runner tick.
@@ -77,12 +77,14 @@ class World:
         *,
         debug: str | None = None,
         timeouts: Timeouts = TIMEOUTS,
-        **behaviour: Behaviour,
+        clock: float = 0.0,
+        how: Mapping[str, Behaviour] | None = None,
     ) -> None:
         self.runner = Runner(order, timeouts, debug=debug, table=subsystems)
-        self.now = 0.0
+        self.now = clock
         self.log: list[Action | Said] = []
-        self.behaviour = {n: behaviour.get(n, Behaviour()) for n in order}
+        # Each process's own copy, so a test may change one while the world runs.
+        self.behaviour = {n: (how or {}).get(n, Behaviour()) for n in order}
         self.pids = {n: 1000 + i for i, n in enumerate(order)}
         self.alive: set[str] = set()  # a process exists
         self.connected: set[str] = set()  # it said hello and has not exited
@@ -189,8 +191,8 @@ class World:
 
     # -- questions for the tests ----------------------------------------------------
 
-    @property
     def phase(self) -> Phase:
+        """The runner's phase (a call, so a type checker does not pin it between inputs)."""
         return self.runner.phase
 
     @property

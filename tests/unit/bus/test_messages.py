@@ -13,21 +13,10 @@ from hypothesis import strategies as st
 from lumiera.bus import messages as m
 from lumiera.bus.codec import MAX_DEPTH, PROTOCOL_VERSION, Limits, pack, unpack
 from lumiera.errors import BadMessage
+from tests.unit.bus.strategies import plain
 
 SETTINGS = settings(database=None, deadline=None, max_examples=200)
 
-plain: st.SearchStrategy[Any] = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats(allow_nan=False)
-    | st.text(max_size=20)
-    | st.binary(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
 plain_map = st.dictionaries(st.text(max_size=12), plain, max_size=5)
 name = st.text(max_size=64)
 ident = st.text(max_size=128)

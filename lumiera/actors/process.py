@@ -93,9 +93,14 @@ class SubsystemProcess:
 
     def run(self) -> int:
         """Run until stopped; returns the process's exit code."""
-        supervisor = self._supervisor_pid()
-        pidfd = os.pidfd_open(supervisor) if supervisor else None
+        pidfd: int | None = None
         try:
+            supervisor = self._supervisor_pid()
+            try:
+                pidfd = os.pidfd_open(supervisor) if supervisor else None
+            except ProcessLookupError:
+                log.error("%s: the supervisor (pid %s) is gone", self.name, supervisor)
+                return EXIT_NO_SUPERVISOR
             self.hooks.fire(Lifecycle.ON_BASIC_INIT)
             self.control.connect(self.rd.endpoint("control"))
             self.pub.connect(self.rd.endpoint("publish"))

@@ -21,6 +21,7 @@ import zmq
 from lumiera import shm
 from lumiera.appstate import children
 from lumiera.appstate.actions import (
+    EXIT_EMERGENCY_FAILED,
     Action,
     ExitStatus,
     Finish,
@@ -41,7 +42,13 @@ from lumiera.bus import messages as m
 from lumiera.bus.codec import Limits, pack, unpack
 from lumiera.bus.sockets import configure_bounded, recv_bounded
 from lumiera.config import Config
-from lumiera.errors import BadMessage, LumieraError, Unavailable, UnknownSubsystem
+from lumiera.errors import (
+    BadMessage,
+    LumieraError,
+    RuntimeDirError,
+    Unavailable,
+    UnknownSubsystem,
+)
 from lumiera.runtime_dir import (
     InstanceLock,
     RuntimeDir,
@@ -89,6 +96,9 @@ class Supervisor:
         self.identity: dict[str, bytes] = {}
         self.started = time.monotonic()
         self.exit_code: int | None = None
+        self.control: zmq.Socket[bytes] | None = None
+        self.xsub: zmq.Socket[bytes] | None = None
+        self.xpub: zmq.Socket[bytes] | None = None
         self.poller = zmq.Poller()
         self._signals: list[int] = []
 
@@ -107,9 +117,12 @@ class Supervisor:
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         old_handlers = self._install_signals(wake_w)
         try:
-            self._sweep_stale()
-            self._bind(zctx)
-            write_pid(self.rd)
+            try:
+                self._sweep_stale()
+                self._bind(zctx)
+                write_pid(self.rd)
+            except (OSError, zmq.ZMQError) as e:  # before anything started: not an emergency
+                raise RuntimeDirError(f"cannot set up the bus in {self.rd.path}: {e}") from e
             self.output.open()
             self.poller.register(wake_r, zmq.POLLIN)
             self._wake_r = wake_r
@@ -124,6 +137,21 @@ class Supervisor:
             self._publish("lifecycle.ON_BASIC_INIT", {"event": "ON_BASIC_INIT"})
             self._execute(self.runner.begin(time.monotonic()))
             self._loop()
+        except RuntimeDirError:
+            raise
+        except Exception as e:  # the supervisor itself failed: a failed emergency, exit 3
+            log.exception("the supervisor failed; killing every subsystem")
+            self._publish(
+                "lifecycle.ON_EMERGENCY_EXIT",
+                {
+                    "event": "ON_EMERGENCY_EXIT",
+                    "subsystem": APPSTATE,
+                    "exit_code": None,
+                    "signal": None,
+                    "reason": f"supervisor failed: {type(e).__name__}: {e}",
+                },
+            )
+            self.exit_code = EXIT_EMERGENCY_FAILED
         finally:
             self._teardown(zctx, old_handlers, wake_r, wake_w)
             lock.release()
@@ -138,21 +166,21 @@ class Supervisor:
             log.warning("removed what a dead instance left behind: %s", ", ".join(files + segments))
 
     def _bind(self, zctx: zmq.Context[zmq.Socket[bytes]]) -> None:
-        self.control = zctx.socket(zmq.ROUTER)
-        self.xsub = zctx.socket(zmq.XSUB)
-        self.xpub = zctx.socket(zmq.XPUB)
-        for sock in (self.control, self.xsub, self.xpub):
+        self.control = control = zctx.socket(zmq.ROUTER)
+        self.xsub = xsub = zctx.socket(zmq.XSUB)
+        self.xpub = xpub = zctx.socket(zmq.XPUB)
+        for sock in (control, xsub, xpub):
             configure_bounded(sock, self.limits)
-        self.control.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unroutable reply raises, not vanishes
+        control.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unroutable reply raises, not vanishes
         old = os.umask(0o077)  # socket files follow the umask: keep them ours only
         try:
-            self.control.bind(self.rd.endpoint("control"))
-            self.xsub.bind(self.rd.endpoint("publish"))
-            self.xpub.bind(self.rd.endpoint("events"))
+            control.bind(self.rd.endpoint("control"))
+            xsub.bind(self.rd.endpoint("publish"))
+            xpub.bind(self.rd.endpoint("events"))
         finally:
             os.umask(old)
-        self.xsub.send(b"\x01")  # subscribe to everything publishers send; XPUB filters per tool
-        for sock in (self.control, self.xsub, self.xpub):
+        xsub.send(b"\x01")  # subscribe to everything publishers send; XPUB filters per tool
+        for sock in (control, xsub, xpub):
             self.poller.register(sock, zmq.POLLIN)
 
     def _install_signals(self, wake_w: int) -> dict[int, Any]:
@@ -182,8 +210,9 @@ class Supervisor:
             self._answer(peer, msg)
         # Give the last events (ON_GLOBAL_SHUTDOWN, the final phase) a bounded
         # chance to reach the tools; nothing waits longer than this.
-        with contextlib.suppress(zmq.ZMQError):
-            self.xpub.close(linger=LAST_EVENTS_LINGER_MS)
+        if self.xpub is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self.xpub.close(linger=LAST_EVENTS_LINGER_MS)
         zctx.destroy(linger=0)
         remove_instance_files(self.rd)
         shm.sweep(self.rd.instance)
@@ -211,7 +240,7 @@ class Supervisor:
             self._on_control()
         elif item is self.xsub:
             self._on_publish()
-        elif item is self.xpub:
+        elif item is self.xpub and self.xpub is not None:
             recv_bounded(self.xpub, 1)  # a tool's (un)subscription: nothing to do
         elif item == self._wake_r:
             self._on_signal()
@@ -271,12 +300,15 @@ class Supervisor:
     # -- the events plane -----------------------------------------------------------
 
     def _publish(self, topic: str, body: dict[str, Any]) -> None:
+        if self.xpub is None:  # not bound (yet): nobody can be listening
+            return
         full = {"sender": APPSTATE, "ts": time.time(), **body}
         with contextlib.suppress(zmq.ZMQError):
             self.xpub.send_multipart([topic.encode(), pack(full)])
 
     def _on_publish(self) -> None:
         """Forward a subsystem's event to the tools, if it is a well-formed one."""
+        assert self.xsub is not None and self.xpub is not None  # polled only once bound
         frames, total = recv_bounded(self.xsub, 2)
         try:
             if total != 2:
@@ -299,6 +331,7 @@ class Supervisor:
     # -- the control plane ----------------------------------------------------------
 
     def _on_control(self) -> None:
+        assert self.control is not None  # polled only once bound
         frames, total = recv_bounded(self.control, self.limits.max_parts + 1)
         identity, rest = frames[0], frames[1:]
         peer = Peer(identity, delimited=len(rest) >= 2 and rest[0] == b"")
@@ -408,6 +441,8 @@ class Supervisor:
         return status
 
     def _answer(self, peer: Peer, msg: m.Message) -> None:
+        if self.control is None:
+            return
         try:
             self.control.send_multipart(peer.frames(m.encode(msg)))
         except zmq.ZMQError as e:  # the peer left (EHOSTUNREACH): nobody to tell

@@ -109,3 +109,13 @@ def test_sigint_shuts_down_in_order():
         assert inst.wait() == 0
         out = inst.output()
         assert "SIGINT: shutting down in order" in out
+
+
+def test_a_runtime_directory_where_the_bus_cannot_bind_fails_clearly_with_exit_1():
+    rd = unique_runtime_dir()
+    (rd.path / "control").mkdir()  # something that is not a socket file where one must go
+    with Instance(["--headless"], rd=rd) as inst:
+        assert inst.wait() == 1
+        assert "cannot set up the bus" in inst.output()
+        assert sorted(p.name for p in rd.path.iterdir()) == ["control"]  # left as it was
+        (rd.path / "control").rmdir()

@@ -31,8 +31,9 @@ MAX_IPC_PATH = 107
 SOCKET_NAMES = ("events", "publish", "control")
 PID_FILE = "appstate.pid"
 PID_TMP = f".{PID_FILE}.tmp"
-# Service sockets a subsystem may bind for direct calls: svc-<name>.
+# Sockets a subsystem may bind: svc-<name> for direct calls, ring-<name>.* for ring wake-ups.
 SERVICE_PREFIX = "svc-"
+RING_PREFIX = "ring-"
 # Set by the supervisor for the subsystem processes it spawns: its own pid.
 ENV_SUPERVISOR_PID = "LUMIERA_SUPERVISOR_PID"
 LOCK_FILE = "lock"
@@ -223,7 +224,11 @@ def owned_by_instance(name: str) -> bool:
     Only these are ever removed: ``--runtime-dir`` may point at a directory that
     holds other programs' files too.
     """
-    return name in SOCKET_NAMES or name.startswith(SERVICE_PREFIX) or name in (PID_FILE, PID_TMP)
+    return (
+        name in SOCKET_NAMES
+        or name.startswith((SERVICE_PREFIX, RING_PREFIX))
+        or name in (PID_FILE, PID_TMP)
+    )
 
 
 def remove_instance_files(rd: RuntimeDir) -> list[str]:

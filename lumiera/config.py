@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lumiera.errors import ConfigError
+from lumiera.shm.spec import parse_specs
 
 Value = float | int | bool | str
 
@@ -63,6 +64,11 @@ def _at_least_two(text: str) -> int:
     return value
 
 
+def _ring_specs(text: str) -> str:
+    parse_specs(text, 1, 1)  # syntax only; the slot defaults are applied by the supervisor
+    return text.strip()
+
+
 def _text(text: str) -> str:
     return text.strip()
 
@@ -92,6 +98,8 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
     "rings": {
         "slots": Key(_positive_int, "slots per frame ring"),
         "slot_mb": Key(_positive_int, "MiB per ring slot"),
+        "declared": Key(_ring_specs, "rings created at start"),
+        "stats_interval": Key(_positive_float, "period of stats.<ring> events"),
     },
     "log": {
         "level": Key(_log_level, "log level of every process"),

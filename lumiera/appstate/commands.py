@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from lumiera.appstate import children
 from lumiera.appstate.model import Phase
 from lumiera.bus.commands import Commands, command
-from lumiera.errors import ShuttingDown
+from lumiera.errors import BadArguments, ShuttingDown
+from lumiera.shm.spec import parse_specs
 
 if TYPE_CHECKING:
     from lumiera.appstate.supervisor import Supervisor
@@ -55,7 +56,27 @@ class AppStateCommands(Commands):
             "errors": list(sup.runner.errors),
             "emergency": sup.runner.emergency,
             "subsystems": subsystems,
+            "rings": sup.rings.describe(),
         }
+
+    @command
+    def on_create_ring(
+        self,
+        *,
+        name: str,
+        policy: str = "drop",
+        slots: int | None = None,
+        slot_mb: int | None = None,
+    ) -> dict[str, Any]:
+        """Create a frame ring (as `[rings] declared` does at start); returns its description."""
+        cfg = self.sup.config
+        decl = f"{name}:{policy}:{slots or cfg.get_int('rings.slots')}"
+        decl += f":{slot_mb or cfg.get_int('rings.slot_mb')}"
+        try:
+            (spec,) = parse_specs(decl, 1, 1)
+        except ValueError as e:
+            raise BadArguments(f"create_ring: {e}") from None
+        return self.sup.rings.create(spec)
 
     @command
     def on_stop(self) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from lumiera.appstate.children import Proc
 from lumiera.appstate.commands import APPSTATE, AppStateCommands
 from lumiera.appstate.control import Peer, Routing
 from lumiera.appstate.output import Output, log_dir_for
+from lumiera.appstate.rings import Rings
 from lumiera.appstate.runner import Phase, Runner, State, Timeouts
 from lumiera.appstate.subsystems import Options, start_order
 from lumiera.bus import messages as m
@@ -57,6 +58,7 @@ from lumiera.runtime_dir import (
     remove_instance_files,
     write_pid,
 )
+from lumiera.shm.spec import parse_specs
 
 log = logging.getLogger("lumiera.appstate")
 _ENDING = (Phase.CLOSING, Phase.STOPPING, Phase.EMERGENCY, Phase.DONE)
@@ -90,6 +92,9 @@ class Supervisor:
             debug=options.debug,
         )
         self.routing = Routing()
+        self.rings = Rings(rd.instance, self._publish)
+        self.stats_every = config.get_float("rings.stats_interval")
+        self._next_stats = time.monotonic() + self.stats_every
         self.commands = AppStateCommands(self)
         self.procs: dict[str, Proc] = {}
         self.peers: dict[bytes, str] = {}  # ROUTER identity -> subsystem name
@@ -117,47 +122,53 @@ class Supervisor:
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         old_handlers = self._install_signals(wake_w)
         try:
+            self._setup(zctx, wake_r)  # a failure here is a clear error (exit 1), nothing ran yet
             try:
-                self._sweep_stale()
-                self._bind(zctx)
-                write_pid(self.rd)
-            except (OSError, zmq.ZMQError) as e:  # before anything started: not an emergency
-                raise RuntimeDirError(f"cannot set up the bus in {self.rd.path}: {e}") from e
-            self.output.open()
-            self.poller.register(wake_r, zmq.POLLIN)
-            self._wake_r = wake_r
-            names = ", ".join(self.runner.order)
-            log.info(
-                "instance %r up in %s (pid %d): %s",
-                self.rd.instance,
-                self.rd.path,
-                os.getpid(),
-                names,
-            )
-            self._publish("lifecycle.ON_BASIC_INIT", {"event": "ON_BASIC_INIT"})
-            self._execute(self.runner.begin(time.monotonic()))
-            self._loop()
-        except RuntimeDirError:
-            raise
-        except Exception as e:  # the supervisor itself failed: a failed emergency, exit 3
-            log.exception("the supervisor failed; killing every subsystem")
-            self._publish(
-                "lifecycle.ON_EMERGENCY_EXIT",
-                {
-                    "event": "ON_EMERGENCY_EXIT",
-                    "subsystem": APPSTATE,
-                    "exit_code": None,
-                    "signal": None,
-                    "reason": f"supervisor failed: {type(e).__name__}: {e}",
-                },
-            )
-            self.exit_code = EXIT_EMERGENCY_FAILED
+                self._execute(self.runner.begin(time.monotonic()))
+                self._loop()
+            except Exception as e:  # the supervisor itself failed: a failed emergency, exit 3
+                log.exception("the supervisor failed; killing every subsystem")
+                self._publish(
+                    "lifecycle.ON_EMERGENCY_EXIT",
+                    {
+                        "event": "ON_EMERGENCY_EXIT",
+                        "subsystem": APPSTATE,
+                        "exit_code": None,
+                        "signal": None,
+                        "reason": f"supervisor failed: {type(e).__name__}: {e}",
+                    },
+                )
+                self.exit_code = EXIT_EMERGENCY_FAILED
         finally:
             self._teardown(zctx, old_handlers, wake_r, wake_w)
             lock.release()
             remove_dir_if_empty(self.rd)
         assert self.exit_code is not None
         return self.exit_code
+
+    def _setup(self, zctx: zmq.Context[zmq.Socket[bytes]], wake_r: int) -> None:
+        try:
+            self._sweep_stale()
+            self._bind(zctx)
+            write_pid(self.rd)
+        except (OSError, zmq.ZMQError) as e:
+            raise RuntimeDirError(f"cannot set up the bus in {self.rd.path}: {e}") from e
+        cfg = self.config
+        for spec in parse_specs(
+            cfg.get_str("rings.declared"), cfg.get_int("rings.slots"), cfg.get_int("rings.slot_mb")
+        ):
+            self.rings.create(spec)
+        self.output.open()
+        self.poller.register(wake_r, zmq.POLLIN)
+        self._wake_r = wake_r
+        log.info(
+            "instance %r up in %s (pid %d): %s",
+            self.rd.instance,
+            self.rd.path,
+            os.getpid(),
+            ", ".join(self.runner.order),
+        )
+        self._publish("lifecycle.ON_BASIC_INIT", {"event": "ON_BASIC_INIT"})
 
     def _sweep_stale(self) -> None:
         files = remove_instance_files(self.rd)
@@ -214,6 +225,7 @@ class Supervisor:
             with contextlib.suppress(zmq.ZMQError):
                 self.xpub.close(linger=LAST_EVENTS_LINGER_MS)
         zctx.destroy(linger=0)
+        self.rings.close()
         remove_instance_files(self.rd)
         shm.sweep(self.rd.instance)
 
@@ -222,18 +234,27 @@ class Supervisor:
     def _loop(self) -> None:
         while self.exit_code is None:
             now = time.monotonic()
+            stats = self._next_stats if self.rings.segments else None
             due = min(
-                (d for d in (self.runner.next_deadline(), self.routing.next_deadline()) if d),
+                (
+                    d
+                    for d in (self.runner.next_deadline(), self.routing.next_deadline(), stats)
+                    if d
+                ),
                 default=None,
             )
             timeout_ms = None if due is None else max(0, int((due - now) * 1000) + 1)
             for item, _ in self.poller.poll(timeout_ms):
                 self._dispatch(item)
             now = time.monotonic()
-            if due is not None and now >= due:  # deadlines set meanwhile are all later
-                self._execute(self.runner.tick(now))
-                for peer, msg in self.routing.expire(now):
-                    self._answer(peer, msg)
+            if due is None or now < due:  # deadlines set meanwhile are all later
+                continue
+            self._execute(self.runner.tick(now))
+            for peer, msg in self.routing.expire(now):
+                self._answer(peer, msg)
+            if stats is not None and now >= stats:
+                self.rings.tick()
+                self._next_stats = now + self.stats_every
 
     def _dispatch(self, item: Any) -> None:
         if item is self.control:

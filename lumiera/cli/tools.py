@@ -76,6 +76,20 @@ def status(args: argparse.Namespace) -> int:
             f"{_fmt(s['rss_bytes'] and s['rss_bytes'] / 2**20, '{:.1f}'):>9}"
             + (f"  last failure: {s['last_failure']}" if s["last_failure"] else "")
         )
+    if st.get("rings"):
+        print(
+            f"{'RING':<13}{'POLICY':<7}{'SLOTS':>6}{'SLOT MiB':>9}{'FILL':>5}"
+            f"{'WRITTEN':>9}{'DROPS':>7}  CONSUMERS (pid: read, drops)"
+        )
+        for r in st["rings"]:
+            readers = ", ".join(
+                f"{c['pid']}: {c['frames_read']}, {c['drops']}" + ("" if c["alive"] else " (dead)")
+                for c in r["consumers"]
+            )
+            print(
+                f"{r['name']:<13}{r['policy']:<7}{r['slots']:>6}{r['slot_bytes'] / 2**20:>9.1f}"
+                f"{r['fill']:>5}{r['frames_written']:>9}{r['drops']:>7}  {readers or '-'}"
+            )
     for err in st["errors"]:
         print(f"error: {err}")
     return 0

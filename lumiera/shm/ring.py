@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import struct
 import time
 from collections.abc import Iterator
@@ -62,8 +61,8 @@ from lumiera.shm.layout import (
     slots_offset,
 )
 from lumiera.shm.segment import Segment, SegmentError
+from lumiera.shm.spec import RING_NAME
 
-RING_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 RECHECK_S = 0.25  # longest sleep on a wake-up socket before re-reading the counters
 DEFAULT_TIMEOUT_S = 5.0
 MAX_CONSUMERS = 8

@@ -83,7 +83,7 @@ class Key:
 
 SCHEMA: Mapping[str, Mapping[str, Key]] = {
     "appstate": {
-        "start_timeout": Key(_positive_float, "spawn to READY of one subsystem"),
+        "start_timeout": Key(_positive_float, "spawn to hello, and start to READY"),
         "barrier_timeout": Key(_positive_float, "wait for acks of one lifecycle event"),
         "grace_period": Key(_positive_float, "orderly stop of one subsystem before SIGKILL"),
         "emergency_timeout": Key(_positive_float, "emergency: survivors' time to end"),
@@ -235,6 +235,11 @@ def _check_complete(values: Mapping[str, Mapping[str, Value]]) -> None:
 
 
 def _check_consistent(values: Mapping[str, Mapping[str, Value]]) -> None:
+    rings = values["rings"]
+    try:
+        parse_specs(str(rings["declared"]), int(rings["slots"]), int(rings["slot_mb"]))
+    except ValueError as e:  # the defaults make a declaration without sizes invalid
+        raise ConfigError(f"rings.declared with rings.slots/slot_mb: {e}") from None
     beat = values["appstate"]["heartbeat_interval"]
     watchdog = values["appstate"]["watchdog_timeout"]
     assert isinstance(beat, float) and isinstance(watchdog, float)

@@ -115,6 +115,18 @@ class FaultsDisabled(LumieraError):
     code = "faults_disabled"
 
 
+class SegmentError(LumieraError):
+    """A shared-memory segment cannot be created (no space, exists) or attached (missing)."""
+
+    code = "segment"
+
+
+class RingTimeout(LumieraError):
+    """A bounded wait on a frame ring ran out (no free slot, no new frame)."""
+
+    code = "ring_timeout"
+
+
 class InternalError(LumieraError):
     """An unexpected exception in the handler (a bug; the subsystem then ends as a crash)."""
 
@@ -136,6 +148,8 @@ _BY_CODE: dict[str, type[LumieraError]] = {
         SubsystemGone,
         ShuttingDown,
         FaultsDisabled,
+        SegmentError,
+        RingTimeout,
         InternalError,
     )
 }

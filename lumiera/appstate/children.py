@@ -78,7 +78,7 @@ class Proc:
             complete.append(rest[:MAX_LINE] + b" [cut]")
             rest = b""
         self.partial[fd] = bytearray(rest)
-        return [line.decode(errors="replace") for line in complete]
+        return [_cut(line).decode(errors="replace") for line in complete]
 
     def _close_pipe(self, fd: int) -> None:
         assert self.popen is not None
@@ -95,6 +95,10 @@ class Proc:
             for stream in (self.popen.stdout, self.popen.stderr):
                 if stream is not None:
                     stream.close()
+
+
+def _cut(line: bytes) -> bytes:
+    return line if len(line) <= MAX_LINE else line[:MAX_LINE] + b" [cut]"
 
 
 def spawn(name: str, rd: RuntimeDir) -> Proc:

@@ -68,6 +68,7 @@ class Sub:
     kill_sent: bool = False
     problem: str | None = None  # its own exception report
     ending_error: str | None = None  # error of a regular end (user's work failed)
+    ending: bool = False  # it announced its end: no heartbeats from here, grace instead
     failure: str | None = None  # why it failed, for status
     exit: ExitStatus | None = None
 

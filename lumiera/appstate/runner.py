@@ -127,7 +127,7 @@ class Runner:
         sub.connected, sub.alive, sub.pid = True, True, pid
         sub.last_heartbeat, sub.deadline = now, None
         sub.problem = sub.ending_error = None
-        sub.kill_sent = False
+        sub.kill_sent = sub.ending = False
         self._set_state(sub, State.IDLE)
         if self.phase is Phase.STARTING:
             self._advance_start(now)
@@ -167,9 +167,16 @@ class Runner:
         """``name`` reported an uncaught exception; its exit follows."""
         self.subs[name].problem = reason[:MAX_REASON]
 
-    def ending(self, name: str, error: str | None) -> None:
-        """``name`` announced a regular end (``error``: the user's work failed)."""
-        self.subs[name].ending_error = error or None
+    def ending(self, name: str, error: str | None, now: float | None = None) -> None:
+        """``name`` announced a regular end (``error``: the user's work failed).
+
+        From here it stops heartbeating: it gets the grace period to exit, not the watchdog.
+        """
+        sub = self.subs[name]
+        sub.ending_error = error or None
+        sub.ending = True
+        if now is not None and sub.alive:
+            sub.deadline = now + self.t.grace
 
     def exited(self, name: str, status: ExitStatus, now: float) -> list[Action]:
         """``name``'s process is gone."""
@@ -193,8 +200,8 @@ class Runner:
             self._start_failed(sub, detail, now)
         elif was is State.FAILED:
             self._continue_stopping(now)
-        elif status.ok and sub.problem is None:
-            self._regular_end(sub, now)
+        elif (status.ok or (sub.ending and sub.kill_sent)) and sub.problem is None:
+            self._regular_end(sub, now)  # killed past its grace after `ending`: still regular
         else:
             self._begin_emergency(sub, sub.problem or status.describe(), now)
         if self._barrier is not None and not self._barrier.pending:
@@ -433,6 +440,7 @@ class Runner:
     def _watched(self, sub: Sub) -> bool:
         return (
             not sub.debug
+            and not sub.ending
             and sub.alive
             and sub.connected
             and not sub.kill_sent

@@ -65,7 +65,8 @@ _ENDING = (Phase.CLOSING, Phase.STOPPING, Phase.EMERGENCY, Phase.DONE)
 MAX_TOPIC = 256
 LAST_EVENTS_LINGER_MS = 200
 # Topics only the supervisor publishes: a subsystem or tool cannot forge them.
-RESERVED_TOPICS = (b"lifecycle.", b"appstate.", b"subsystem.")
+# (stats.* stays open: subsystems publish their own stats there.)
+RESERVED_TOPICS = (b"lifecycle", b"appstate", b"subsystem", b"log.")
 
 
 class Supervisor:
@@ -219,6 +220,9 @@ class Supervisor:
         self.output.close()
         for peer, msg in self.routing.abandon():
             self._answer(peer, msg)
+        if self.control is not None:  # let those answers leave, bounded
+            with contextlib.suppress(zmq.ZMQError):
+                self.control.close(linger=LAST_EVENTS_LINGER_MS)
         # Give the last events (ON_GLOBAL_SHUTDOWN, the final phase) a bounded
         # chance to reach the tools; nothing waits longer than this.
         if self.xpub is not None:
@@ -398,7 +402,7 @@ class Supervisor:
             self.runner.problem(name, msg.reason)
         elif isinstance(msg, m.Ending):
             log.info("%s ends%s", name, f" with an error: {msg.error}" if msg.error else "")
-            self.runner.ending(name, msg.error)
+            self.runner.ending(name, msg.error, time.monotonic())
         elif not isinstance(msg, m.Heartbeat):
             log.warning("%s sent an unexpected %s", name, msg.KIND)
 

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from lumiera.errors import LumieraError
+from lumiera.errors import RingTimeout
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.shm import segment_name
 from lumiera.shm.layout import (
@@ -68,12 +68,6 @@ DEFAULT_TIMEOUT_S = 5.0
 MAX_CONSUMERS = 8
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
-
-
-class RingTimeout(LumieraError):
-    """A bounded wait on a ring ran out (no free slot, no new frame)."""
-
-    code = "ring_timeout"
 
 
 def check_name(name: str) -> str:

@@ -26,16 +26,12 @@ import struct
 from pathlib import Path
 from types import TracebackType
 
-from lumiera.errors import LumieraError
+from lumiera.errors import SegmentError
 from lumiera.shm import SHM_DIR
 
+__all__ = ["Segment", "SegmentError"]
+
 _FLOCK = struct.Struct("hhqqi4x")  # struct flock on Linux x86_64/aarch64
-
-
-class SegmentError(LumieraError):
-    """A segment cannot be created (no space, exists) or attached (missing, not a ring)."""
-
-    code = "segment"
 
 
 class Segment:

@@ -172,6 +172,8 @@ class Header:
     @classmethod
     def unpack(cls, data: bytes | memoryview) -> Header:
         """Decode and check a header; ValueError when it is not a ring of this layout."""
+        if len(data) < HEADER_SIZE:
+            raise ValueError(f"{len(data)} bytes are too few for a ring header ({HEADER_SIZE})")
         magic, version, slots, slot_size, maxc, policy, wseq, drops, created, off = (
             HEADER.unpack_from(data)
         )

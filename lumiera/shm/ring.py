@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import zmq
 
-from lumiera.errors import RingTimeout
-from lumiera.runtime_dir import RuntimeDir
+from lumiera.errors import RingTimeout, RuntimeDirError
+from lumiera.runtime_dir import MAX_IPC_PATH, RuntimeDir
 from lumiera.shm import segment_name
 from lumiera.shm.layout import (
     C_DROPS,
@@ -106,7 +106,17 @@ def create(
 
 
 def endpoints(rd: RuntimeDir, name: str) -> tuple[str, str]:
-    """The producer's wake-up sockets: (frames PUB, releases PULL)."""
+    """The producer's wake-up sockets: (frames PUB, releases PULL).
+
+    Raises RuntimeDirError when the runtime directory is too long for them
+    (ipc paths are at most 107 characters).
+    """
+    longest = rd.socket(f"ring-{name}.frames")
+    if len(str(longest)) > MAX_IPC_PATH:
+        raise RuntimeDirError(
+            f"ring {name}: socket path {longest} is over {MAX_IPC_PATH} characters; "
+            "use a shorter runtime directory or ring name"
+        )
     return rd.endpoint(f"ring-{name}.frames"), rd.endpoint(f"ring-{name}.free")
 
 
@@ -135,8 +145,11 @@ class _RingAccess:
         self.rd = rd
         self.name = check_name(name)
         self.seg = Segment.attach(segment_name(rd.instance, name), writable=True)
-        try:
-            self.header = Header.unpack(self.seg.buf[:HEADER_SIZE])
+        try:  # bytes(): no view of the segment may outlive a failure, or close() cannot unmap
+            self.header = Header.unpack(bytes(self.seg.buf[:HEADER_SIZE]))
+            want = segment_size(self.header.slots, self.header.slot_size, self.header.max_consumers)
+            if self.seg.size < want:
+                raise ValueError(f"segment holds {self.seg.size} bytes, its header says {want}")
         except ValueError as e:
             self.seg.close()
             raise SegmentError(f"ring {name}: {e}") from None
@@ -192,14 +205,19 @@ class Producer(_RingAccess):
         super().__init__(rd, name)
         self.timeout = timeout
         self._claimed: Frame | None = None
-        frames, free = endpoints(rd, name)
         self.pub = self.ctx.socket(zmq.PUB)
         self.pull = self.ctx.socket(zmq.PULL)
         old = os.umask(0o077)
         try:
+            frames, free = endpoints(rd, name)
             for sock, ep in ((self.pub, frames), (self.pull, free)):
                 sock.setsockopt(zmq.LINGER, 0)
                 sock.bind(ep)
+        except BaseException:
+            self.pub.close(linger=0)
+            self.pull.close(linger=0)
+            self.seg.close()
+            raise
         finally:
             os.umask(old)
 
@@ -287,6 +305,7 @@ class Producer(_RingAccess):
         self.buf[base : base + SLOT_HEADER_SIZE] = header.pack()
         self.set_u64(base, frame.seq)  # the slot's seq last: the frame is complete
         self._claimed = None
+        frame.planes = ()  # published: no more writing through our views
         # Unlock before announcing: a reader that sees the new write seq must find
         # the slot free to read, or it would count the newest frame as dropped.
         self.seg.unlock(base, self.header.slot_size)
@@ -298,6 +317,7 @@ class Producer(_RingAccess):
         """Give a claimed slot back unpublished (it stays empty)."""
         if frame is self._claimed:
             self._claimed = None
+            frame.planes = ()
             self.seg.unlock(self.slot_base(frame.slot), self.header.slot_size)
 
     def write(
@@ -353,15 +373,19 @@ class Consumer(_RingAccess):
         self.off = self.entry(self.index)
         self.last = self.released
         self.held: dict[int, Frame] = {}
-        frames, free = endpoints(rd, name)
         self.sub = self.ctx.socket(zmq.SUB)
         self.push = self.ctx.socket(zmq.PUSH)
-        for sock in (self.sub, self.push):
-            sock.setsockopt(zmq.LINGER, 0)
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
-        self.push.setsockopt(zmq.SNDHWM, 16)
-        self.sub.connect(frames)
-        self.push.connect(free)
+        try:
+            frames, free = endpoints(rd, name)
+            for sock in (self.sub, self.push):
+                sock.setsockopt(zmq.LINGER, 0)
+            self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+            self.push.setsockopt(zmq.SNDHWM, 16)
+            self.sub.connect(frames)
+            self.push.connect(free)
+        except BaseException:
+            self.close()  # gives the table entry back: no ghost for a producer to wait on
+            raise
 
     def _take_entry(self) -> int:
         for i in range(self.header.max_consumers):
@@ -453,6 +477,8 @@ class Consumer(_RingAccess):
                 self.release(frame)
 
     def close(self) -> None:
+        if self.seg.fd < 0:
+            return
         for frame in list(self.held.values()):
             self.release(frame)
         _U32.pack_into(self.buf, self.off + C_STATE, 0)

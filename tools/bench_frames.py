@@ -93,6 +93,7 @@ AIM_QUEUE_X = 30.0
 AIM_ZMQ_X = 4.0
 
 Planes = tuple[npt.NDArray[np.uint8], ...]
+Arrays = Sequence[npt.NDArray[np.uint8]]
 Spec = dict[str, Any]
 
 
@@ -120,12 +121,18 @@ def source_planes(fmt: PixelFormat) -> Planes:
     return tuple(out)
 
 
-def touch(planes: Sequence[npt.NDArray[np.uint8]]) -> int:
+def touch(planes: Arrays) -> int:
     """Read every byte: XOR of ``np.bitwise_xor.reduce`` over each plane's uint64 view."""
     acc = 0
     for p in planes:
         acc ^= int(np.bitwise_xor.reduce(p.reshape(-1).view(np.uint64)))
     return acc
+
+
+def copy_planes(dst: Arrays, src: Arrays) -> None:
+    """np.copyto plane by plane (a function: no loop variable keeps a view of a slot alive)."""
+    for d, s in zip(dst, src, strict=True):
+        np.copyto(d, s)
 
 
 def nbytes_of(fmt: PixelFormat) -> int:
@@ -199,8 +206,7 @@ def _copy_stamp_publish(prod: ring.Producer, src: Planes, fmt: PixelFormat) -> N
     frame = prod.claim(WIDTH, HEIGHT, fmt)
     assert frame is not None  # BLOCK policy: a frame or RingTimeout
     try:
-        for dst, s in zip(frame.planes, src, strict=True):
-            np.copyto(dst, s)
+        copy_planes(frame.planes, src)
         frame.pts = now_ns()
         prod.publish(frame)
     except BaseException:
@@ -237,8 +243,8 @@ def role_ring_producer(spec: Spec) -> None:
         elapsed = (now_ns() - t0) / 1e9
         end = prod.claim(8, 1, PixelFormat.GRAY, pts=END_PTS)
         assert end is not None
-        end.planes = ()
         prod.publish(end)
+        end.planes = ()
         _expect_stdin("quit")
         _result({"frames": n, "seconds": elapsed})
     finally:
@@ -270,8 +276,7 @@ def role_ring_consumer(spec: Spec) -> None:
                 cons.release(frame)
                 break
             if mode == "copyout":
-                for dst, p in zip(private, frame.planes, strict=True):
-                    np.copyto(dst, p)
+                copy_planes(private, frame.planes)
                 cons.release(frame)
                 value = touch(private)
             else:
@@ -295,6 +300,7 @@ def role_zmq_producer(spec: Spec) -> None:
     sock = ctx.socket(zmq.PUSH)
     try:
         sock.setsockopt(zmq.SNDHWM, ZMQ_HWM)
+        sock.setsockopt(zmq.SNDTIMEO, int(CHILD_TIMEOUT_S * 1000))  # zmq.Again, not a hang
         sock.setsockopt(zmq.LINGER, 2000)
         old = os.umask(0o077)
         try:
@@ -306,7 +312,7 @@ def role_zmq_producer(spec: Spec) -> None:
         t0 = now_ns()
         deadline = t0 + int(spec["duration"] * 1e9)
         n = 0
-        parts = list(src)
+        parts = [p.data for p in src]
         while now_ns() < deadline:
             sock.send_multipart(parts, copy=False)
             n += 1
@@ -474,6 +480,7 @@ class Bench:
     wake_s: float
     problems: list[str] = field(default_factory=list)
     rings: int = 0
+    load_at_start: float = field(default_factory=lambda: os.getloadavg()[0])
 
     def ring_name(self) -> str:
         self.rings += 1
@@ -570,9 +577,7 @@ def run_queue(b: Bench, fmt: PixelFormat) -> Spec:
     events = ctx.Queue()
     go = ctx.Event()
     procs = [
-        ctx.Process(
-            target=queue_producer, args=(q, events, go, fmt.name, b.duration), daemon=True
-        ),
+        ctx.Process(target=queue_producer, args=(q, events, go, fmt.name, b.duration), daemon=True),
         ctx.Process(target=queue_consumer, args=(q, events, fmt.name, b.warm_s), daemon=True),
     ]
     try:
@@ -623,8 +628,7 @@ def run_memcpy(b: Bench, fmt: PixelFormat) -> Spec:
     i = n = 0
     start = 0
     while True:
-        for d, s in zip(dst[i % SLOTS], src, strict=True):
-            np.copyto(d, s)
+        copy_planes(dst[i % SLOTS], src)
         i += 1
         t = clock()
         if start:
@@ -708,7 +712,16 @@ class Results:
         return [r["fps"] or 0.0 for r in self.runs.get(fmt.name, {}).get(method, [])]
 
     def latencies_us(self, fmt: PixelFormat) -> list[float]:
-        return [ns / 1000 for r in self.runs.get(fmt.name, {}).get("wakeup", []) for ns in r["lat_ns"]]
+        return [
+            ns / 1000
+            for r in self.runs.get(fmt.name, {}).get("ring_wakeup", [])
+            for ns in r["lat_ns"]
+        ]
+
+    def others(self, fmt: PixelFormat, method: str) -> float:
+        """The most CPU (in cores) other processes used during one of this method's runs."""
+        runs = self.runs.get(fmt.name, {}).get(method, [])
+        return max((float(r["others_cores"]) for r in runs), default=float("nan"))
 
     def frames(self, fmt: PixelFormat, method: str) -> int:
         return sum(int(r["frames"]) for r in self.runs.get(fmt.name, {}).get(method, []))
@@ -778,7 +791,8 @@ def report(args: argparse.Namespace, b: Bench, r: Results, elapsed: float) -> di
                     f"{fps * gb:.2f}",
                     aim,
                     ok,
-                    f"{how}; {r.frames(fmt, method):,} frames" + (f"; {spread}" if spread else ""),
+                    f"{how}; {r.frames(fmt, method):,} frames; others {r.others(fmt, method):.2f}"
+                    " cores" + (f"; {spread}" if spread else ""),
                 )
             )
         vs_queue = inplace / r.fps(fmt, "queue")
@@ -802,7 +816,7 @@ def report(args: argparse.Namespace, b: Bench, r: Results, elapsed: float) -> di
             ),
         ]
         lat = r.latencies_us(fmt)
-        busy = sum(int(x["busy"]) for x in r.runs.get(fmt.name, {}).get("wakeup", []))
+        busy = sum(int(x["busy"]) for x in r.runs.get(fmt.name, {}).get("ring_wakeup", []))
         rows.append(
             (
                 f"{label:8} ring wake-up publish -> held, p50/p99",
@@ -811,7 +825,8 @@ def report(args: argparse.Namespace, b: Bench, r: Results, elapsed: float) -> di
                 "",
                 "",
                 f"{len(lat)} frames, one per {PACE_US / 1000:g} ms; min {min(lat, default=0):.0f},"
-                f" max {max(lat, default=0):.0f} us; consumer busy at publish: {busy}",
+                f" max {max(lat, default=0):.0f} us; consumer busy at publish: {busy};"
+                f" others {r.others(fmt, 'ring_wakeup'):.2f} cores",
             )
         )
     if r.overhead:
@@ -830,6 +845,12 @@ def report(args: argparse.Namespace, b: Bench, r: Results, elapsed: float) -> di
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         load = "?"
+    noisy = ""
+    if b.load_at_start > 0.5:
+        noisy = (
+            f"note: load average {b.load_at_start:.2f} before the start: other processes compete"
+            " for the cores, so these figures are noisy"
+        )
     lines = [
         "lumiera frame transport benchmark",
         f"machine: {platform.machine()}, nproc {len(os.sched_getaffinity(0))} "
@@ -842,6 +863,9 @@ def report(args: argparse.Namespace, b: Bench, r: Results, elapsed: float) -> di
         f"{nbytes_of(PixelFormat.YUV420P):,} B; ring {SLOTS} slots, BLOCK policy",
         "touch (every consumer): XOR of np.bitwise_xor.reduce over a uint64 view of each plane,"
         " checked against the source",
+        "others: CPU other processes used during a run, in cores (the most of the rounds);"
+        f" there are {os.cpu_count()}",
+        *([noisy] if noisy else []),
         "",
         *render(rows),
     ]
@@ -878,27 +902,50 @@ def run_role(role: str) -> int:
     return 0
 
 
+def cpu_snapshot() -> tuple[float, float, float]:
+    """(wall s, CPU s used on the whole machine, CPU s of this process and its reaped children).
+
+    The machine's figure counts steal time too (a vCPU that wanted to run and could not).
+    """
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (
+            int(x) for x in f.readline().split()[1:9]
+        )
+    busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    t = os.times()
+    return time.monotonic(), busy, t.user + t.system + t.children_user + t.children_system
+
+
+def run_method(b: Bench, fmt: PixelFormat, method: str) -> Spec:
+    """One measurement, with the CPU other processes used meanwhile (in cores)."""
+    wall0, busy0, own0 = cpu_snapshot()
+    if method == "memcpy":
+        res = run_memcpy(b, fmt)
+    elif method == "zmq":
+        res = run_zmq(b, fmt)
+    elif method == "queue":
+        res = run_queue(b, fmt)
+    else:
+        res = run_ring(b, fmt, method.removeprefix("ring_"))
+    wall1, busy1, own1 = cpu_snapshot()
+    res["others_cores"] = max(0.0, ((busy1 - busy0) - (own1 - own0)) / (wall1 - wall0))
+    return res
+
+
 def measure(b: Bench, rounds: int) -> Results:
     r = Results()
     for k in range(rounds):
         for fmt in FORMATS:
             say(f"round {k + 1}/{rounds}, {fmt.name}:")
-            steps: list[tuple[str, Callable[[], Spec]]] = [
-                ("memcpy", lambda: run_memcpy(b, fmt)),
-                ("ring_inplace", lambda: run_ring(b, fmt, "inplace")),
-                ("ring_copyout", lambda: run_ring(b, fmt, "copyout")),
-                ("zmq", lambda: run_zmq(b, fmt)),
-                ("queue", lambda: run_queue(b, fmt)),
-                ("wakeup", lambda: run_ring(b, fmt, "wakeup")),
-            ]
-            for method, step in steps:
-                res = step()
+            for method in (*METHODS, "ring_wakeup"):
+                res = run_method(b, fmt, method)
                 r.add(fmt, method, res)
-                if method == "wakeup":
+                if method == "ring_wakeup":
                     lat = [ns / 1000 for ns in res["lat_ns"]]
-                    say(f"  {method:13} p50 {median(lat):.0f} us, p99 {pct(lat, 99):.0f} us")
+                    figure = f"p50 {median(lat):.0f} us, p99 {pct(lat, 99):.0f} us"
                 else:
-                    say(f"  {method:13} {res['fps'] or 0:9,.0f} frames/s ({res['frames']} frames)")
+                    figure = f"{res['fps'] or 0:9,.0f} frames/s ({res['frames']} frames)"
+                say(f"  {method:13} {figure}; others {res['others_cores']:.2f} cores")
     return r
 
 
@@ -935,7 +982,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             b.problems.append(f"segments left behind (removed now): {', '.join(gone)}")
         shutil.rmtree(base, ignore_errors=True)
     fig = report(args, b, r, time.perf_counter() - started)
-    print(json.dumps({k: round(v, 1) for k, v in fig.items()}), flush=True)
+    print(json.dumps({k: None if math.isnan(v) else round(v, 1) for k, v in fig.items()}))
     return 1 if b.problems else 0
 
 

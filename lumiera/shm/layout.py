@@ -17,7 +17,8 @@ RING HEADER (offset 0, 128 bytes)
      40    8 drops             P   frames the producer could not place (drop policy)
      48    8 created           S   creation time, ns since the epoch
      56    8 slots offset      S   where slot 0 begins (page aligned)
-     64   64 reserved
+     64    4 producer waiting  P   1 while the producer sleeps for a free slot (wake it on release)
+     68   60 reserved
 
 CONSUMER ENTRY (at 128 + i * 64, for i < max consumers)
 
@@ -28,7 +29,8 @@ CONSUMER ENTRY (at 128 + i * 64, for i < max consumers)
      16    8 skip to           P   drop policy: the oldest sequence number still there for it
      24    8 frames read       C
      32    8 drops             C   frames it never saw (overwritten before it got to them)
-     40   24 reserved
+     40    4 waiting           C   1 while it sleeps for a new frame (wake it on publish)
+     44   20 reserved
 
     A consumer holds an exclusive OFD lock on its entry's 64 bytes for as long
     as it is attached: the kernel drops the lock when it dies, so a free lock
@@ -52,11 +54,23 @@ SLOT (at slots offset + i * slot size; frame with sequence number s lives in slo
     is never overwritten while read, a reader never sees a half-written one, and
     a process that dies releases its locks. A producer that dies mid-write leaves
     seq 0 in that slot and the write seq unadvanced: readers skip it.
+
+WAKE-UPS
+
+    A side that is about to sleep sets its waiting flag, then re-checks the
+    counters; the other side sends a wake-up only to a waiting peer, after
+    its counter store. An fcntl call (a lock operation) stands between each
+    side's store and its load: it releases and retakes the GIL, whose mutex
+    is a full memory barrier, so at least one side sees the other's store.
+    Wake-ups travel over ipc sockets (see :mod:`lumiera.shm.ring`); a lost one
+    only delays a waiter until its periodic re-check, it never loses a frame.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
+import math
 import struct
 from dataclasses import dataclass
 
@@ -77,7 +91,8 @@ assert SLOT_HEADER.size == SLOT_HEADER_SIZE
 # Offsets of the fields that change while the ring runs (read and written alone).
 OFF_WRITE_SEQ = 32
 OFF_DROPS = 40
-C_STATE, C_PID, C_RELEASED, C_SKIP_TO, C_READ, C_DROPS = 0, 4, 8, 16, 24, 32
+OFF_PRODUCER_WAITING = 64
+C_STATE, C_PID, C_RELEASED, C_SKIP_TO, C_READ, C_DROPS, C_WAITING = 0, 4, 8, 16, 24, 32, 40
 S_SEQ = 0
 
 MAX_PLANES = 3
@@ -103,7 +118,12 @@ class Plane:
     shape: tuple[int, ...]
     stride: int
 
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
 
+
+@functools.lru_cache(maxsize=64)
 def planes_of(fmt: PixelFormat, width: int, height: int) -> tuple[Plane, ...]:
     """The planes of a ``width`` x ``height`` frame, packed one after another."""
     if width <= 0 or height <= 0:
@@ -119,12 +139,10 @@ def planes_of(fmt: PixelFormat, width: int, height: int) -> tuple[Plane, ...]:
     return (Plane(0, shape, width * channels),)
 
 
+@functools.lru_cache(maxsize=64)
 def frame_bytes(fmt: PixelFormat, width: int, height: int) -> int:
     last = planes_of(fmt, width, height)[-1]
-    size = 1
-    for n in last.shape:
-        size *= n
-    return last.offset + size
+    return last.offset + math.prod(last.shape)
 
 
 def slot_size_for(payload: int) -> int:

@@ -44,9 +44,11 @@ from lumiera.shm.layout import (
     C_RELEASED,
     C_SKIP_TO,
     C_STATE,
+    C_WAITING,
     CONSUMER_SIZE,
     HEADER_SIZE,
     OFF_DROPS,
+    OFF_PRODUCER_WAITING,
     OFF_WRITE_SEQ,
     SLOT_HEADER_SIZE,
     Header,
@@ -180,22 +182,34 @@ class _RingAccess:
         payload = base + SLOT_HEADER_SIZE
         out = []
         for p in planes_of(fmt, w, h):
-            count = int(np.prod(p.shape))
-            arr = np.frombuffer(self.buf, np.uint8, count, payload + p.offset).reshape(p.shape)
+            arr = np.frombuffer(self.buf, np.uint8, p.size, payload + p.offset).reshape(p.shape)
             arr.flags.writeable = writable
             out.append(arr)
         return tuple(out)
 
-    def live_consumers(self) -> list[int]:
-        """Table entries of attached consumers whose process still holds its entry lock."""
-        live = []
+    def lagging(self, seq: int) -> list[int]:
+        """Entries of live consumers that have not released frame ``seq`` yet.
+
+        Only entries that lag are checked for life (one lock query each): a
+        consumer that died holds no lock on its entry, and is not waited for.
+        """
+        out = []
         for i in range(self.header.max_consumers):
             off = self.entry(i)
-            if _U32.unpack_from(self.buf, off + C_STATE)[0] and self.seg.is_locked(
-                off, CONSUMER_SIZE
+            if (
+                _U32.unpack_from(self.buf, off + C_STATE)[0]
+                and self.u64(off + C_RELEASED) < seq
+                and self.seg.is_locked(off, CONSUMER_SIZE)
             ):
-                live.append(i)
-        return live
+                out.append(i)
+        return out
+
+    def u32(self, off: int) -> int:
+        value: int = _U32.unpack_from(self.buf, off)[0]
+        return value
+
+    def set_u32(self, off: int, value: int) -> None:
+        _U32.pack_into(self.buf, off, value)
 
 
 class Producer(_RingAccess):
@@ -257,30 +271,43 @@ class Producer(_RingAccess):
     def _wait_free(self, old: int, base: int, timeout: float | None) -> None:
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
-            lagging = [
-                i for i in self.live_consumers() if self.u64(self.entry(i) + C_RELEASED) < old
-            ]
-            if not lagging and self.seg.try_lock(base, self.header.slot_size, exclusive=True):
+            if self._slot_free(old, base):
                 return
             left = deadline - time.monotonic()
             if left <= 0:
-                pids = [_U32.unpack_from(self.buf, self.entry(i) + C_PID)[0] for i in lagging]
+                lagging = self.lagging(old)
+                pids = [self.u32(self.entry(i) + C_PID) for i in lagging]
                 waited = self.timeout if timeout is None else timeout
                 raise RingTimeout(
                     f"ring {self.name}: no free slot within {waited:g} s"
                     f" (frame {old} not released by consumer pid(s) {pids or 'reading it'})"
                 )
-            if self.pull.poll(int(min(left, RECHECK_S) * 1000) + 1):
-                while self.pull.poll(0):
-                    self.pull.recv()
+            # Say we sleep, then look once more (layout.py, WAKE-UPS: the flag, a
+            # barrier, the re-check), then sleep until a release wakes us.
+            self.set_u32(OFF_PRODUCER_WAITING, 1)
+            self.seg.barrier()
+            try:
+                if self._slot_free(old, base):
+                    return
+                if self.pull.poll(int(min(left, RECHECK_S) * 1000) + 1):
+                    while self.pull.poll(0):
+                        self.pull.recv()
+            finally:
+                self.set_u32(OFF_PRODUCER_WAITING, 0)
+
+    def _slot_free(self, old: int, base: int) -> bool:
+        """Block policy: every live consumer released ``old``, and the slot could be locked."""
+        return not self.lagging(old) and self.seg.try_lock(
+            base, self.header.slot_size, exclusive=True
+        )
 
     def _overtake(self, old: int) -> None:
         """Drop policy: consumers that have not read frame ``old`` skip past it."""
         if old < 1:
             return
-        for i in self.live_consumers():
+        for i in self.lagging(old):
             off = self.entry(i)
-            if self.u64(off + C_RELEASED) < old and self.u64(off + C_SKIP_TO) <= old:
+            if self.u64(off + C_SKIP_TO) <= old:
                 self.set_u64(off + C_SKIP_TO, old + 1)
 
     def publish(self, frame: Frame) -> None:
@@ -306,12 +333,17 @@ class Producer(_RingAccess):
         self.set_u64(base, frame.seq)  # the slot's seq last: the frame is complete
         self._claimed = None
         frame.planes = ()  # published: no more writing through our views
-        # Unlock before announcing: a reader that sees the new write seq must find
-        # the slot free to read, or it would count the newest frame as dropped.
-        self.seg.unlock(base, self.header.slot_size)
         self.set_u64(OFF_WRITE_SEQ, frame.seq)
-        with contextlib.suppress(zmq.Again):  # a wake-up is a hint; readers re-check anyway
-            self.pub.send(_U64.pack(frame.seq), zmq.NOBLOCK)
+        # The unlock is also the barrier between our write-seq store and our look
+        # at the waiting flags (layout.py, WAKE-UPS). A reader that meets the newest
+        # slot still locked takes it for "not yet", not for a drop.
+        self.seg.unlock(base, self.header.slot_size)
+        if self._anyone_waiting():
+            with contextlib.suppress(zmq.Again):  # a hint; readers re-check anyway
+                self.pub.send(_U64.pack(frame.seq), zmq.NOBLOCK)
+
+    def _anyone_waiting(self) -> bool:
+        return any(self.u32(self.entry(i) + C_WAITING) for i in range(self.header.max_consumers))
 
     def abort(self, frame: Frame) -> None:
         """Give a claimed slot back unpublished (it stays empty)."""
@@ -420,9 +452,18 @@ class Consumer(_RingAccess):
             if left <= 0:
                 waited = self.timeout if timeout is None else timeout
                 raise RingTimeout(f"ring {self.name}: no new frame within {waited:g} s")
-            if self.sub.poll(int(min(left, RECHECK_S) * 1000) + 1):
-                while self.sub.poll(0):
-                    self.sub.recv()
+            # The flag, a barrier, one more look, then sleep (layout.py, WAKE-UPS).
+            self.set_u32(self.off + C_WAITING, 1)
+            self.seg.barrier()
+            try:
+                frame = self._next()
+                if frame is not None:
+                    return frame
+                if self.sub.poll(int(min(left, RECHECK_S) * 1000) + 1):
+                    while self.sub.poll(0):
+                        self.sub.recv()
+            finally:
+                self.set_u32(self.off + C_WAITING, 0)
 
     def _next(self) -> Frame | None:
         # self.last: the newest sequence number handed out or given up on. What
@@ -442,6 +483,8 @@ class Consumer(_RingAccess):
                     self.held[want] = frame
                     return frame
                 self.seg.unlock(base, self.header.slot_size)
+            elif want == top:
+                break  # the newest: its producer is between the write-seq store and the unlock
             want += 1  # being rewritten, overwritten, or left torn by a dead producer: gone
         if want - 1 > self.last:  # we gave up on some: they count as dropped
             self._advance(want)
@@ -463,9 +506,10 @@ class Consumer(_RingAccess):
         if frame.seq > self.released:
             self.set_u64(self.off + C_RELEASED, frame.seq)
         self.set_u64(self.off + C_READ, self.u64(self.off + C_READ) + 1)
-        self.seg.unlock(self.slot_base(frame.slot), self.header.slot_size)
-        with contextlib.suppress(zmq.Again):
-            self.push.send(_U64.pack(frame.seq), zmq.NOBLOCK)
+        self.seg.unlock(self.slot_base(frame.slot), self.header.slot_size)  # also a barrier
+        if self.u32(OFF_PRODUCER_WAITING):
+            with contextlib.suppress(zmq.Again):
+                self.push.send(_U64.pack(frame.seq), zmq.NOBLOCK)
 
     def frames(self, timeout: float | None = None) -> Iterator[Frame]:
         """Frames as they come, each released when the loop moves on."""

@@ -133,6 +133,14 @@ class Segment:
     def unlock(self, start: int, length: int) -> None:
         fcntl.fcntl(self.fd, fcntl.F_OFD_SETLK, _FLOCK.pack(fcntl.F_UNLCK, 0, start, length, 0))
 
+    def barrier(self) -> None:
+        """A full memory barrier between this process's stores and its loads.
+
+        Python has none; a cheap fcntl releases and retakes the GIL, whose mutex
+        operations are locked instructions (layout.py, WAKE-UPS).
+        """
+        fcntl.fcntl(self.fd, fcntl.F_GETFL)
+
     def is_locked(self, start: int, length: int) -> bool:
         """Whether another open file description holds any lock on the range."""
         query = _FLOCK.pack(fcntl.F_WRLCK, 0, start, length, 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,8 @@ __all__ = [
     "RuntimeDir",
     "Tap",
     "leftovers",
+    "median",
+    "pct",
     "run_cli",
     "unique_runtime_dir",
     "wait_for",
@@ -65,6 +68,20 @@ def run_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[st
         timeout=timeout,
         check=False,
     )
+
+
+def median(data: Sequence[float]) -> float:
+    """The median, or NaN for no data (benchmarks print it as such)."""
+    return statistics.median(data) if data else float("nan")
+
+
+def pct(data: Sequence[float], p: int) -> float:
+    """The p-th percentile (inclusive method: within the observed range); NaN for no data."""
+    if not data:
+        return float("nan")
+    if len(data) == 1:
+        return data[0]
+    return statistics.quantiles(data, n=100, method="inclusive")[p - 1]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.01) -> Any:

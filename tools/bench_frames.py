@@ -75,6 +75,7 @@ from lumiera import shm
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.shm import ring
 from lumiera.shm.layout import PixelFormat, Policy, frame_bytes, planes_of
+from lumiera.testing import median, pct
 
 WIDTH, HEIGHT = 1920, 1080
 FORMATS = (PixelFormat.RGB24, PixelFormat.YUV420P)
@@ -679,19 +680,6 @@ def ring_overhead(rd: RuntimeDir, frames: int) -> dict[str, float]:
 
 
 # -- report ------------------------------------------------------------------------------
-
-
-def median(data: Sequence[float]) -> float:
-    return statistics.median(data) if data else float("nan")
-
-
-def pct(data: Sequence[float], p: int) -> float:
-    """The p-th percentile (inclusive method: within the observed range)."""
-    if not data:
-        return float("nan")
-    if len(data) == 1:
-        return data[0]
-    return statistics.quantiles(data, n=100, method="inclusive")[p - 1]
 
 
 @dataclass

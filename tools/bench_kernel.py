@@ -49,7 +49,6 @@ import os
 import platform
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,7 +67,7 @@ from lumiera.bus import messages as m
 from lumiera.bus.client import ControlClient
 from lumiera.bus.codec import unpack
 from lumiera.runtime_dir import RuntimeDir
-from lumiera.testing import Instance, leftovers, unique_runtime_dir
+from lumiera.testing import Instance, leftovers, median, pct, unique_runtime_dir
 
 SUBSYSTEMS = ("engine", "session", "player")
 START_TIMEOUT_S = 30.0
@@ -132,19 +131,6 @@ def say(text: str) -> None:
 
 
 # -- statistics --------------------------------------------------------------------------
-
-
-def median(data: Sequence[float]) -> float:
-    return statistics.median(data) if data else float("nan")
-
-
-def pct(data: Sequence[float], p: int) -> float:
-    """The p-th percentile (inclusive method: within the observed range)."""
-    if not data:
-        return float("nan")
-    if len(data) == 1:
-        return data[0]
-    return statistics.quantiles(data, n=100, method="inclusive")[p - 1]
 
 
 # -- cleanup -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 import time
 from typing import Any, TextIO
 
@@ -208,8 +209,10 @@ class Supervisor:
         for proc in list(self.procs.values()):  # nothing may outlive us
             if proc.popen is not None:
                 proc.kill()
-                with contextlib.suppress(Exception):
+                try:
                     proc.popen.wait(timeout=2.0)
+                except subprocess.TimeoutExpired:
+                    log.error("%s (pid %d) did not die of SIGKILL within 2 s", proc.name, proc.pid)
             proc.close()
         self.procs.clear()
         signal.set_wakeup_fd(old.pop(-1))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from types import TracebackType
 from typing import Any
 
@@ -56,12 +57,14 @@ class ControlClient:
         """
         rid = f"{self._prefix}{next(_ids)}"
         self._sock.send(m.encode(m.Request(rid, to, command, args or {})))
-        wait_ms = int((self.timeout if timeout is None else timeout) * 1000)
+        wait_s = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait_s
         while True:
-            if not self._sock.poll(wait_ms):
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            if not self._sock.poll(left_ms):
                 raise Unreachable(
                     f"no reply from {to!r} of instance {self.rd.instance!r} at {self.rd.path} "
-                    f"within {wait_ms / 1000:g} s"
+                    f"within {wait_s:g} s"
                 )
             reply = m.decode(self._sock.recv())
             if isinstance(reply, m.Reply) and reply.id == rid:

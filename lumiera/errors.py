@@ -127,6 +127,36 @@ class RingTimeout(LumieraError):
     code = "ring_timeout"
 
 
+class NotFound(LumieraError):
+    """A command names a track, clip or media the session does not have."""
+
+    code = "not_found"
+
+
+class Conflict(LumieraError):
+    """A command would break the model's rules (overlapping clips, a duplicate id)."""
+
+    code = "conflict"
+
+
+class MediaError(LumieraError):
+    """A media file is missing, unreadable, not decodable, or changed since it was probed."""
+
+    code = "media"
+
+
+class NothingToUndo(LumieraError):
+    """``undo`` with an empty history, or ``redo`` with nothing undone."""
+
+    code = "nothing_to_undo"
+
+
+class JournalError(LumieraError):
+    """The session file cannot be used: corrupt, a newer layout, disk full, I/O error."""
+
+    code = "journal"
+
+
 class InternalError(LumieraError):
     """An unexpected exception in the handler (a bug; the subsystem then ends as a crash)."""
 
@@ -150,6 +180,11 @@ _BY_CODE: dict[str, type[LumieraError]] = {
         FaultsDisabled,
         SegmentError,
         RingTimeout,
+        NotFound,
+        Conflict,
+        MediaError,
+        NothingToUndo,
+        JournalError,
         InternalError,
     )
 }

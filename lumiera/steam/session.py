@@ -1,27 +1,98 @@
 """The Session subsystem (Steam): the session model, the command dispatcher, the journal.
 
-NOT BUILT YET: the model, the commands with undo and the durable journal come
-with the Session issue. This actor is the real process with lifecycle,
-heartbeats and ``ping``/``describe``; it reports the session file it was given.
+Commands arrive as requests (``lumiera send session add_clip '{...}'``) and
+run one at a time, in arrival order (the subsystem's main loop is the
+dispatcher): each is validated, applied, committed to the session file, and
+only then answered and announced on ``session.changed``. Every edit command
+takes an optional ``command_id``: a retry with the same id is answered with the
+first answer, not applied twice. ``describe`` gives the whole session,
+``history`` the undo history; ``undo`` and ``redo`` are commands.
+
+The session file is the positional SESSION of ``lumiera up`` (created when
+missing); without one the session lives in memory only, and ``describe`` says
+so. A file that cannot be used (corrupt, newer layout) fails the start, with
+its reason.
+
+NOT BUILT YET (see the issue note): commands sent while the session is still
+starting are refused by the supervisor (``unavailable``) rather than queued;
+the ON_SESSION_* events are driven by the supervisor once everything runs,
+not by this subsystem; group commit of concurrent clients.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from lumiera.actors import Actor
+from lumiera.actors import Actor, command
+from lumiera.errors import BadArguments, Unavailable
+from lumiera.steam.core import SessionCore
+
+IN_MEMORY = ":memory:"
 
 
 class SessionActor(Actor):
     name = "session"
-    summary = "session model, command dispatcher, durable journal (model not built yet)"
+    summary = "session model, command dispatcher, durable journal"
+
+    core: SessionCore | None = None
+
+    def on_start(self) -> None:
+        """Open (or create) the session file and replay it; a refused file fails the start."""
+        path = self.ctx.options.get("session") or IN_MEMORY
+        self.core = SessionCore(Path(path))
+        self.log.info(
+            "session %s: %d journal rows replayed, revision %d",
+            path,
+            self.core.replayed,
+            self.core.session.revision,
+        )
+
+    def on_stop(self) -> None:
+        if self.core is not None:
+            self.core.close()
+            self.core = None
+
+    def handle(self, command_name: str, args: dict[str, Any]) -> Any:
+        """Edit commands go to the core (durably); the rest are the actor's own."""
+        core = self.core
+        if core is None or command_name not in core.commands:
+            return super().handle(command_name, args)
+        args = dict(args)
+        cmd_id = args.pop("command_id", None)
+        if cmd_id is not None and (not isinstance(cmd_id, str) or not 0 < len(cmd_id) <= 128):
+            raise BadArguments("command_id: a string of 1-128 characters")
+        result = core.execute(command_name, args, cmd_id)
+        if not result.get("duplicate"):
+            self.ctx.publish(
+                "session.changed",
+                {"command": command_name, "id": result["id"], "revision": result["revision"]},
+            )
+        return result
+
+    def _core(self) -> SessionCore:
+        if self.core is None:
+            raise Unavailable("the session is not open")
+        return self.core
+
+    @command
+    def on_describe(self) -> dict[str, Any]:
+        """The subsystem and the whole session (media, tracks, clips, output, revision)."""
+        core = self._core()
+        return {
+            **super().on_describe(),
+            "commands": {**super().on_describe()["commands"], **{c: "" for c in core.commands}},
+            "durable": str(core.path) != IN_MEMORY,
+            "session": core.describe(),
+        }
+
+    @command
+    def on_history(self) -> dict[str, Any]:
+        """The undo history: done (oldest first) and undone (next redo first)."""
+        return self._core().history()
 
     def describe_state(self) -> dict[str, Any]:
-        return {
-            "built": False,
-            "session_file": self.ctx.options.get("session"),
-            "note": "the session model and journal come in a later issue",
-        }
+        return {"built": True}
 
 
 ACTOR = SessionActor

@@ -1,0 +1,194 @@
+"""The session's core: one command at a time, durable before acknowledged, undoable.
+
+:class:`SessionCore` owns the model, the edits and the journal. ``execute``
+resolves a command (validation: the session is untouched on any error),
+applies it, commits its journal row, and only then returns; if the commit
+fails, the change is undone in memory and the error raised, so a command is
+never applied half. Undo and redo are commands too (journaled), so the undo
+history survives a restart. Opening a session file replays it: the latest
+snapshot, then the rows after it.
+
+Runs in the session process's main thread; no sockets (the actor in
+:mod:`lumiera.steam.session` is the driver).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from lumiera.errors import BadArguments, NothingToUndo
+from lumiera.steam.edits import Edits, Prober, probe_media
+from lumiera.steam.journal import Entry, Journal
+from lumiera.steam.model import Session
+
+UNDO, REDO = "undo", "redo"
+
+
+class SessionCore:
+    """A session opened from its file (created when missing)."""
+
+    def __init__(
+        self,
+        path: Path,
+        probe: Prober = probe_media,
+        snapshot_every: int = 1000,
+        undo_depth: int = 1000,
+    ) -> None:
+        self.path = path
+        self.snapshot_every = snapshot_every
+        self.undo_depth = undo_depth
+        self.session = Session()
+        self.edits = Edits(self.session, probe)
+        # History entries: {"command", "args", "memento"} (plain data, snapshotted).
+        self.done: list[dict[str, Any]] = []
+        self.undone: list[dict[str, Any]] = []
+        self.journal = Journal(path)
+        self.seq = 0
+        self.replayed = self._replay()
+
+    @property
+    def commands(self) -> list[str]:
+        return sorted([*self.edits.commands, UNDO, REDO])
+
+    # -- executing ------------------------------------------------------------------
+
+    def execute(
+        self, command: str, args: dict[str, Any], cmd_id: str | None = None
+    ) -> dict[str, Any]:
+        """Run one command durably; returns what the client is answered.
+
+        A ``cmd_id`` that was applied before returns that first answer (marked
+        ``duplicate``) and changes nothing. Raises the command's typed error
+        (NotFound, Conflict, BadArguments, UnknownCommand, MediaError,
+        NothingToUndo) with the session unchanged, or JournalError when the
+        journal cannot be written (the change is rolled back).
+        """
+        if cmd_id is not None:
+            earlier = self.journal.find(cmd_id)
+            if earlier is not None:
+                return {**earlier.result, "duplicate": True}
+        cid = cmd_id or uuid.uuid4().hex
+        if command in (UNDO, REDO):
+            if args:
+                raise BadArguments(f"{command} takes no arguments")
+            resolved: dict[str, Any] = {}
+            revert = self._undo() if command == UNDO else self._redo()
+        else:
+            resolved = self.edits.handle(command, args)  # validates; changes nothing
+            memento = getattr(self.edits, f"apply_{command}")(resolved)
+            saved_undone = self.undone
+            self._push({"command": command, "args": resolved, "memento": memento})
+            self.undone = []
+
+            def revert() -> None:
+                self.done.pop()
+                self.undone = saved_undone
+                self.edits.restore(memento)
+
+        self.session.revision += 1
+        result = {
+            "id": cid,
+            "command": command,
+            "revision": self.session.revision,
+            "applied": resolved,
+        }
+        try:
+            self.seq = self.journal.append([(cid, command, resolved, result)])
+        except BaseException:
+            self.session.revision -= 1
+            revert()
+            raise
+        if self.seq % self.snapshot_every == 0:
+            self._snapshot()
+        return result
+
+    def _push(self, entry: dict[str, Any]) -> None:
+        self.done.append(entry)
+        if len(self.done) > self.undo_depth:
+            del self.done[0]
+
+    def _undo(self) -> Any:
+        if not self.done:
+            raise NothingToUndo("nothing to undo")
+        entry = self.done.pop()
+        redo_memento = self.edits.restore(entry["memento"])
+        self.undone.append(entry)
+
+        def revert() -> None:
+            self.undone.pop()
+            self.edits.restore(redo_memento)
+            self.done.append(entry)
+
+        return revert
+
+    def _redo(self) -> Any:
+        if not self.undone:
+            raise NothingToUndo("nothing to redo")
+        entry = self.undone.pop()
+        memento = getattr(self.edits, f"apply_{entry['command']}")(entry["args"])
+        redone = {**entry, "memento": memento}
+        self.done.append(redone)
+
+        def revert() -> None:
+            self.done.pop()
+            self.edits.restore(memento)
+            self.undone.append(entry)
+
+        return revert
+
+    # -- replay and snapshots -------------------------------------------------------
+
+    def _replay(self) -> int:
+        """Load the latest snapshot, then apply the rows after it; returns how many rows."""
+        snap = self.journal.latest_snapshot()
+        after = 0
+        if snap is not None:
+            after, state = snap
+            self._load(state)
+        count = 0
+        for entry in self.journal.entries_after(after):
+            self._apply_recorded(entry)
+            count += 1
+        self.seq = self.journal.last_seq()
+        return count
+
+    def _apply_recorded(self, entry: Entry) -> None:
+        if entry.command == UNDO:
+            self._undo()
+        elif entry.command == REDO:
+            self._redo()
+        else:
+            memento = getattr(self.edits, f"apply_{entry.command}")(entry.args)
+            self._push({"command": entry.command, "args": entry.args, "memento": memento})
+            self.undone = []
+        self.session.revision = entry.result["revision"]
+
+    def _state(self) -> dict[str, Any]:
+        return {"session": self.session.to_data(), "done": self.done, "undone": self.undone}
+
+    def _load(self, state: dict[str, Any]) -> None:
+        loaded = Session.from_data(state["session"])
+        # Edits keep a reference to the session object: refill it in place.
+        self.session.__dict__.update(loaded.__dict__)
+        self.done = list(state["done"])
+        self.undone = list(state["undone"])
+
+    def _snapshot(self) -> None:
+        self.journal.snapshot(self.seq, self._state())
+
+    # -- queries --------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.session.to_data(), "file": str(self.path), "journal_rows": self.seq}
+
+    def history(self) -> dict[str, Any]:
+        return {
+            "done": [{"command": e["command"], "args": e["args"]} for e in self.done],
+            "undone": [{"command": e["command"], "args": e["args"]} for e in reversed(self.undone)],
+            "revision": self.session.revision,
+        }
+
+    def close(self) -> None:
+        self.journal.close()

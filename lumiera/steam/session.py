@@ -78,10 +78,13 @@ class SessionActor(Actor):
     @command
     def on_describe(self) -> dict[str, Any]:
         """The subsystem and the whole session (media, tracks, clips, output, revision)."""
-        core = self._core()
+        base = super().on_describe()
+        core = self.core
+        if core is None:  # not started yet (or stopped): the subsystem, no session
+            return {**base, "durable": None, "session": None}
         return {
-            **super().on_describe(),
-            "commands": {**super().on_describe()["commands"], **{c: "" for c in core.commands}},
+            **base,
+            "commands": {**base["commands"], **{c: "" for c in core.commands}},
             "durable": str(core.path) != IN_MEMORY,
             "session": core.describe(),
         }

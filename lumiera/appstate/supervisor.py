@@ -444,6 +444,10 @@ class Supervisor:
             error: Exception = UnknownSubsystem(
                 f"no subsystem {req.to!r} in this instance (has: {known})"
             )
+        elif sub.state in (State.SPAWNED, State.IDLE, State.STARTING) and not sub.debug:
+            # Still starting: hold it, in order, until it runs (bounded by the request timeout).
+            self.routing.park(peer, req, time.monotonic() + self.request_timeout)
+            return
         elif sub.state is not State.RUNNING or req.to not in self.identity:
             error = Unavailable(f"{req.to} is {sub.state.public}")
         else:
@@ -451,6 +455,15 @@ class Supervisor:
             self._send_to(req.to, fwd)
             return
         self._answer(peer, m.Error(req.id, error.code, str(error)))  # type: ignore[attr-defined]
+
+    def _release_parked(self, name: str, state: str) -> None:
+        """Requests held for ``name`` go on when it runs; refused when it will not."""
+        if state == "running":
+            for held in self.routing.unpark(name):
+                self._on_request(held.peer, held.request)
+        elif state in ("failed", "stopped", "stopping"):
+            for peer, msg in self.routing.refuse_parked(name, f"is {state}"):
+                self._answer(peer, msg)
 
     def _appstate_request(self, peer: Peer, req: m.Request) -> None:
         try:
@@ -487,6 +500,8 @@ class Supervisor:
         for action in actions:
             if isinstance(action, Publish):
                 self._publish(action.topic, action.body)
+                if action.topic.startswith("subsystem."):
+                    self._release_parked(action.body["name"], action.body["state"])
                 if action.topic == "appstate.problem":
                     log.error("%s", action.body.get("message"))
                 elif action.topic == "appstate.phase" and action.body.get("phase") == Phase.RUNNING:

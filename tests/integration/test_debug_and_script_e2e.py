@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -98,3 +100,43 @@ def test_a_script_that_raises_ends_the_application_as_an_error_not_an_emergency(
         out = inst.output()
         assert "Traceback" in out and "ValueError: the user made a mistake" in out
         assert "emergency" not in out.lower()
+
+
+def test_a_request_to_a_subsystem_still_starting_waits_for_it_then_is_answered():
+    with Instance(["--headless", "--debug", "session"]) as inst:
+        inst.wait_up()
+        wait_for(lambda: states(inst).get("player") == "starting", 10, "player starting")
+        answers: list[object] = []
+
+        def ask() -> None:
+            with inst.client(timeout=15) as c:
+                try:
+                    answers.append(c.request("player", "ping"))
+                except Exception as e:  # noqa: BLE001 - recorded, asserted below
+                    answers.append(e)
+
+        asker = threading.Thread(target=ask)
+        asker.start()
+        try:
+            time.sleep(0.5)
+            assert answers == []  # held: the player cannot run before the session
+            attached = run_attached(inst, "session")
+            try:
+                asker.join(timeout=15)
+                assert len(answers) == 1 and isinstance(answers[0], dict), answers
+                assert answers[0]["pong"] is True and answers[0]["name"] == "player"
+                assert (
+                    run_cli(
+                        "stop", "--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path)
+                    ).returncode
+                    == 0
+                )
+                assert attached.wait(timeout=10) == 0
+            finally:
+                if attached.poll() is None:
+                    attached.kill()
+                    attached.wait()
+                if attached.stdout is not None:
+                    attached.stdout.close()
+        finally:
+            asker.join(timeout=20)

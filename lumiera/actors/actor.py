@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from lumiera.bus.commands import Commands, CommandSpec, command
 from lumiera.config import Config
-from lumiera.errors import BadArguments, FaultsDisabled
+from lumiera.errors import BadArguments, FaultsDisabled, LumieraError
 from lumiera.lifecycle import Hooks
 
 
@@ -97,6 +97,22 @@ class Actor(Commands):
             "commands": {n: (s.doc.splitlines() or [""])[0] for n, s in self.commands.items()},
             **self.describe_state(),
         }
+
+    def handle_batch(self, requests: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+        """Handle requests that arrived together, in order; each outcome a result or a LumieraError.
+
+        The default handles them one by one. An actor that can do better (the
+        session commits a batch in one transaction) overrides it. Any other
+        exception propagates: every request of the batch is answered
+        ``internal`` and the subsystem ends as a crash.
+        """
+        outcomes: list[Any] = []
+        for command_name, args in requests:
+            try:
+                outcomes.append(self.handle(command_name, args))
+            except LumieraError as e:
+                outcomes.append(e)
+        return outcomes
 
     def describe_state(self) -> dict[str, Any]:
         """Subsystem-specific part of ``describe``; override in subclasses."""

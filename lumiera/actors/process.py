@@ -43,6 +43,8 @@ EXIT_CRASH = 70  # an uncaught exception (EX_SOFTWARE)
 EXIT_NO_SUPERVISOR = 71  # the supervisor went away
 # How long a new process waits for the supervisor's welcome (no config yet).
 WELCOME_TIMEOUT_S = 10.0
+# Most requests answered as one batch (one group commit in the session).
+MAX_BATCH = 256
 PR_SET_PDEATHSIG = 1
 
 
@@ -177,7 +179,11 @@ class SubsystemProcess:
                 return self._finish_end()
 
     def _receive(self) -> None:
-        while int(self.control.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+        # Requests that are already waiting are handled as one batch (the actor may
+        # commit them together); any other message first ends the batch, so the
+        # order of everything stays the order of arrival.
+        batch: list[m.Request] = []
+        while int(self.control.getsockopt(zmq.EVENTS)) & zmq.POLLIN and len(batch) < MAX_BATCH:
             frames = self.control.recv_multipart()
             try:
                 if len(frames) != 1:
@@ -186,13 +192,17 @@ class SubsystemProcess:
             except BadMessage as e:
                 log.warning("%s: dropped a bad message from the supervisor: %s", self.name, e)
                 continue
+            if isinstance(msg, m.Request):
+                batch.append(msg)
+                continue
+            self._requests(batch)
+            batch = []
             self._dispatch(msg)
+        self._requests(batch)
 
     def _dispatch(self, msg: m.Message) -> None:
         assert self.actor is not None
-        if isinstance(msg, m.Request):
-            self._request(msg)
-        elif isinstance(msg, m.Start):
+        if isinstance(msg, m.Start):
             self.actor.on_start()
             self.actor.started_at = time.monotonic()
             self.send(m.Ready())
@@ -213,19 +223,29 @@ class SubsystemProcess:
         else:
             log.warning("%s: ignored unexpected %s message", self.name, msg.KIND)
 
-    def _request(self, req: m.Request) -> None:
-        assert self.actor is not None
-        try:
-            if self.stopping:
-                raise ShuttingDown(f"{self.name} is stopping")
-            result = self.actor.handle(req.command, req.args)
-        except LumieraError as e:
-            self.send(m.Error(req.id, e.code, str(e)))
+    def _requests(self, batch: list[m.Request]) -> None:
+        """Answer a batch of requests, each with its result or its typed error."""
+        if not batch:
             return
+        assert self.actor is not None
+        if self.stopping:
+            for req in batch:
+                self.send(m.Error(req.id, ShuttingDown.code, f"{self.name} is stopping"))
+            return
+        try:
+            outcomes = self.actor.handle_batch([(r.command, r.args) for r in batch])
         except Exception as e:
             # Answer first, so no caller waits; then it is a crash like any other.
-            self.send(m.Error(req.id, InternalError.code, f"{type(e).__name__}: {e}"))
+            for req in batch:
+                self.send(m.Error(req.id, InternalError.code, f"{type(e).__name__}: {e}"))
             raise
+        for req, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, LumieraError):
+                self.send(m.Error(req.id, outcome.code, str(outcome)))
+            else:
+                self._reply(req, outcome)
+
+    def _reply(self, req: m.Request, result: Any) -> None:
         try:
             check_plain(result)  # what the supervisor would refuse: say so to the caller
             data = m.encode(m.Reply(req.id, result))

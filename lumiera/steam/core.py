@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from lumiera.errors import BadArguments, NothingToUndo
+from lumiera.errors import BadArguments, Conflict, LumieraError, NothingToUndo
 from lumiera.steam.edits import Edits, Prober, probe_media
 from lumiera.steam.journal import Entry, Journal
 from lumiera.steam.model import Session
@@ -65,44 +65,81 @@ class SessionCore:
         NothingToUndo) with the session unchanged, or JournalError when the
         journal cannot be written (the change is rolled back).
         """
-        if cmd_id is not None:
-            earlier = self.journal.find(cmd_id)
-            if earlier is not None:
-                return {**earlier.result, "duplicate": True}
-        cid = cmd_id or uuid.uuid4().hex
+        (outcome,) = self.execute_many([(command, args, cmd_id)])
+        if isinstance(outcome, LumieraError):
+            raise outcome
+        return outcome
+
+    def execute_many(
+        self, items: list[tuple[str, dict[str, Any], str | None]]
+    ) -> list[dict[str, Any] | LumieraError]:
+        """Run commands in order, then commit them all in one transaction (group commit).
+
+        Each item's outcome is its answer or its error; a command that fails
+        validation changes nothing and does not stop the others. If the commit
+        fails, every command of the group is rolled back (newest first) and
+        each one's outcome is that JournalError: nothing is acknowledged that
+        is not durable.
+        """
+        outcomes: list[dict[str, Any] | LumieraError] = []
+        staged: list[tuple[int, tuple[str, str, dict[str, Any], dict[str, Any]], Any]] = []
+        ids: set[str] = set()
+        for command, args, cmd_id in items:
+            try:
+                if cmd_id is not None:
+                    earlier = self.journal.find(cmd_id)
+                    if earlier is not None:
+                        outcomes.append({**earlier.result, "duplicate": True})
+                        continue
+                    if cmd_id in ids:
+                        raise Conflict(f"command_id {cmd_id!r} is used twice in one batch")
+                cid = cmd_id or uuid.uuid4().hex
+                resolved, revert = self._apply_new(command, args)
+            except LumieraError as e:
+                outcomes.append(e)
+                continue
+            self.session.revision += 1
+            result = {
+                "id": cid,
+                "command": command,
+                "revision": self.session.revision,
+                "applied": resolved,
+            }
+            ids.add(cid)
+            staged.append((len(outcomes), (cid, command, resolved, result), revert))
+            outcomes.append(result)
+        if staged:
+            before = self.seq
+            try:
+                self.seq = self.journal.append([row for _, row, _ in staged])
+            except LumieraError as e:
+                for index, _, revert in reversed(staged):
+                    self.session.revision -= 1
+                    revert()
+                    outcomes[index] = e
+                return outcomes
+            if self.seq // self.snapshot_every > before // self.snapshot_every:
+                self._snapshot()
+        return outcomes
+
+    def _apply_new(self, command: str, args: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """Validate and apply one command in memory; returns (resolved args, its revert)."""
         if command in (UNDO, REDO):
             if args:
                 raise BadArguments(f"{command} takes no arguments")
-            resolved: dict[str, Any] = {}
-            revert = self._undo() if command == UNDO else self._redo()
-        else:
-            resolved = self.edits.handle(command, args)  # validates; changes nothing
-            memento = getattr(self.edits, f"apply_{command}")(resolved)
-            saved_undone = self.undone
-            self._push({"command": command, "args": resolved, "memento": memento})
-            self.undone = []
+            return {}, (self._undo() if command == UNDO else self._redo())
+        resolved = self.edits.handle(command, args)  # validates; changes nothing
+        memento = getattr(self.edits, f"apply_{command}")(resolved)
+        saved_undone = self.undone
+        self._push({"command": command, "args": resolved, "memento": memento})
+        self.undone = []
 
-            def revert() -> None:
-                self.done.pop()
-                self.undone = saved_undone
-                self.edits.restore(memento)
+        def revert() -> None:
+            self.done.pop()
+            self.undone = saved_undone
+            self.edits.restore(memento)
 
-        self.session.revision += 1
-        result = {
-            "id": cid,
-            "command": command,
-            "revision": self.session.revision,
-            "applied": resolved,
-        }
-        try:
-            self.seq = self.journal.append([(cid, command, resolved, result)])
-        except BaseException:
-            self.session.revision -= 1
-            revert()
-            raise
-        if self.seq % self.snapshot_every == 0:
-            self._snapshot()
-        return result
+        return resolved, revert
 
     def _push(self, entry: dict[str, Any]) -> None:
         self.done.append(entry)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lumiera.actors import Actor, command
-from lumiera.errors import BadArguments, Unavailable
+from lumiera.errors import BadArguments, LumieraError, Unavailable
 from lumiera.steam.core import SessionCore
 
 IN_MEMORY = ":memory:"
@@ -54,21 +54,63 @@ class SessionActor(Actor):
             self.core = None
 
     def handle(self, command_name: str, args: dict[str, Any]) -> Any:
-        """Edit commands go to the core (durably); the rest are the actor's own."""
-        core = self.core
-        if core is None or command_name not in core.commands:
-            return super().handle(command_name, args)
+        """One request: an edit command durably (see :meth:`handle_batch`), else the actor's."""
+        (outcome,) = self.handle_batch([(command_name, args)])
+        if isinstance(outcome, LumieraError):
+            raise outcome
+        return outcome
+
+    def handle_batch(self, requests: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+        """Requests that arrived together; consecutive edit commands share one commit.
+
+        Group commit: the edits of a run are applied in order, then committed in
+        one transaction, and only then answered (and announced on
+        ``session.changed``). Any other request first ends the run, so a query
+        never sees an edit that is not durable yet.
+        """
+        outcomes: list[Any] = []
+        run: list[tuple[str, dict[str, Any], str | None]] = []
+        for command_name, args in requests:
+            if self.core is not None and command_name in self.core.commands:
+                try:
+                    run.append(self._edit(command_name, args))
+                except LumieraError as e:
+                    outcomes.extend(self._commit(run))
+                    run = []
+                    outcomes.append(e)
+                continue
+            outcomes.extend(self._commit(run))
+            run = []
+            try:
+                outcomes.append(super().handle(command_name, args))
+            except LumieraError as e:
+                outcomes.append(e)
+        outcomes.extend(self._commit(run))
+        return outcomes
+
+    @staticmethod
+    def _edit(command_name: str, args: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
         args = dict(args)
         cmd_id = args.pop("command_id", None)
         if cmd_id is not None and (not isinstance(cmd_id, str) or not 0 < len(cmd_id) <= 128):
             raise BadArguments("command_id: a string of 1-128 characters")
-        result = core.execute(command_name, args, cmd_id)
-        if not result.get("duplicate"):
-            self.ctx.publish(
-                "session.changed",
-                {"command": command_name, "id": result["id"], "revision": result["revision"]},
-            )
-        return result
+        return command_name, args, cmd_id
+
+    def _commit(self, run: list[tuple[str, dict[str, Any], str | None]]) -> list[Any]:
+        if not run:
+            return []
+        outcomes = self._core().execute_many(run)
+        for outcome in outcomes:
+            if isinstance(outcome, dict) and not outcome.get("duplicate"):
+                self.ctx.publish(
+                    "session.changed",
+                    {
+                        "command": outcome["command"],
+                        "id": outcome["id"],
+                        "revision": outcome["revision"],
+                    },
+                )
+        return list(outcomes)
 
     def _core(self) -> SessionCore:
         if self.core is None:

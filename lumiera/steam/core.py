@@ -14,16 +14,18 @@ Runs in the session process's main thread; no sockets (the actor in
 
 from __future__ import annotations
 
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
 
-from lumiera.errors import BadArguments, Conflict, LumieraError, NothingToUndo
+from lumiera.errors import BadArguments, JournalError, LumieraError, NothingToUndo
 from lumiera.steam.edits import Edits, Prober, probe_media
 from lumiera.steam.journal import Entry, Journal
 from lumiera.steam.model import Session
 
 UNDO, REDO = "undo", "redo"
+log = logging.getLogger("lumiera.session")
 
 
 class SessionCore:
@@ -83,7 +85,8 @@ class SessionCore:
         """
         outcomes: list[dict[str, Any] | LumieraError] = []
         staged: list[tuple[int, tuple[str, str, dict[str, Any], dict[str, Any]], Any]] = []
-        ids: set[str] = set()
+        ids: dict[str, int] = {}  # command id -> its outcome's index, in this batch
+        retries: list[tuple[int, int]] = []  # (outcome index, index of the first)
         for command, args, cmd_id in items:
             try:
                 if cmd_id is not None:
@@ -91,8 +94,10 @@ class SessionCore:
                     if earlier is not None:
                         outcomes.append({**earlier.result, "duplicate": True})
                         continue
-                    if cmd_id in ids:
-                        raise Conflict(f"command_id {cmd_id!r} is used twice in one batch")
+                    if cmd_id in ids:  # a retry within the batch: the first one's answer
+                        retries.append((len(outcomes), ids[cmd_id]))
+                        outcomes.append(None)  # type: ignore[arg-type]  # filled in below
+                        continue
                 cid = cmd_id or uuid.uuid4().hex
                 resolved, revert = self._apply_new(command, args)
             except LumieraError as e:
@@ -105,7 +110,7 @@ class SessionCore:
                 "revision": self.session.revision,
                 "applied": resolved,
             }
-            ids.add(cid)
+            ids[cid] = len(outcomes)
             staged.append((len(outcomes), (cid, command, resolved, result), revert))
             outcomes.append(result)
         if staged:
@@ -117,9 +122,17 @@ class SessionCore:
                     self.session.revision -= 1
                     revert()
                     outcomes[index] = e
+                for index, _first in retries:
+                    outcomes[index] = e
                 return outcomes
             if self.seq // self.snapshot_every > before // self.snapshot_every:
-                self._snapshot()
+                try:
+                    self._snapshot()
+                except LumieraError as e:  # the commands are durable; only replay gets slower
+                    log.error("session %s: %s", self.path, e)
+        for index, first in retries:
+            answer = outcomes[first]
+            outcomes[index] = {**answer, "duplicate": True} if isinstance(answer, dict) else answer
         return outcomes
 
     def _apply_new(self, command: str, args: dict[str, Any]) -> tuple[dict[str, Any], Any]:
@@ -179,19 +192,31 @@ class SessionCore:
 
     def _replay(self) -> int:
         """Load the latest snapshot, then apply the rows after it; returns how many rows."""
-        snap = self.journal.latest_snapshot()
-        after = 0
-        if snap is not None:
-            after, state = snap
-            self._load(state)
         count = 0
-        for entry in self.journal.entries_after(after):
-            self._apply_recorded(entry)
-            count += 1
-        self.seq = self.journal.last_seq()
+        try:
+            snap = self.journal.latest_snapshot()
+            after = 0
+            if snap is not None:
+                after, state = snap
+                self._load(state)
+            for entry in self.journal.entries_after(after):
+                self._apply_recorded(entry)
+                count += 1
+            self.seq = self.journal.last_seq()
+        except LumieraError as e:
+            self.journal.close()
+            raise JournalError(f"session file {self.path} cannot be replayed: {e}") from None
+        except Exception as e:  # noqa: BLE001 - a damaged file: sqlite, msgpack, a bad row
+            self.journal.close()
+            raise JournalError(
+                f"session file {self.path} cannot be replayed (row {count + 1} after the "
+                f"snapshot): {type(e).__name__}: {e}"
+            ) from None
         return count
 
     def _apply_recorded(self, entry: Entry) -> None:
+        if entry.command not in (UNDO, REDO) and entry.command not in self.edits.commands:
+            raise JournalError(f"row {entry.seq}: unknown command {entry.command!r}")
         if entry.command == UNDO:
             self._undo()
         elif entry.command == REDO:

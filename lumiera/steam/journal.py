@@ -18,6 +18,8 @@ Runs in the session process, in its main thread (stdlib ``sqlite3``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -73,26 +75,54 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        existed = path.exists() and path.stat().st_size > 0  # sqlite makes a new file empty
+        self._lock_fd: int | None = None
+        in_memory = str(path) == ":memory:"
+        existed = not in_memory and path.exists() and path.stat().st_size > 0
         try:
             self.db = sqlite3.connect(path, isolation_level=None, timeout=5.0)
         except sqlite3.Error as e:
             raise JournalError(f"cannot open session file {path}: {e}") from None
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            if existed:
-                self._check()
+            if not in_memory:
+                self._lock()
+            # Check before any pragma: WAL mode rewrites the header of a file that
+            # turns out not to be ours, and a refused file must stay untouched.
+            if not existed or self._is_empty():
+                self._pragmas()
+                self._create()  # new, or left empty by a crash during its creation
             else:
-                self._create()
+                self._check()
+                self._pragmas()
         except sqlite3.DatabaseError as e:
-            self.db.close()
+            self.close()
             raise JournalError(
                 f"session file {path} is not usable (corrupt or not SQLite): {e}"
             ) from None
         except JournalError:
-            self.db.close()
+            self.close()
             raise
+
+    def _lock(self) -> None:
+        """One session process per file: an flock, held until close.
+
+        (flock and SQLite's own POSIX locks do not interfere; this descriptor is
+        closed only after SQLite's, so closing it cannot drop SQLite's locks.)
+        """
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise JournalError(f"session file {self.path} is open in another process") from None
+        self._lock_fd = fd
+
+    def _pragmas(self) -> None:
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+
+    def _is_empty(self) -> bool:
+        count: int = self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+        return count == 0
 
     def _create(self) -> None:
         # One transaction for schema and meta (executescript would commit early):
@@ -120,7 +150,12 @@ class Journal:
         meta = dict(self.db.execute("SELECT key, value FROM meta"))
         if meta.get("application") != APPLICATION:
             raise JournalError(f"{self.path} is not a lumiera session")
-        layout = int(meta.get("layout", "0"))
+        try:
+            layout = int(meta.get("layout", "0"))
+        except ValueError:
+            raise JournalError(
+                f"{self.path}: session layout {meta['layout']!r} is not a number"
+            ) from None
         if layout > LAYOUT_VERSION:
             raise JournalError(
                 f"{self.path} was written by a newer lumiera (session layout {layout}; "
@@ -144,7 +179,7 @@ class Journal:
                     (cid, command, _pack(args), _pack(result), now),
                 )
             self.db.execute("COMMIT")
-        except sqlite3.Error as e:
+        except Exception as e:  # noqa: BLE001 - sqlite, msgpack: nothing may stay half-written
             self._rollback()
             raise JournalError(f"cannot write the session file {self.path}: {e}") from None
         return self.last_seq()
@@ -189,11 +224,17 @@ class Journal:
         cursor = self.db.execute(
             "SELECT seq, id, command, args, result FROM journal WHERE seq > ? ORDER BY seq", (seq,)
         )
-        for row in cursor:
-            yield _entry(row)
+        try:
+            for row in cursor:
+                yield _entry(row)
+        finally:  # an open statement would keep SQLite from tidying its WAL at close
+            cursor.close()
 
     def close(self) -> None:
         self.db.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:

@@ -22,7 +22,10 @@ def rate_of(text: str | int | Fraction) -> Fraction:
     elif isinstance(text, int) and not isinstance(text, bool):
         rate = Fraction(text)
     elif isinstance(text, str) and text.strip().replace("/", "", 1).isdigit():
-        rate = Fraction(text.strip())
+        try:
+            rate = Fraction(text.strip())
+        except ZeroDivisionError:
+            raise ValueError(f"frame rate {text!r} divides by zero") from None
     else:
         raise ValueError(f"frame rate {text!r}: give a whole number or a fraction like 30000/1001")
     if not 0 < rate <= 1000:

@@ -215,6 +215,7 @@ class SubsystemProcess:
         elif isinstance(msg, m.Stop):
             log.info("%s: stopping (%s)", self.name, msg.reason or "asked")
             self.stopping = True
+            self._refuse_waiting()  # queued requests get an answer, not silence
             self.actor.on_stop()
             self.hooks.fire(
                 Lifecycle.ON_EMERGENCY_EXIT if msg.emergency else Lifecycle.ON_GLOBAL_SHUTDOWN
@@ -222,6 +223,17 @@ class SubsystemProcess:
             raise _End(0)
         else:
             log.warning("%s: ignored unexpected %s message", self.name, msg.KIND)
+
+    def _refuse_waiting(self) -> None:
+        """Answer every request already waiting on the socket with ``shutting_down``."""
+        while self.control.poll(0):
+            frames = self.control.recv_multipart()
+            try:
+                msg = m.decode(frames[-1], self.limits)
+            except BadMessage:
+                continue
+            if isinstance(msg, m.Request):
+                self.send(m.Error(msg.id, ShuttingDown.code, f"{self.name} is stopping"))
 
     def _requests(self, batch: list[m.Request]) -> None:
         """Answer a batch of requests, each with its result or its typed error."""

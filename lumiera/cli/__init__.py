@@ -84,6 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
     _instance_args(p)
     p.set_defaults(func=tools.send)
 
+    p = sub.add_parser(
+        "session",
+        help="edit the session: COMMAND KEY=VALUE... (e.g. add_clip media=m1 track=t1 position=0)",
+    )
+    p.add_argument("cmd", metavar="COMMAND", help="add_media, add_track, add_clip, undo, ...")
+    p.add_argument(
+        "pairs", nargs="*", metavar="KEY=VALUE", help="numbers are numbers, the rest text"
+    )
+    p.add_argument("--id", help="command id: a retry with the same id is not applied twice")
+    p.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds (default: %(default)s)"
+    )
+    _instance_args(p)
+    p.set_defaults(func=tools.session)
+
     p = sub.add_parser("stop", help="shut the instance down in order and wait until it is gone")
     p.add_argument("--timeout", type=float, default=30.0)
     _instance_args(p)

@@ -109,9 +109,36 @@ def send(args: argparse.Namespace) -> int:
         raise UsageError(f"arguments must be a JSON object: {e}") from None
     if not isinstance(payload, dict):
         raise UsageError("arguments must be a JSON object")
+    return _request(args, args.subsystem, args.cmd, payload)
+
+
+def session(args: argparse.Namespace) -> int:
+    """``lumiera session COMMAND KEY=VALUE...``: an edit without writing JSON."""
+    payload: dict[str, Any] = {}
+    for item in args.pairs:
+        key, eq, text = item.partition("=")
+        if not eq or not key:
+            raise UsageError(f"{item!r}: expected KEY=VALUE")
+        payload[key] = _value(text)
+    if args.id is not None:
+        payload["command_id"] = args.id
+    return _request(args, "session", args.cmd, payload)
+
+
+def _value(text: str) -> Any:
+    """Whole numbers and decimals become numbers; everything else stays text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def _request(args: argparse.Namespace, to: str, command: str, payload: dict[str, Any]) -> int:
     try:
         with _client(args) as client:
-            result = client.request(args.subsystem, args.cmd, payload)
+            result = client.request(to, command, payload)
     except Unreachable as e:
         return _unreachable(e)
     except NotRunning:

@@ -212,3 +212,24 @@ def test_a_bad_frame_rate_over_the_bus_is_refused_and_the_session_keeps_running(
             assert inst.request("session", "ping")["pong"] is True
         except LumieraError as e:
             pytest.fail(f"refused with {e.code}: {e}")
+
+
+def test_lumiera_session_makes_edits_from_the_shell_without_json(tmp_path):
+    with Instance(["--headless", str(tmp_path / "shell.lumiera")]) as inst:
+        inst.wait_running()
+        where = ["--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path)]
+        made = lumiera("session", "add_track", "name=V1", "--id", "shell-1", *where)
+        assert made.returncode == 0, made.stderr
+        assert json.loads(made.stdout)["result"]["applied"]["id"] == "t1"
+        again = lumiera("session", "add_track", "name=V1", "--id", "shell-1", *where)
+        assert json.loads(again.stdout)["result"]["duplicate"] is True
+        out = lumiera("session", "set_output", "width=640", "height=360", "rate=30000/1001", *where)
+        assert json.loads(out.stdout)["result"]["applied"] == {
+            "width": 640,
+            "height": 360,
+            "rate": "30000/1001",
+        }
+        bad = lumiera("session", "remove_track", "id=nope", *where)
+        assert bad.returncode == 1 and json.loads(bad.stdout)["error"]["code"] == "not_found"
+        assert lumiera("session", "add_track", "oops", *where).returncode == 64
+        assert inst.request("session", "history")["revision"] == 2

@@ -171,18 +171,20 @@ class Journal:
         Conflict-free: callers check ids with :meth:`find` first.
         """
         now = time.time()
+        last = 0
         try:
             self.db.execute("BEGIN IMMEDIATE")
             for cid, command, args, result in entries:
-                self.db.execute(
+                cursor = self.db.execute(
                     "INSERT INTO journal (id, command, args, result, ts) VALUES (?, ?, ?, ?, ?)",
                     (cid, command, _pack(args), _pack(result), now),
                 )
+                last = cursor.lastrowid or last
             self.db.execute("COMMIT")
         except Exception as e:  # noqa: BLE001 - sqlite, msgpack: nothing may stay half-written
             self._rollback()
             raise JournalError(f"cannot write the session file {self.path}: {e}") from None
-        return self.last_seq()
+        return last if entries else self.last_seq()
 
     def snapshot(self, seq: int, state: dict[str, Any]) -> None:
         """Store the state after row ``seq``; keeps the last few. Failure is not fatal."""

@@ -13,10 +13,11 @@ missing); without one the session lives in memory only, and ``describe`` says
 so. A file that cannot be used (corrupt, newer layout) fails the start, with
 its reason.
 
-NOT BUILT YET (see the issue note): commands sent while the session is still
-starting are refused by the supervisor (``unavailable``) rather than queued;
-the ON_SESSION_* events are driven by the supervisor once everything runs,
-not by this subsystem; group commit of concurrent clients.
+Requests that arrive together are committed in one transaction (group
+commit); requests sent while the session is still starting are held by the
+supervisor until it runs. The ON_SESSION_* events are barriers the
+supervisor drives once every subsystem runs (the session's own start work,
+open and replay, is done by then); they are not triggered from here.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -134,6 +135,31 @@ class Tap:
 
     def topics(self, prefix: str = "") -> list[str]:
         return [t for t, _ in self.events if t.startswith(prefix)]
+
+    def close_and_check(self) -> list[str]:
+        """:meth:`close`, then make sure nothing of the instance is left.
+
+        Returns what was left (processes, socket files, shm segments), having
+        removed it: benchmarks report it as a problem.
+        """
+        problems: list[str] = []
+        try:
+            self.close()
+        finally:
+            survivors = instance_pids(self.rd.instance)
+            if survivors:
+                problems.append(f"{self.rd.instance}: processes left after stop: {survivors}")
+                for pid in survivors:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+            left = (
+                leftovers(self.rd) if self.rd.path.exists() else shm.list_segments(self.rd.instance)
+            )
+            if left:
+                problems.append(f"{self.rd.instance}: left behind: {', '.join(left)}")
+            shm.sweep(self.rd.instance)
+            shutil.rmtree(self.rd.path, ignore_errors=True)
+        return problems
 
     def close(self) -> None:
         self.sock.close(linger=0)
@@ -265,6 +291,22 @@ class Instance:
             self.rd.path.rmdir()
         self.out_path.unlink(missing_ok=True)
         shutil.rmtree(self.log_dir, ignore_errors=True)
+
+
+def instance_pids(instance: str) -> list[int]:
+    """Live processes whose command line names ``instance`` (supervisor and subsystems)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and instance.encode() in cmd and any(b"lumiera" in a for a in cmd):
+            found.append(int(entry.name))
+    return found
 
 
 def lumiera_processes() -> dict[int, str]:

@@ -62,12 +62,11 @@ from typing import Any
 import msgpack
 import zmq
 
-from lumiera import shm
 from lumiera.bus import messages as m
 from lumiera.bus.client import ControlClient
 from lumiera.bus.codec import unpack
 from lumiera.runtime_dir import RuntimeDir
-from lumiera.testing import Instance, leftovers, median, pct, unique_runtime_dir
+from lumiera.testing import Instance, median, pct, unique_runtime_dir
 
 SUBSYSTEMS = ("engine", "session", "player")
 START_TIMEOUT_S = 30.0
@@ -148,39 +147,9 @@ class Context:
         return unique_runtime_dir(str(self.base))
 
 
-def _instance_pids(instance: str) -> list[int]:
-    """Processes whose command line names ``instance`` (supervisor and subsystems)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z" and instance.encode() in cmd and any(b"lumiera" in a for a in cmd):
-            found.append(int(entry.name))
-    return found
-
-
 def stop_instance(inst: Instance, ctx: Context) -> None:
     """SIGTERM, wait, SIGKILL as a last resort; then check that nothing is left."""
-    rd = inst.rd
-    try:
-        inst.close()  # terminate, wait 15 s, kill; removes the runtime dir if empty
-    finally:
-        survivors = _instance_pids(rd.instance)
-        if survivors:
-            ctx.problems.append(f"{rd.instance}: processes left after stop: {survivors}")
-            for pid in survivors:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-        left = leftovers(rd) if rd.path.exists() else shm.list_segments(rd.instance)
-        if left:
-            ctx.problems.append(f"{rd.instance}: left behind: {', '.join(left)}")
-        shm.sweep(rd.instance)
-        shutil.rmtree(rd.path, ignore_errors=True)
+    ctx.problems.extend(inst.close_and_check())
 
 
 # -- an instance and its events ----------------------------------------------------------

@@ -66,11 +66,10 @@ from typing import Any
 
 import zmq
 
-from lumiera import shm
 from lumiera.bus.client import ControlClient
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.steam.core import SessionCore
-from lumiera.testing import Instance, leftovers, median, pct, unique_runtime_dir
+from lumiera.testing import Instance, median, pct, unique_runtime_dir
 
 AIM_E2E_OF_RAW = 0.5  # end to end (many clients) at half the raw commit rate or better
 AIM_REPLAY_S = 2.0  # a 100,000-command journal opened (with snapshots) in under 2 s
@@ -198,22 +197,6 @@ def core_rate(directory: Path, n: int) -> CoreResult:
 # -- end to end --------------------------------------------------------------------------
 
 
-def _instance_pids(instance: str) -> list[int]:
-    """Processes whose command line names ``instance`` (supervisor and subsystems)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z" and instance.encode() in cmd and any(b"lumiera" in a for a in cmd):
-            found.append(int(entry.name))
-    return found
-
-
 @contextlib.contextmanager
 def running_instance(ctx: Context, session_file: Path) -> Iterator[Instance]:
     """``lumiera up --headless SESSIONFILE`` running; stopped and checked in any case."""
@@ -224,20 +207,7 @@ def running_instance(ctx: Context, session_file: Path) -> Iterator[Instance]:
         inst.wait_running(timeout=START_TIMEOUT_S)
         yield inst
     finally:
-        try:
-            inst.close()  # terminate, wait, kill; removes the runtime dir if empty
-        finally:
-            survivors = _instance_pids(rd.instance)
-            if survivors:
-                ctx.problems.append(f"{rd.instance}: processes left after stop: {survivors}")
-                for pid in survivors:
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, signal.SIGKILL)
-            left = leftovers(rd) if rd.path.exists() else shm.list_segments(rd.instance)
-            if left:
-                ctx.problems.append(f"{rd.instance}: left behind: {', '.join(left)}")
-            shm.sweep(rd.instance)
-            shutil.rmtree(rd.path, ignore_errors=True)
+        ctx.problems.extend(inst.close_and_check())
 
 
 @dataclass

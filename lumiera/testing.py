@@ -136,31 +136,6 @@ class Tap:
     def topics(self, prefix: str = "") -> list[str]:
         return [t for t, _ in self.events if t.startswith(prefix)]
 
-    def close_and_check(self) -> list[str]:
-        """:meth:`close`, then make sure nothing of the instance is left.
-
-        Returns what was left (processes, socket files, shm segments), having
-        removed it: benchmarks report it as a problem.
-        """
-        problems: list[str] = []
-        try:
-            self.close()
-        finally:
-            survivors = instance_pids(self.rd.instance)
-            if survivors:
-                problems.append(f"{self.rd.instance}: processes left after stop: {survivors}")
-                for pid in survivors:
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, signal.SIGKILL)
-            left = (
-                leftovers(self.rd) if self.rd.path.exists() else shm.list_segments(self.rd.instance)
-            )
-            if left:
-                problems.append(f"{self.rd.instance}: left behind: {', '.join(left)}")
-            shm.sweep(self.rd.instance)
-            shutil.rmtree(self.rd.path, ignore_errors=True)
-        return problems
-
     def close(self) -> None:
         self.sock.close(linger=0)
 
@@ -278,6 +253,31 @@ class Instance:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def close_and_check(self) -> list[str]:
+        """:meth:`close`, then make sure nothing of the instance is left.
+
+        Returns what was left (processes, socket files, shm segments), having
+        removed it: benchmarks report it as a problem.
+        """
+        problems: list[str] = []
+        try:
+            self.close()
+        finally:
+            survivors = instance_pids(self.rd.instance)
+            if survivors:
+                problems.append(f"{self.rd.instance}: processes left after stop: {survivors}")
+                for pid in survivors:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+            left = (
+                leftovers(self.rd) if self.rd.path.exists() else shm.list_segments(self.rd.instance)
+            )
+            if left:
+                problems.append(f"{self.rd.instance}: left behind: {', '.join(left)}")
+            shm.sweep(self.rd.instance)
+            shutil.rmtree(self.rd.path, ignore_errors=True)
+        return problems
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -145,6 +145,18 @@ class MediaError(LumieraError):
     code = "media"
 
 
+class MediaChanged(MediaError):
+    """A media file is not the one that was probed (size, mtime or inode differ)."""
+
+    code = "media_changed"
+
+
+class CodecError(LumieraError):
+    """An unknown codec, a codec plugin that cannot be loaded, or an encoder that fails."""
+
+    code = "codec"
+
+
 class NothingToUndo(LumieraError):
     """``undo`` with an empty history, or ``redo`` with nothing undone."""
 
@@ -183,6 +195,8 @@ _BY_CODE: dict[str, type[LumieraError]] = {
         NotFound,
         Conflict,
         MediaError,
+        MediaChanged,
+        CodecError,
         NothingToUndo,
         JournalError,
         InternalError,

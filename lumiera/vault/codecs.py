@@ -1,0 +1,201 @@
+"""Codecs by name: the PyAV-backed ones built in, others added through entry points.
+
+An encoder is a :class:`EncoderSpec` (codec, container, pixel format,
+options). Packages add their own by declaring an entry point in the group
+``lumiera.codecs`` whose object is an EncoderSpec, or a callable taking the
+:class:`Registry` (to add several); lumiera finds them when the registry is
+first used, without any change to lumiera itself.
+
+:class:`Encoder` writes frames to a file with PyAV. It writes to a temporary
+name beside the target and renames at :meth:`Encoder.close`, so a file that
+is there is complete; an encoder closed after an error removes its partial
+file (:meth:`Encoder.abort`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import logging
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+import av
+import numpy as np
+from av.video.stream import VideoStream
+
+from lumiera.errors import CodecError
+
+ENTRY_POINT_GROUP = "lumiera.codecs"
+log = logging.getLogger("lumiera.vault")
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """How to encode: PyAV codec name, container format, pixel format, codec options."""
+
+    name: str
+    codec: str
+    container: str
+    pix_fmt: str = "yuv420p"
+    options: dict[str, str] = field(default_factory=dict)
+    lossless: bool = False
+    doc: str = ""
+
+
+BUILTIN = (
+    EncoderSpec(
+        "h264", "libx264", "mp4", "yuv420p", {"preset": "ultrafast"}, False, "H.264 in MP4"
+    ),
+    EncoderSpec(
+        "h264-veryfast",
+        "libx264",
+        "mp4",
+        "yuv420p",
+        {"preset": "veryfast"},
+        False,
+        "H.264, smaller",
+    ),
+    EncoderSpec("ffv1", "ffv1", "matroska", "yuv420p", {}, True, "FFV1 in MKV: lossless masters"),
+    EncoderSpec(
+        "ffv1-rgb",
+        "ffv1",
+        "matroska",
+        "bgr0",
+        {},
+        True,
+        "FFV1 RGB: lossless, no chroma subsampling",
+    ),
+    EncoderSpec("prores", "prores_ks", "mov", "yuv422p10le", {}, False, "ProRes 422 in MOV"),
+)
+
+
+class Registry:
+    """Encoders by name. Plugins are loaded once, on first use."""
+
+    def __init__(self, load_plugins: bool = True) -> None:
+        self._encoders: dict[str, EncoderSpec] = {s.name: s for s in BUILTIN}
+        self._plugins_loaded = not load_plugins
+        self.plugin_errors: list[str] = []
+
+    def add(self, spec: EncoderSpec) -> None:
+        if spec.name in self._encoders:
+            raise CodecError(f"encoder {spec.name!r} is registered already")
+        self._encoders[spec.name] = spec
+
+    def encoder(self, name: str) -> EncoderSpec:
+        self._load_plugins()
+        spec = self._encoders.get(name)
+        if spec is None:
+            raise CodecError(f"no encoder {name!r} (have: {', '.join(sorted(self._encoders))})")
+        return spec
+
+    def names(self) -> list[str]:
+        self._load_plugins()
+        return sorted(self._encoders)
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                obj: Any = ep.load()
+                if isinstance(obj, EncoderSpec):
+                    self.add(obj)
+                elif callable(obj):
+                    obj(self)
+                else:
+                    raise CodecError(f"{ep.value} is neither an EncoderSpec nor a callable")
+            except Exception as e:  # noqa: BLE001 - a broken plugin must not break lumiera
+                msg = f"codec plugin {ep.name} ({ep.value}): {type(e).__name__}: {e}"
+                log.error("%s", msg)
+                self.plugin_errors.append(msg)
+
+
+REGISTRY = Registry()
+
+
+class Encoder:
+    """Frames into a file: ``write`` each (rgb24/gray arrays or yuv420p planes), then ``close``."""
+
+    def __init__(
+        self,
+        path: Path,
+        spec: EncoderSpec,
+        width: int,
+        height: int,
+        rate: Fraction,
+    ) -> None:
+        self.path = path
+        self.spec = spec
+        self.tmp = path.with_name(f".{path.name}.partial")
+        try:
+            self.container = av.open(str(self.tmp), "w", format=spec.container)
+            self.stream = cast(VideoStream, self.container.add_stream(spec.codec, rate=rate))
+            self.stream.width, self.stream.height = width, height
+            self.stream.pix_fmt = spec.pix_fmt
+            self.stream.options = dict(spec.options)
+        except (av.error.FFmpegError, OSError, ValueError) as e:
+            with contextlib.suppress(OSError):
+                self.tmp.unlink()
+            raise CodecError(f"cannot encode {spec.name} to {path}: {e}") from None
+        self.frames = 0
+
+    def write(
+        self, pixels: np.ndarray[Any, Any] | tuple[np.ndarray[Any, Any], ...], fmt: str = "rgb24"
+    ) -> None:
+        if isinstance(pixels, tuple):  # yuv420p planes
+            frame = av.VideoFrame(pixels[0].shape[1], pixels[0].shape[0], "yuv420p")
+            for i, plane in enumerate(pixels):
+                _fill(frame, i, plane)
+        else:
+            frame = av.VideoFrame.from_ndarray(pixels, format=fmt)
+        frame.pts = self.frames
+        try:
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+        except av.error.FFmpegError as e:
+            raise CodecError(f"encoding frame {self.frames} to {self.path}: {e}") from None
+        self.frames += 1
+
+    def close(self) -> None:
+        """Flush, close, and give the file its name: only now is it there."""
+        try:
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+            self.container.close()
+        except av.error.FFmpegError as e:
+            self.abort()
+            raise CodecError(f"finishing {self.path}: {e}") from None
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        """Give up: close and remove the partial file."""
+        with contextlib.suppress(Exception):
+            self.container.close()
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
+
+    def __enter__(self) -> Encoder:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if t is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _fill(frame: av.VideoFrame, i: int, plane: np.ndarray[Any, Any]) -> None:
+    """Copy a plane into a frame's plane (whose rows may be padded)."""
+    target = frame.planes[i]
+    rows = np.frombuffer(memoryview(target), np.uint8).reshape(-1, target.line_size)
+    h, w = plane.shape
+    rows[:h, :w] = plane

@@ -1,0 +1,208 @@
+"""Media access: a bounded pool of open files, and exact frames by number.
+
+The Vault turns any input into frames the core understands. Here:
+
+- :class:`MediaPool` keeps at most ``max_open`` PyAV containers open (an LRU);
+  a session may use more media than that, files are reopened transparently.
+  Each file is checked against what was probed (size, mtime, inode) whenever
+  it is opened: a file changed on disk is reported (MediaChanged), never
+  decoded as the wrong media.
+- :meth:`MediaPool.frame` gives frame *n* exactly (not the nearest keyframe):
+  reading forward keeps the decoder running (sequential access costs one
+  decode per frame); a jump backwards or far ahead seeks to the keyframe
+  before the target and decodes up to it.
+- Frames come out as numpy arrays in the pixel format asked (rgb24, yuv420p,
+  gray, rgba), scaled when a size is given; or straight into the caller's
+  buffers (a ring slot).
+
+Not thread-safe: one pool per worker thread (a PyAV container is used by one
+thread at a time).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import av
+import numpy as np
+
+from lumiera.errors import MediaChanged, MediaError
+
+# Jumping ahead by more than this many frames seeks instead of decoding through.
+SEEK_AHEAD = 48
+PIXEL_FORMATS = ("rgb24", "rgba", "gray", "yuv420p")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What makes a file the one that was probed."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: str) -> Identity:
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            raise MediaError(f"media {path}: {e.strerror}") from None
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+class _Open:
+    """One open container and where its decoder stands."""
+
+    def __init__(self, path: str) -> None:
+        try:
+            self.container = av.open(path)
+        except (av.error.FFmpegError, OSError) as e:
+            raise MediaError(f"media {path}: cannot open ({e})") from None
+        if not self.container.streams.video:
+            self.container.close()
+            raise MediaError(f"media {path}: no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        if not rate:
+            self.container.close()
+            raise MediaError(f"media {path}: no frame rate")
+        self.rate = Fraction(rate)
+        self.time_base = Fraction(self.stream.time_base or Fraction(1, 1))
+        self.start = self.stream.start_time or 0
+        self.frames: Any = None  # the decoder's frame iterator
+        self.next_index = 0  # index of the frame the iterator yields next
+
+    def index_of(self, pts: int | None) -> int:
+        if pts is None:
+            return -1
+        return round((pts - self.start) * self.time_base * self.rate)
+
+    def pts_of(self, index: int) -> int:
+        return self.start + round(index / (self.rate * self.time_base))
+
+    def close(self) -> None:
+        self.frames = None
+        self.container.close()
+
+
+class MediaPool:
+    """Open media by path, at most ``max_open`` at a time, least recently used closed first."""
+
+    def __init__(self, max_open: int = 32) -> None:
+        if max_open < 1:
+            raise ValueError("max_open must be at least 1")
+        self.max_open = max_open
+        self._open: OrderedDict[str, _Open] = OrderedDict()
+        self._identity: dict[str, Identity] = {}
+        self.opens = 0  # how many times a file was opened (reopens included)
+        self.seeks = 0
+
+    def register(self, path: str, identity: Identity | None = None) -> Identity:
+        """Remember what ``path`` must be (from a probe); its identity now if not given."""
+        ident = identity or Identity.of(path)
+        self._identity[path] = ident
+        return ident
+
+    def _get(self, path: str) -> _Open:
+        entry = self._open.get(path)
+        if entry is not None:
+            self._open.move_to_end(path)
+            return entry
+        expected = self._identity.get(path)
+        now = Identity.of(path)
+        if expected is not None and now != expected:
+            raise MediaChanged(
+                f"media {path} changed on disk since it was probed "
+                f"(size {expected.size} -> {now.size}, mtime or inode differ)"
+            )
+        if expected is None:
+            self._identity[path] = now
+        while len(self._open) >= self.max_open:
+            _, oldest = self._open.popitem(last=False)
+            oldest.close()
+        entry = _Open(path)
+        self.opens += 1
+        self._open[path] = entry
+        return entry
+
+    def frame(
+        self,
+        path: str,
+        index: int,
+        fmt: str = "rgb24",
+        size: tuple[int, int] | None = None,
+    ) -> np.ndarray[Any, np.dtype[np.uint8]] | tuple[np.ndarray[Any, np.dtype[np.uint8]], ...]:
+        """Frame ``index`` of ``path`` as ``fmt`` (planes as a tuple for yuv420p).
+
+        Raises MediaError when the frame does not exist or the file cannot be
+        decoded, MediaChanged when the file is not the one probed.
+        """
+        if fmt not in PIXEL_FORMATS:
+            raise ValueError(f"pixel format {fmt!r}: one of {', '.join(PIXEL_FORMATS)}")
+        if index < 0:
+            raise MediaError(f"media {path}: frame {index} does not exist")
+        entry = self._get(path)
+        try:
+            frame = self._decode_to(entry, index, path)
+        except av.error.FFmpegError as e:
+            self._drop(path)
+            raise MediaError(f"media {path}: decoding frame {index} failed ({e})") from None
+        width, height = size or (frame.width, frame.height)
+        if fmt == "yuv420p":
+            out = frame.reformat(width=width, height=height, format="yuv420p")
+            return tuple(_plane(out, i) for i in range(3))
+        pixels: np.ndarray[Any, np.dtype[np.uint8]] = np.asarray(
+            frame.to_ndarray(width=width, height=height, format=fmt), np.uint8
+        )
+        return pixels
+
+    def _decode_to(self, entry: _Open, index: int, path: str) -> av.VideoFrame:
+        if entry.frames is None or not entry.next_index <= index <= entry.next_index + SEEK_AHEAD:
+            self._seek(entry, index)
+        for frame in entry.frames:
+            got = entry.index_of(frame.pts)
+            entry.next_index = got + 1
+            if got == index:
+                found: av.VideoFrame = frame
+                return found
+            if got > index:  # the stream has no frame with this number (a gap)
+                break
+        entry.frames = None
+        raise MediaError(f"media {path}: frame {index} does not exist")
+
+    def _seek(self, entry: _Open, index: int) -> None:
+        self.seeks += 1
+        entry.container.seek(
+            entry.pts_of(index), stream=entry.stream, backward=True, any_frame=False
+        )
+        entry.frames = entry.container.decode(entry.stream)
+        entry.next_index = 0  # unknown until the first frame says; the loop skips up to index
+
+    def _drop(self, path: str) -> None:
+        entry = self._open.pop(path, None)
+        if entry is not None:
+            entry.close()
+
+    def close(self) -> None:
+        for entry in self._open.values():
+            entry.close()
+        self._open.clear()
+
+    @property
+    def open_count(self) -> int:
+        return len(self._open)
+
+
+def _plane(frame: av.VideoFrame, i: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """Plane ``i`` of a yuv420p frame, without the line padding."""
+    plane = frame.planes[i]
+    width = frame.width if i == 0 else (frame.width + 1) // 2
+    height = frame.height if i == 0 else (frame.height + 1) // 2
+    raw = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
+    out: np.ndarray[Any, np.dtype[np.uint8]] = raw[:height, :width].copy()
+    return out

@@ -157,6 +157,12 @@ class CodecError(LumieraError):
     code = "codec"
 
 
+class DeadlineMissed(LumieraError):
+    """A playback job was dropped: its deadline passed before a worker took it."""
+
+    code = "deadline_missed"
+
+
 class NothingToUndo(LumieraError):
     """``undo`` with an empty history, or ``redo`` with nothing undone."""
 
@@ -197,6 +203,7 @@ _BY_CODE: dict[str, type[LumieraError]] = {
         MediaError,
         MediaChanged,
         CodecError,
+        DeadlineMissed,
         NothingToUndo,
         JournalError,
         InternalError,

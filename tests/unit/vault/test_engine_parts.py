@@ -1,0 +1,168 @@
+"""The engine's parts without media: the frame cache, the scheduler, compositing."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lumiera.errors import DeadlineMissed, ShuttingDown
+from lumiera.vault.cache import FrameCache
+from lumiera.vault.composite import alpha_of, composite, over
+from lumiera.vault.scheduler import Priority, Scheduler
+
+# -- the frame cache -----------------------------------------------------------------------
+
+
+def test_the_cache_never_holds_more_bytes_than_its_bound_and_evicts_the_least_recent():
+    cache = FrameCache(max_bytes=250)
+    for key in "abcd":
+        cache.put(key, np.zeros(100, np.uint8))
+        assert cache.bytes <= 250
+    assert "a" not in cache and "b" not in cache and "d" in cache
+    assert cache.get("c") is not None  # c is now the most recent
+    cache.put("e", np.zeros(100, np.uint8))
+    assert "c" in cache and "d" not in cache
+    st_ = cache.stats()
+    assert st_["evictions"] == 3 and st_["hits"] == 1 and st_["frames"] == 2
+
+
+def test_the_cache_counts_planes_and_refuses_a_value_larger_than_its_bound():
+    cache = FrameCache(max_bytes=100)
+    planes = (np.zeros(48, np.uint8), np.zeros(12, np.uint8), np.zeros(12, np.uint8))
+    cache.put("yuv", planes)
+    assert cache.bytes == 72
+    cache.put("huge", np.zeros(101, np.uint8))
+    assert "huge" not in cache and cache.bytes == 72
+    assert cache.get("missing") is None and cache.stats()["misses"] == 1
+
+
+def test_replacing_a_key_does_not_count_its_bytes_twice():
+    cache = FrameCache(max_bytes=1000)
+    cache.put("k", np.zeros(400, np.uint8))
+    cache.put("k", np.zeros(300, np.uint8))
+    assert cache.bytes == 300 and cache.stats()["frames"] == 1
+
+
+# -- the scheduler -------------------------------------------------------------------------
+
+
+def test_jobs_run_by_priority_class_then_deadline_then_order_of_submission():
+    clock = [0.0]
+    sched = Scheduler(0, clock=lambda: clock[0])
+    ran: list[str] = []
+    for name, deadline, prio in [
+        ("bg-late-deadline", 9, Priority.BEST_EFFORT),
+        ("render-b", 8, Priority.RENDER),
+        ("play-2", 7, Priority.PLAYBACK),
+        ("render-a", 5, Priority.RENDER),
+        ("play-1", 6, Priority.PLAYBACK),
+        ("render-a2", 5, Priority.RENDER),
+    ]:
+        sched.submit(lambda n=name: ran.append(n), deadline, prio, name)
+    while sched.step():
+        pass
+    assert ran == ["play-1", "play-2", "render-a", "render-a2", "render-b", "bg-late-deadline"]
+    assert sched.stats == {"submitted": 6, "done": 6, "missed": 0, "dropped": 0, "failed": 0}
+
+
+def test_a_late_playback_job_is_dropped_and_a_late_render_job_still_runs_both_counted():
+    clock = [0.0]
+    sched = Scheduler(0, clock=lambda: clock[0])
+    play = sched.submit(lambda: "frame", 1.0, Priority.PLAYBACK, "play")
+    render = sched.submit(lambda: "frame", 1.0, Priority.RENDER, "render")
+    clock[0] = 2.0
+    while sched.step():
+        pass
+    with pytest.raises(DeadlineMissed):
+        play.result(0)
+    assert render.result(0) == "frame"
+    assert sched.stats["missed"] == 2 and sched.stats["dropped"] == 1 and sched.stats["done"] == 1
+
+
+def test_a_job_that_raises_is_reported_and_the_scheduler_goes_on(caplog):
+    sched = Scheduler(0)
+    bad = sched.submit(lambda: 1 / 0, time.monotonic() + 10, Priority.RENDER, "bad")
+    good = sched.submit(lambda: 42, time.monotonic() + 10, Priority.RENDER, "good")
+    while sched.step():
+        pass
+    with pytest.raises(ZeroDivisionError):
+        bad.result(0)
+    assert good.result(0) == 42
+    assert sched.stats["failed"] == 1
+    assert "job bad failed" in caplog.text and "ZeroDivisionError" in caplog.text
+
+
+def test_worker_threads_run_jobs_in_parallel_and_shutdown_answers_what_is_queued():
+    sched = Scheduler(2)
+    gate = threading.Barrier(2, timeout=5)
+    try:
+        both = [
+            sched.submit(gate.wait, time.monotonic() + 10, Priority.RENDER, f"w{i}")
+            for i in range(2)
+        ]
+        for handle in both:  # two workers: both wait at the barrier at once
+            handle.result(5)
+        release = threading.Event()
+        blockers = [
+            sched.submit(release.wait, time.monotonic() + 10, Priority.RENDER, f"b{i}")
+            for i in range(2)
+        ]
+        time.sleep(0.05)
+        queued = sched.submit(lambda: "never", time.monotonic() + 10, Priority.RENDER, "queued")
+        threading.Timer(0.1, release.set).start()
+    finally:
+        sched.shutdown(timeout=5)
+    with pytest.raises(ShuttingDown):
+        queued.result(1)
+    assert all(b.result(1) is True for b in blockers)
+    with pytest.raises(ShuttingDown):
+        sched.submit(lambda: None, 0, Priority.RENDER)
+
+
+# -- compositing ---------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    below=st.integers(0, 255),
+    top=st.integers(0, 255),
+    opacity=st.floats(0, 1, allow_nan=False),
+)
+def test_over_is_the_documented_integer_formula_for_every_sample(below, top, opacity):
+    a = alpha_of(opacity)
+    b = np.full((3, 5), below, np.uint8)
+    t = np.full((3, 5), top, np.uint8)
+    expected = (top * a + below * (255 - a) + 127) // 255
+    assert (over(b, t, opacity) == expected).all()
+
+
+def test_full_opacity_copies_the_layer_and_zero_leaves_what_is_below():
+    rng = np.random.default_rng(1)
+    b = rng.integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    t = rng.integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    assert (over(b, t, 1.0) == t).all()
+    assert (over(b, t, 0.0) == b).all()
+
+
+def test_composite_stacks_layers_bottom_first_per_pixel():
+    rng = np.random.default_rng(2)
+    layers = [(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), o) for o in (1.0, 0.5, 0.2)]
+    out = np.empty((8, 8, 3), np.uint8)
+    composite(layers, out)
+    expected = np.zeros((8, 8, 3), np.int64)
+    for pixels, opacity in layers:
+        a = round(opacity * 255)
+        expected = (pixels.astype(np.int64) * a + expected * (255 - a) + 127) // 255
+    assert (out == expected).all()
+
+
+def test_layers_of_different_sizes_and_bad_opacities_are_refused():
+    with pytest.raises(ValueError, match="shapes differ"):
+        over(np.zeros((2, 2), np.uint8), np.zeros((2, 3), np.uint8), 0.5)
+    with pytest.raises(ValueError, match="opacity"):
+        alpha_of(1.5)

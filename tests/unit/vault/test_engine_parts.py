@@ -63,7 +63,7 @@ def test_jobs_run_by_priority_class_then_deadline_then_order_of_submission():
         ("play-1", 6, Priority.PLAYBACK),
         ("render-a2", 5, Priority.RENDER),
     ]:
-        sched.submit(lambda n=name: ran.append(n), deadline, prio, name)
+        sched.submit(lambda n=name: ran.append(n), deadline, prio, name)  # type: ignore[misc]
     while sched.step():
         pass
     assert ran == ["play-1", "play-2", "render-a", "render-a2", "render-b", "bg-late-deadline"]

@@ -1,0 +1,72 @@
+"""One output frame of a timeline: the work of a render job.
+
+The timeline is the session's own data (``describe``'s ``session``: output,
+media, tracks bottom to top, clips). For output frame *n*, every clip with
+``position <= n < position + (source_out - source_in)`` is visible and shows
+its media's frame ``source_in + n - position``. The frames are fetched
+(through the cache, else decoded by the pool) at the output size, and
+composited bottom track first with each clip's opacity, over black, into the
+caller's buffer (a ring slot's planes, or arrays of the same shapes).
+
+Runs in an engine worker thread; each worker has its own MediaPool.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lumiera.vault.cache import FrameCache
+from lumiera.vault.composite import over
+from lumiera.vault.media import MediaPool
+
+Planes = tuple[np.ndarray[Any, np.dtype[np.uint8]], ...]
+# Black in each pixel format (yuv420p: Y 16, U and V 128).
+BLACK = {"rgb24": (0,), "gray": (16,), "yuv420p": (16, 128, 128)}
+
+
+def visible(timeline: dict[str, Any], index: int) -> list[tuple[dict[str, Any], int]]:
+    """(clip, source frame) of the clips visible at output frame ``index``, bottom track first."""
+    order = {t["id"]: k for k, t in enumerate(timeline["tracks"])}
+    out = []
+    for clip in timeline["clips"]:
+        length = clip["source_out"] - clip["source_in"]
+        if clip["position"] <= index < clip["position"] + length and clip["track"] in order:
+            out.append((clip, clip["source_in"] + index - clip["position"]))
+    out.sort(key=lambda cs: order[cs[0]["track"]])
+    return out
+
+
+def render_frame(
+    timeline: dict[str, Any],
+    index: int,
+    pool: MediaPool,
+    out: Planes,
+    *,
+    fmt: str = "rgb24",
+    cache: FrameCache | None = None,
+) -> Planes:
+    """Compute output frame ``index`` into ``out`` (one plane, or three for yuv420p).
+
+    Raises MediaError (a missing, changed or undecodable source) and leaves
+    ``out`` half-written: the caller does not publish it.
+    """
+    if fmt not in BLACK:
+        raise ValueError(f"render format {fmt!r}: one of {', '.join(BLACK)}")
+    size = (timeline["output"]["width"], timeline["output"]["height"])
+    paths = {m["id"]: m["path"] for m in timeline["media"]}
+    for plane, level in zip(out, BLACK[fmt], strict=True):
+        plane.fill(level)
+    for clip, source_index in visible(timeline, index):
+        path = paths[clip["media"]]
+        key = (path, source_index, fmt, size)
+        pixels = cache.get(key) if cache is not None else None
+        if pixels is None:
+            pixels = pool.frame(path, source_index, fmt, size)
+            if cache is not None:
+                cache.put(key, pixels)
+        layers = pixels if isinstance(pixels, tuple) else (pixels,)
+        for plane, layer in zip(out, layers, strict=True):
+            over(plane, layer, clip["opacity"], plane)
+    return out

@@ -141,6 +141,9 @@ class Encoder:
             self.stream.pix_fmt = spec.pix_fmt
             self.stream.options = dict(spec.options)
         except (av.error.FFmpegError, OSError, ValueError) as e:
+            if hasattr(self, "container"):
+                with contextlib.suppress(Exception):
+                    self.container.close()
             with contextlib.suppress(OSError):
                 self.tmp.unlink()
             raise CodecError(f"cannot encode {spec.name} to {path}: {e}") from None
@@ -165,6 +168,9 @@ class Encoder:
 
     def close(self) -> None:
         """Flush, close, and give the file its name: only now is it there."""
+        if self.frames == 0:
+            self.abort()
+            raise CodecError(f"{self.path}: no frames were written; no file made")
         try:
             for packet in self.stream.encode():
                 self.container.mux(packet)

@@ -34,6 +34,8 @@ from lumiera.errors import MediaChanged, MediaError
 
 # Jumping ahead by more than this many frames seeks instead of decoding through.
 SEEK_AHEAD = 48
+# A seek that lands after its target is retried aiming 1 s, 2 s, 4 s ... earlier, this far.
+MAX_SEEK_BACK = 1 << 14
 PIXEL_FORMATS = ("rgb24", "rgba", "gray", "yuv420p")
 
 
@@ -58,6 +60,19 @@ class _Open:
     """One open container and where its decoder stands."""
 
     def __init__(self, path: str) -> None:
+        self.path = path
+        self.frames: Any = None  # the decoder's frame iterator
+        self.next_index = 0  # index of the frame the iterator yields next
+        self._open_container()
+
+    def reopen(self) -> None:
+        self.close()
+        self._open_container()
+        self.frames = self.container.decode(self.stream)
+        self.next_index = 0
+
+    def _open_container(self) -> None:
+        path = self.path
         try:
             self.container = av.open(path)
         except (av.error.FFmpegError, OSError) as e:
@@ -74,8 +89,8 @@ class _Open:
         self.rate = Fraction(rate)
         self.time_base = Fraction(self.stream.time_base or Fraction(1, 1))
         self.start = self.stream.start_time or 0
-        self.frames: Any = None  # the decoder's frame iterator
-        self.next_index = 0  # index of the frame the iterator yields next
+        self.frames = None
+        self.next_index = 0
 
     def index_of(self, pts: int | None) -> int:
         if pts is None:
@@ -109,19 +124,20 @@ class MediaPool:
         return ident
 
     def _get(self, path: str) -> _Open:
-        entry = self._open.get(path)
-        if entry is not None:
-            self._open.move_to_end(path)
-            return entry
         expected = self._identity.get(path)
-        now = Identity.of(path)
+        now = Identity.of(path)  # every time: a file rewritten while open is caught too
         if expected is not None and now != expected:
+            self._drop(path)
             raise MediaChanged(
                 f"media {path} changed on disk since it was probed "
                 f"(size {expected.size} -> {now.size}, mtime or inode differ)"
             )
         if expected is None:
             self._identity[path] = now
+        entry = self._open.get(path)
+        if entry is not None:
+            self._open.move_to_end(path)
+            return entry
         while len(self._open) >= self.max_open:
             _, oldest = self._open.popitem(last=False)
             oldest.close()
@@ -162,18 +178,38 @@ class MediaPool:
         return pixels
 
     def _decode_to(self, entry: _Open, index: int, path: str) -> av.VideoFrame:
-        if entry.frames is None or not entry.next_index <= index <= entry.next_index + SEEK_AHEAD:
+        sought = entry.frames is None or not (
+            entry.next_index <= index <= entry.next_index + SEEK_AHEAD
+        )
+        if sought:
             self._seek(entry, index)
-        for frame in entry.frames:
-            got = entry.index_of(frame.pts)
-            entry.next_index = got + 1
-            if got == index:
-                found: av.VideoFrame = frame
-                return found
-            if got > index:  # the stream has no frame with this number (a gap)
-                break
-        entry.frames = None
-        raise MediaError(f"media {path}: frame {index} does not exist")
+        back = 0  # how far before the target the last seek aimed, in frames
+        while True:
+            first = True
+            for frame in entry.frames:
+                got = entry.index_of(frame.pts)
+                entry.next_index = got + 1
+                if got == index:
+                    if frame.is_corrupt:  # concealed by the decoder: some other picture
+                        entry.frames = None
+                        raise MediaError(f"media {path}: frame {index} is corrupt")
+                    found: av.VideoFrame = frame
+                    return found
+                if got > index:
+                    if first and sought and back < MAX_SEEK_BACK:
+                        break  # the seek landed after the target (MPEG-TS does): aim earlier
+                    entry.frames = None  # the stream has no frame with this number
+                    raise MediaError(f"media {path}: frame {index} does not exist")
+                first = False
+            else:
+                entry.frames = None
+                raise MediaError(f"media {path}: frame {index} does not exist")
+            if index - back <= 0:  # even the start is missed: read from the very beginning
+                self._rewind(entry)
+                back = MAX_SEEK_BACK
+                continue
+            back = max(1, 2 * back) if back else int(entry.rate) or 1
+            self._seek(entry, max(0, index - back))
 
     def _seek(self, entry: _Open, index: int) -> None:
         self.seeks += 1
@@ -182,6 +218,11 @@ class MediaPool:
         )
         entry.frames = entry.container.decode(entry.stream)
         entry.next_index = 0  # unknown until the first frame says; the loop skips up to index
+
+    def _rewind(self, entry: _Open) -> None:
+        """Decode from the first packet: reopen, no seek (some containers cannot seek to 0)."""
+        self.seeks += 1
+        entry.reopen()
 
     def _drop(self, path: str) -> None:
         entry = self._open.pop(path, None)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from lumiera import shm
 from lumiera.shm import segment
 from lumiera.shm.layout import PixelFormat, Policy
 from lumiera.shm.segment import SegmentError
+from tests.support import tmpfs
 from tests.unit.shm.ringkit import RingKit, ring_kit, take
 
 pytestmark = pytest.mark.integration
@@ -30,30 +30,10 @@ MiB = 2**20
 @pytest.fixture
 def tiny_shm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A 2 MiB tmpfs standing in for /dev/shm."""
-    where = tmp_path / "shm"
-    where.mkdir()
-    try:
-        mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=2M,mode=0700", "tmpfs", str(where)],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except FileNotFoundError:
-        pytest.skip("no mount command")
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "shm", "2M") as where:
         monkeypatch.setattr(shm, "SHM_DIR", where)
         monkeypatch.setattr(segment, "SHM_DIR", where)
         yield where
-    finally:
-        done = subprocess.run(["umount", str(where)], capture_output=True, timeout=10, check=False)
-        if done.returncode != 0:
-            subprocess.run(
-                ["umount", "-l", str(where)], capture_output=True, timeout=10, check=False
-            )
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from typing import Any
 
 from lumiera.errors import MediaError
 from lumiera.steam.core import SessionCore
+from tests.support import write_audio_only
 
 MEDIA_10 = "/media/v10.mov"
 MEDIA_20 = "/media/v20.mov"
@@ -101,21 +102,8 @@ def make_video(
 
 
 def make_audio(path: Path) -> Path:
-    """A tenth of a second of silence as 8 kHz WAV: a media file with no video stream."""
-    import av
-    import numpy as np
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("pcm_s16le", rate=8000)
-        frame = av.AudioFrame.from_ndarray(
-            np.zeros((1, 800), np.int16), format="s16", layout="mono"
-        )
-        frame.sample_rate = 8000
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    """A WAV file: media, but no video stream."""
+    return write_audio_only(path)
 
 
 SETUP: list[tuple[str, dict[str, Any]]] = [

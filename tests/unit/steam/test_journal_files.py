@@ -6,7 +6,6 @@ import contextlib
 import os
 import random
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 
 from lumiera.errors import JournalError
 from lumiera.steam.journal import LAYOUT_VERSION, Journal
+from tests.support import tmpfs
 
 from .kit import SETUP, file_bytes, journal_rows, open_core, opened, set_up, state
 
@@ -255,24 +255,8 @@ def test_a_command_answered_with_an_error_was_not_applied_even_when_its_snapshot
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs (needs root); skipped where it cannot be mounted."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    try:
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(disk)],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        pytest.skip(f"cannot mount a tmpfs: {e}")
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "1M", mode="0755") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", str(disk)], check=True, timeout=10)
 
 
 def fill(path: Path) -> None:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from lumiera.errors import MediaChanged, MediaError
 from lumiera.vault.media import SEEK_AHEAD, Identity, MediaPool
+from tests.support import write_audio_only
 
 from .mediakit import (
     H,
@@ -321,18 +322,7 @@ def _directory(d: Path) -> Path:
 
 
 def _audio_only(d: Path) -> Path:
-    bad = d / "silence.wav"
-    with av.open(str(bad), "w") as out:
-        stream = out.add_stream("pcm_s16le", rate=8000)
-        frame = av.AudioFrame.from_ndarray(
-            np.zeros((1, 800), np.int16), format="s16", layout="mono"
-        )
-        frame.sample_rate = 8000
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return bad
+    return write_audio_only(d / "silence.wav")
 
 
 @pytest.mark.parametrize(

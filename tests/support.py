@@ -1,0 +1,53 @@
+"""Helpers the test packages share: small media files, and small disks to fill."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+
+def write_audio_only(path: Path) -> Path:
+    """A short WAV file: media, but no video stream."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 800), np.int16), format="s16", layout="mono"
+        )
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: str, mode: str = "0700") -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``where`` (root only); the test is skipped without one."""
+    where.mkdir(exist_ok=True)
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode={mode}", "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        pytest.skip(f"cannot mount a tmpfs: {e}")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        gone = subprocess.run(["umount", str(where)], capture_output=True, timeout=10, check=False)
+        if gone.returncode != 0:  # still busy: detach it, it goes when the last user does
+            subprocess.run(
+                ["umount", "-l", str(where)], capture_output=True, timeout=10, check=False
+            )

@@ -41,6 +41,13 @@ _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
 def _boolean(text: str) -> bool:
     low = text.strip().lower()
     if low in _TRUE:
@@ -100,6 +107,13 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "slot_mb": Key(_positive_int, "MiB per ring slot"),
         "declared": Key(_ring_specs, "rings created at start"),
         "stats_interval": Key(_positive_float, "period of stats.<ring> events"),
+    },
+    "vault": {
+        "max_open_files": Key(_positive_int, "open media files at once"),
+        "cache_mb": Key(_positive_int, "frame cache size"),
+    },
+    "engine": {
+        "workers": Key(_count, "render worker threads (0: one per core)"),
     },
     "log": {
         "level": Key(_log_level, "log level of every process"),

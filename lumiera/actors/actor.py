@@ -37,6 +37,8 @@ class ActorContext:
     # Announce a regular end of this subsystem (``error``: the user's work failed).
     end: Callable[[str | None], None] = lambda _e: None
     attached: bool = False
+    # The instance's runtime directory (rings' wake-up sockets, the bus endpoints).
+    runtime_dir: str | None = None
 
 
 class Actor(Commands):

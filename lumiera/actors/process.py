@@ -122,6 +122,7 @@ class SubsystemProcess:
                 publish=self.publish,
                 end=self.end,
                 attached=self.attached,
+                runtime_dir=str(self.rd.path),
             )
             self.actor = actor_class(self.module)(ctx)
             self.hooks.fire(Lifecycle.ON_GLOBAL_INIT)

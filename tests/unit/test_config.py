@@ -104,7 +104,7 @@ def test_an_unknown_section_is_refused_and_the_known_ones_listed(tmp_path: Path)
     with pytest.raises(ConfigError) as err:
         load(user)
     assert str(err.value) == (
-        f"{user}: unknown section [gui] (known: appstate, bus, rings, log, debug)"
+        f"{user}: unknown section [gui] (known: appstate, bus, rings, vault, engine, log, debug)"
     )
 
 

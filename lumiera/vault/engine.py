@@ -111,7 +111,10 @@ class EngineActor(Actor):
         }
         self.streams[sid] = info
         thread = threading.Thread(
-            target=self._publish_stream, args=(info, timeline, fmt, size), name=f"render-{sid}"
+            target=self._publish_stream,
+            args=(info, timeline, fmt, size),
+            name=f"render-{sid}",
+            daemon=True,  # a stream blocked on a slow ring must not hold the process past stop
         )
         self._threads.append(thread)
         thread.start()

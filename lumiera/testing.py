@@ -37,6 +37,7 @@ __all__ = [
     "median",
     "pct",
     "run_cli",
+    "table",
     "unique_runtime_dir",
     "wait_for",
 ]
@@ -83,6 +84,22 @@ def pct(data: Sequence[float], p: int) -> float:
     if len(data) == 1:
         return data[0]
     return statistics.quantiles(data, n=100, method="inclusive")[p - 1]
+
+
+def table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """A benchmark's table: the first row is the header, the first column left-aligned,
+    the middle ones right-aligned, the last (free text) as it is."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for j, r in enumerate(rows):
+        cells = [
+            r[0].ljust(widths[0]),
+            *(c.rjust(w) for c, w in zip(r[1:-1], widths[1:-1], strict=True)),
+        ]
+        out.append("  ".join([*cells, r[-1]]).rstrip())
+        if j == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.01) -> Any:

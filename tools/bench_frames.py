@@ -75,7 +75,7 @@ from lumiera import shm
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.shm import ring
 from lumiera.shm.layout import PixelFormat, Policy, frame_bytes, planes_of
-from lumiera.testing import median, pct
+from lumiera.testing import median, pct, table
 
 WIDTH, HEIGHT = 1920, 1080
 FORMATS = (PixelFormat.RGB24, PixelFormat.YUV420P)
@@ -721,20 +721,6 @@ def verdict(value: float, aim: float) -> str:
     return "pass" if value >= aim else "MISS"
 
 
-def render(rows: list[tuple[str, ...]]) -> list[str]:
-    ncol = len(rows[0])
-    widths = [max(len(r[i]) for r in rows) for i in range(ncol)]
-    out = []
-    for j, r in enumerate(rows):
-        cells = [r[0].ljust(widths[0])]
-        cells += [c.rjust(w) for c, w in zip(r[1:3], widths[1:3], strict=True)]
-        cells += [c.ljust(w) for c, w in zip(r[3:-1], widths[3:-1], strict=True)]
-        out.append("  ".join([*cells, r[-1]]).rstrip())
-        if j == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return out
-
-
 METHODS = {
     "memcpy": "memcpy into 4 reused buffers",
     "ring_inplace": "ring, in-place read (zero copy)",
@@ -855,7 +841,7 @@ def report(args: argparse.Namespace, b: Bench, r: Results, elapsed: float) -> di
         f" there are {os.cpu_count()}",
         *([noisy] if noisy else []),
         "",
-        *render(rows),
+        *table(rows),
     ]
     if b.problems:
         lines += ["", "PROBLEMS:", *(f"  - {p}" for p in b.problems)]

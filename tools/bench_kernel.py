@@ -66,7 +66,7 @@ from lumiera.bus import messages as m
 from lumiera.bus.client import ControlClient
 from lumiera.bus.codec import unpack
 from lumiera.runtime_dir import RuntimeDir
-from lumiera.testing import Instance, median, pct, unique_runtime_dir
+from lumiera.testing import Instance, median, pct, table, unique_runtime_dir
 
 SUBSYSTEMS = ("engine", "session", "player")
 START_TIMEOUT_S = 30.0
@@ -511,20 +511,6 @@ def verdict(value: float, aim: float) -> str:
     return "pass" if value < aim else "MISS"
 
 
-def render(rows: list[tuple[str, str, str, str, str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    out = []
-    for j, r in enumerate(rows):
-        cells = [
-            r[0].ljust(widths[0]),
-            *(c.rjust(w) for c, w in zip(r[1:4], widths[1:4], strict=True)),
-        ]
-        out.append("  ".join([*cells, r[4]]).rstrip())
-        if j == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return out
-
-
 def report(
     args: argparse.Namespace,
     *,
@@ -686,7 +672,7 @@ def report(
         f"reply {rt.reply_bytes} B (msgpack)"
     )
     lines.append("")
-    lines += render(rows)
+    lines += table(rows)
     if problems:
         lines.append("")
         lines.append("PROBLEMS:")

@@ -69,7 +69,7 @@ import zmq
 from lumiera.bus.client import ControlClient
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.steam.core import SessionCore
-from lumiera.testing import Instance, median, pct, unique_runtime_dir
+from lumiera.testing import Instance, median, pct, table, unique_runtime_dir
 
 AIM_E2E_OF_RAW = 0.5  # end to end (many clients) at half the raw commit rate or better
 AIM_REPLAY_S = 2.0  # a 100,000-command journal opened (with snapshots) in under 2 s
@@ -486,20 +486,6 @@ def below(value: float, aim: float) -> str:
     return "pass" if value < aim else "MISS"
 
 
-def render(rows: list[tuple[str, str, str, str, str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    out = []
-    for j, r in enumerate(rows):
-        cells = [
-            r[0].ljust(widths[0]),
-            *(c.rjust(w) for c, w in zip(r[1:4], widths[1:4], strict=True)),
-        ]
-        out.append("  ".join([*cells, r[4]]).rstrip())
-        if j == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return out
-
-
 def lat(load_: Load) -> str:
     return f"{median(load_.latency_us):.0f} / {pct(load_.latency_us, 99):.0f} us"
 
@@ -639,7 +625,7 @@ def report(
         f"replay of 100,000 commands < {AIM_REPLAY_S:g} s with snapshots"
     )
     lines.append("")
-    lines += render(rows)
+    lines += table(rows)
     if problems:
         lines.append("")
         lines.append("PROBLEMS:")

@@ -127,7 +127,7 @@ class EngineActor(Actor):
         from lumiera.shm.ring import Producer  # the one producer of this ring, in this thread
 
         started = time.monotonic()
-        missed_before = self.scheduler.stats["missed"]
+        handles: list[JobHandle] = []
         assert self.ctx.runtime_dir is not None
         rd = RuntimeDir(Path(self.ctx.runtime_dir), self.ctx.instance, False)
         # zmq sockets belong to one thread: this one publishes its events itself,
@@ -143,14 +143,18 @@ class EngineActor(Actor):
                 for n, handle in zip(itertools.count(info["first"]), handles, strict=False):
                     if self._stop.is_set():
                         raise LumieraError("the engine is stopping")
-                    planes = handle.result(WAIT_FRAME_S)
+                    try:
+                        planes = handle.result(WAIT_FRAME_S)
+                    except Exception:
+                        info["failed"] += 1  # this frame's job raised: the stream ends here
+                        raise
                     producer.write(planes if len(planes) > 1 else planes[0], FORMATS[fmt], pts=n)
                     info["frames"] += 1
             info["state"] = "done"
         except Exception as e:  # noqa: BLE001 - the stream fails; the engine goes on
             info["state"], info["error"] = "failed", f"{type(e).__name__}: {e}"
             self.log.error("render stream %s failed: %s", info["id"], info["error"])
-        info["missed"] = self.scheduler.stats["missed"] - missed_before
+        info["missed"] = sum(h.late for h in handles)  # this stream's own, not the engine's
         info["seconds"] = round(time.monotonic() - started, 3)
         topic = "engine.render.done" if info["state"] == "done" else "engine.render.failed"
         body = {"sender": self.ctx.name, "ts": time.time(), **info}

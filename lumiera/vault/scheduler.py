@@ -44,6 +44,7 @@ class JobHandle:
         self._done = threading.Event()
         self._result: Any = None
         self._error: BaseException | None = None
+        self.late = False  # a worker took it after its deadline (counted as missed)
 
     def _finish(self, result: Any = None, error: BaseException | None = None) -> None:
         self._result, self._error = result, error
@@ -123,6 +124,7 @@ class Scheduler:
     def _run(self, job: _Job) -> None:
         late = self.clock() > job.deadline
         if late:
+            job.handle.late = True
             self._count("missed")
             if job.priority == Priority.PLAYBACK:
                 self._count("dropped")

@@ -106,3 +106,37 @@ def test_the_engine_renders_a_session_timeline_into_a_ring_exactly_and_in_order(
             == 0
         )
         assert inst.wait() == 0
+
+
+def test_a_render_stream_whose_source_is_missing_fails_alone_and_the_engine_goes_on(tmp_path):
+    timeline = {
+        "output": {"width": W, "height": H, "rate": "25"},
+        "media": [{"id": "m1", "path": str(tmp_path / "gone.mkv"), "frames": 10}],
+        "tracks": [{"id": "t1", "name": "V1"}],
+        "clips": [
+            {
+                "id": "c1",
+                "media": "m1",
+                "track": "t1",
+                "position": 0,
+                "source_in": 0,
+                "source_out": 10,
+                "opacity": 1.0,
+            }
+        ],
+    }
+    with Instance(["--headless"], defs=["rings.declared=render:block:2:1"]) as inst:
+        inst.wait_running()
+        tap = Tap(inst.rd, ["engine.render."])
+        try:
+            wait_for(lambda: inst.request("appstate", "ping"), 5, "ping")
+            inst.request(
+                "engine", "render", {"timeline": timeline, "first": 0, "count": 3, "ring": "render"}
+            )
+            failed = tap.wait_topic("engine.render.failed", 30)
+        finally:
+            tap.close()
+        assert failed["failed"] == 1 and failed["frames"] == 0
+        assert "gone.mkv" in failed["error"]
+        assert inst.request("engine", "ping")["pong"] is True
+        assert inst.request("engine", "streams")[0]["state"] == "failed"

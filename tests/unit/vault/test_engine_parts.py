@@ -82,6 +82,7 @@ def test_a_late_playback_job_is_dropped_and_a_late_render_job_still_runs_both_co
         play.result(0)
     assert render.result(0) == "frame"
     assert sched.stats["missed"] == 2 and sched.stats["dropped"] == 1 and sched.stats["done"] == 1
+    assert play.late and render.late  # each handle says it ran (or was dropped) late
 
 
 def test_a_job_that_raises_is_reported_and_the_scheduler_goes_on(caplog):

@@ -513,24 +513,9 @@ def run_ring(b: Bench, fmt: PixelFormat, mode: str) -> Spec:
         "mode": mode,
         "warm_s": b.warm_s,
     }
-    children: list[Child] = []
     try:
-        prod = Child("ring-producer", spec)
-        children.append(prod)
-        cons = Child("ring-consumer", spec)
-        children.append(cons)
-        prod.expect_ready()
-        cons.expect_ready()
-        time.sleep(SETTLE_S)
-        prod.send("go")
-        res = cons.result(spec["duration"] + START_TIMEOUT_S)
-        prod.send("quit")
-        res["producer"] = prod.result(START_TIMEOUT_S)
-        for c in children:
-            c.finish(b.problems)
+        res = run_pair(b, "ring", spec, spec["duration"])
     finally:
-        for c in children:
-            c.close()
         seg.unlink()
         seg.close()
         left = [p.name for p in b.rd.path.iterdir() if p.name.startswith(f"ring-{name}.")]
@@ -538,6 +523,29 @@ def run_ring(b: Bench, fmt: PixelFormat, mode: str) -> Spec:
         if left:
             b.problems.append(f"ring {name}: left behind: {', '.join(left)}")
     b.check(f"ring {mode} {fmt.name}", res)
+    return res
+
+
+def run_pair(b: Bench, kind: str, spec: Spec, duration: float) -> Spec:
+    """Start ``kind``'s producer and consumer, let them run, collect the consumer's result."""
+    children: list[Child] = []
+    try:
+        prod = Child(f"{kind}-producer", spec)
+        children.append(prod)
+        cons = Child(f"{kind}-consumer", spec)
+        children.append(cons)
+        prod.expect_ready()
+        cons.expect_ready()
+        time.sleep(SETTLE_S)
+        prod.send("go")
+        res = cons.result(duration + START_TIMEOUT_S)
+        prod.send("quit")
+        res["producer"] = prod.result(START_TIMEOUT_S)
+        for c in children:
+            c.finish(b.problems)
+    finally:
+        for c in children:
+            c.close()
     return res
 
 
@@ -549,24 +557,9 @@ def run_zmq(b: Bench, fmt: PixelFormat) -> Spec:
         "duration": b.duration,
         "warm_s": b.warm_s,
     }
-    children: list[Child] = []
     try:
-        prod = Child("zmq-producer", spec)
-        children.append(prod)
-        cons = Child("zmq-consumer", spec)
-        children.append(cons)
-        prod.expect_ready()
-        cons.expect_ready()
-        time.sleep(SETTLE_S)
-        prod.send("go")
-        res = cons.result(b.duration + START_TIMEOUT_S)
-        prod.send("quit")
-        res["producer"] = prod.result(START_TIMEOUT_S)
-        for c in children:
-            c.finish(b.problems)
+        res = run_pair(b, "zmq", spec, b.duration)
     finally:
-        for c in children:
-            c.close()
         shutil.rmtree(sock_dir, ignore_errors=True)
     b.check(f"pyzmq {fmt.name}", res)
     return res

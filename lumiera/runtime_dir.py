@@ -15,6 +15,7 @@ import errno
 import fcntl
 import os
 import re
+import shutil
 import stat
 import time
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ MAX_IPC_PATH = 107
 SOCKET_NAMES = ("events", "publish", "control")
 PID_FILE = "appstate.pid"
 PID_TMP = f".{PID_FILE}.tmp"
+# The instance's temporary data (render intermediates): created by the supervisor,
+# removed with everything in it when the instance ends, emergency included.
+TEMP_DIR = "tmp"
 # Sockets a subsystem may bind: svc-<name> for direct calls, ring-<name>.* for ring wake-ups.
 SERVICE_PREFIX = "svc-"
 RING_PREFIX = "ring-"
@@ -63,6 +67,10 @@ class RuntimeDir:
 
     def endpoint(self, name: str) -> str:
         return f"ipc://{self.path / name}"
+
+    @property
+    def temp_dir(self) -> Path:
+        return self.path / TEMP_DIR
 
     @property
     def pid_file(self) -> Path:
@@ -227,12 +235,12 @@ def owned_by_instance(name: str) -> bool:
     return (
         name in SOCKET_NAMES
         or name.startswith((SERVICE_PREFIX, RING_PREFIX))
-        or name in (PID_FILE, PID_TMP)
+        or name in (PID_FILE, PID_TMP, TEMP_DIR)
     )
 
 
 def remove_instance_files(rd: RuntimeDir) -> list[str]:
-    """Remove the instance's socket files and pid file. Call only while holding the lock.
+    """Remove the instance's socket files, pid file and temp area. Call only holding the lock.
 
     Returns the names removed (for the log: at start, these are a dead instance's).
     """
@@ -245,6 +253,9 @@ def remove_instance_files(rd: RuntimeDir) -> list[str]:
             mode = path.lstat().st_mode
             if stat.S_ISSOCK(mode) or (stat.S_ISREG(mode) and name in (PID_FILE, PID_TMP)):
                 path.unlink()
+                removed.append(name)
+            elif stat.S_ISDIR(mode) and name == TEMP_DIR:
+                shutil.rmtree(path, ignore_errors=True)
                 removed.append(name)
     return removed
 

@@ -27,7 +27,7 @@ import zmq
 from lumiera import runtime_dir, shm
 from lumiera.bus.client import ControlClient
 from lumiera.bus.codec import unpack
-from lumiera.runtime_dir import RuntimeDir
+from lumiera.runtime_dir import TEMP_DIR, RuntimeDir
 
 __all__ = [
     "Instance",
@@ -343,10 +343,14 @@ def lumiera_processes() -> dict[int, str]:
 
 
 def leftovers(rd: RuntimeDir) -> list[str]:
-    """Socket files and shm segments an instance left behind."""
+    """Socket files, the pid file, the temp area and shm segments an instance left behind."""
     left = []
     if rd.path.exists():
-        left += [p.name for p in rd.path.iterdir() if p.is_socket() or p.name in ("appstate.pid",)]
+        left += [
+            p.name
+            for p in rd.path.iterdir()
+            if p.is_socket() or p.name in ("appstate.pid", TEMP_DIR)
+        ]
     left += shm.list_segments(rd.instance)
     return left
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from lumiera import shm, testing
+from lumiera.runtime_dir import LOCK_FILE, TEMP_DIR
 
 PR_SET_CHILD_SUBREAPER = 36
 LEAK_GRACE_S = 5.0
@@ -98,6 +99,10 @@ def no_leaks(_isolation: Path) -> Iterator[None]:
         if sock.is_socket():
             problems.append(f"socket file left: {sock}")
             sock.unlink()
+    for temp in _isolation.rglob(TEMP_DIR):
+        if temp.is_dir() and (temp.parent / LOCK_FILE).exists():
+            problems.append(f"temp area left: {temp}")
+            shutil.rmtree(temp, ignore_errors=True)
     for instance in testing.CREATED_INSTANCES[first_instance:]:
         for seg in shm.list_segments(instance):
             problems.append(f"shm segment left: /dev/shm/{seg}")

@@ -39,6 +39,8 @@ class ActorContext:
     attached: bool = False
     # The instance's runtime directory (rings' wake-up sockets, the bus endpoints).
     runtime_dir: str | None = None
+    # The instance's temp area (render intermediates), removed when the instance ends.
+    temp_dir: str | None = None
 
 
 class Actor(Commands):

@@ -123,6 +123,7 @@ class SubsystemProcess:
                 end=self.end,
                 attached=self.attached,
                 runtime_dir=str(self.rd.path),
+                temp_dir=str(self.rd.temp_dir),
             )
             self.actor = actor_class(self.module)(ctx)
             self.hooks.fire(Lifecycle.ON_GLOBAL_INIT)

@@ -151,6 +151,7 @@ class Supervisor:
     def _setup(self, zctx: zmq.Context[zmq.Socket[bytes]], wake_r: int) -> None:
         try:
             self._sweep_stale()
+            self.rd.temp_dir.mkdir(mode=0o700)
             self._bind(zctx)
             write_pid(self.rd)
         except (OSError, zmq.ZMQError) as e:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lumiera import shm
+from lumiera.errors import SubsystemGone
 from lumiera.testing import Instance, unique_runtime_dir, wait_for
 from lumiera.testing import run_cli as lumiera
 
@@ -43,7 +44,8 @@ def test_a_sigkilled_supervisor_takes_its_children_along_and_the_next_up_cleans_
         inst.wait()
         wait_for(lambda: not any(alive(p) for p in children), 5, "children to die with it")
     stale = {p.name for p in rd.path.iterdir()}
-    assert {"control", "events", "publish", "appstate.pid"} <= stale
+    assert {"control", "events", "publish", "appstate.pid", "tmp"} <= stale
+    (rd.temp_dir / "intermediate.bin").write_bytes(b"render data")
     segment = Path("/dev/shm") / shm.segment_name(rd.instance, "stale-ring")
     segment.write_bytes(b"\0" * 64)  # what a crashed instance's ring would leave
     with Instance(["--headless"], rd=rd) as again:
@@ -56,6 +58,7 @@ def test_a_sigkilled_supervisor_takes_its_children_along_and_the_next_up_cleans_
         )
         assert again.wait() == 0
         assert "removed what a dead instance left behind" in again.output()
+        assert "tmp" in again.output()
         assert list(rd.path.iterdir()) == []
 
 
@@ -119,3 +122,16 @@ def test_a_runtime_directory_where_the_bus_cannot_bind_fails_clearly_with_exit_1
         assert "cannot set up the bus" in inst.output()
         assert sorted(p.name for p in rd.path.iterdir()) == ["control"]  # left as it was
         (rd.path / "control").rmdir()
+
+
+def test_the_temp_area_is_private_and_removed_with_its_contents_even_after_an_emergency():
+    with Instance(["--headless"], defs=["debug.faults=yes"]) as inst:
+        inst.wait_running()
+        temp = inst.rd.temp_dir
+        assert temp.is_dir() and temp.stat().st_mode & 0o777 == 0o700
+        (temp / "render-1").mkdir()
+        (temp / "render-1" / "part.mkv").write_bytes(b"x" * 4096)
+        with pytest.raises(SubsystemGone):
+            inst.request("engine", "fault", {"kind": "exit", "code": 9})
+        assert inst.wait() == 2  # the emergency exit
+    assert not temp.exists()

@@ -114,6 +114,8 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
     },
     "engine": {
         "workers": Key(_count, "render worker threads (0: one per core)"),
+        "prefetch_frames": Key(_positive_int, "frames each stream decodes ahead of its position"),
+        "stats_interval": Key(_positive_float, "period of stats.engine events"),
     },
     "log": {
         "level": Key(_log_level, "log level of every process"),

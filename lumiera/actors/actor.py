@@ -60,6 +60,8 @@ class Actor(Commands):
         self.ctx = ctx
         self.log = logging.getLogger(f"lumiera.{ctx.name}")
         self.started_at: float | None = None
+        # Seconds between calls of :meth:`on_tick` once started; None: never.
+        self.tick_interval: float | None = None
 
     @property
     def owner(self) -> str:
@@ -75,6 +77,12 @@ class Actor(Commands):
 
     def on_stop(self) -> None:
         """Stop the subsystem's work (orderly or emergency); the process exits 0 next."""
+
+    def on_tick(self) -> None:
+        """Periodic work in the main thread (e.g. publish ``stats.<name>``): every tick_interval s.
+
+        Runs only while the subsystem is running; raising here is a crash.
+        """
 
     def on_failure(self, exc: BaseException) -> None:
         """An uncaught exception is ending the process; last chance to release things.

@@ -165,13 +165,20 @@ class SubsystemProcess:
         poller.register(self.control, zmq.POLLIN)
         if pidfd is not None:
             poller.register(pidfd, zmq.POLLIN)
-        next_beat = time.monotonic()
+        next_beat = next_tick = time.monotonic()
         while True:
             now = time.monotonic()
             if now >= next_beat:
                 self.send(m.Heartbeat())
                 next_beat = now + self.beat_every
-            events = dict(poller.poll(max(0, int((next_beat - time.monotonic()) * 1000) + 1)))
+            due = next_beat
+            interval = self.actor.tick_interval if self.actor is not None else None
+            if interval and self.actor is not None and self.actor.started_at is not None:
+                if now >= next_tick:
+                    self.actor.on_tick()
+                    next_tick = now + interval
+                due = min(due, next_tick)
+            events = dict(poller.poll(max(0, int((due - time.monotonic()) * 1000) + 1)))
             if pidfd is not None and pidfd in events:
                 log.warning("%s: the supervisor is gone; exiting", self.name)
                 return EXIT_NO_SUPERVISOR

@@ -1,21 +1,25 @@
-"""The Engine subsystem (Vault): render jobs against deadlines on a worker pool.
+"""The Engine subsystem (Vault): calculation streams of render jobs on a worker pool.
 
-``render`` renders frames ``first .. first+count-1`` of a timeline (the
-session's ``describe()["session"]`` data) into a ring (one the supervisor
-created, e.g. ``[rings] declared = render:block``). It answers at once with a
-stream id; the frames are computed by the scheduler's workers in parallel,
-each into its own buffer (decoding and numpy release the GIL), and a
-publisher thread, the ring's one producer, copies them into the ring in
-order. When the stream ends, ``engine.render.done`` is published with its
-counts (frames, missed deadlines, failures, seconds), or ``engine.render.failed``
-with the reason. ``streams`` lists them; ``describe`` adds the scheduler's and
-the cache's stats.
+``render`` starts a stream: frames ``first .. first+count-1`` of a timeline
+(the session's ``describe()["session"]`` data) into a ring the supervisor
+created (e.g. ``[rings] declared = render:block``), in mode ``render`` (every
+frame, as fast as possible) or ``playback`` (real time at the output's rate,
+late frames dropped and counted); see :mod:`lumiera.vault.stream` for how a
+stream is split into prefetch and render jobs. It answers at once with the
+stream's id (and, in playback, when its first frame is due). When a stream
+ends, ``engine.render.done`` is published with its counts (state ``done`` or
+``stopped``), or ``engine.render.failed`` with the reason. ``stop_stream``
+ends one; ``streams`` lists them; ``stats.engine`` is published every
+``engine.stats_interval`` s (queue, jobs, misses, cache, each stream's
+position and prefetch lead); ``describe`` has the same.
 
-Each worker thread has its own MediaPool (``vault.max_open_files``); the frame
-cache (``vault.cache_mb``) is shared. ``engine.workers`` = 0 means one per core.
+Worker threads (``engine.workers``, 0: one per core) take the scheduler's most
+urgent job. Each has its own MediaPool (``vault.max_open_files``) for cache
+misses; each clip being read has its own decoder; the frame cache
+(``vault.cache_mb``) is shared.
 
-NOT BUILT YET: prefetch ahead of a playback position, playback streams with
-real-time deadlines (the Player issue), worker processes, the temp area.
+NOT BUILT: worker processes (threads use the cores: decoding and numpy release
+the GIL; see docs/FIGURES.md for the scaling measured).
 """
 
 from __future__ import annotations
@@ -24,53 +28,56 @@ import itertools
 import os
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import zmq
 
 from lumiera.actors import Actor, command
 from lumiera.bus.codec import pack
-from lumiera.errors import BadArguments, LumieraError
+from lumiera.errors import BadArguments, NotFound
 from lumiera.runtime_dir import RuntimeDir
-from lumiera.shm.layout import PixelFormat
 from lumiera.vault.cache import FrameCache
 from lumiera.vault.media import MediaPool
-from lumiera.vault.render import render_frame
-from lumiera.vault.scheduler import JobHandle, Priority, Scheduler
+from lumiera.vault.scheduler import Scheduler
+from lumiera.vault.stream import FORMATS, MODES, WAIT_FRAME_S, RenderStream, StreamSpec
 
-FORMATS = {"rgb24": PixelFormat.RGB24, "gray": PixelFormat.GRAY, "yuv420p": PixelFormat.YUV420P}
-JOB_DEADLINE_S = 60.0  # a background render's frame is late after this long
-WAIT_FRAME_S = 120.0  # the publisher's bound on one frame (a job that never ends)
+PREROLL_S = 0.25  # playback: the first frame is due this long after the request, by default
+KEEP_ENDED = 64  # ended streams kept for ``streams``
 
 
 class EngineActor(Actor):
     name = "engine"
-    summary = "render jobs on a worker pool, media I/O, frame cache"
+    summary = "calculation streams of render jobs on a worker pool, media I/O, frame cache"
 
     def on_start(self) -> None:
         cfg = self.ctx.config
-        workers = cfg.get_int("engine.workers") or os.cpu_count() or 1
-        self.scheduler = Scheduler(workers)
+        self.workers = cfg.get_int("engine.workers") or os.cpu_count() or 1
+        self.lead = cfg.get_int("engine.prefetch_frames")
+        self.scheduler = Scheduler(self.workers)
         self.cache = FrameCache(cfg.get_int("vault.cache_mb") * 2**20)
         self.max_open = cfg.get_int("vault.max_open_files")
         self._local = threading.local()
         self._pools: list[MediaPool] = []
         self._pools_lock = threading.Lock()
-        self.streams: dict[str, dict[str, Any]] = {}
+        self.streams: dict[str, RenderStream] = {}
         self._ids = itertools.count(1)
-        self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.tick_interval = cfg.get_float("engine.stats_interval")
 
     def on_stop(self) -> None:
-        self._stop.set()
+        for stream in self.streams.values():
+            stream.stop()
         self.scheduler.shutdown(timeout=5.0)
         for t in self._threads:
             t.join(timeout=5.0)
         with self._pools_lock:
             for pool in self._pools:
                 pool.close()
+
+    def on_tick(self) -> None:
+        self.ctx.publish("stats.engine", self.stats())
 
     def _pool(self) -> MediaPool:
         """This worker thread's own pool (PyAV containers are used by one thread)."""
@@ -83,51 +90,67 @@ class EngineActor(Actor):
 
     @command
     def on_render(
-        self, *, timeline: dict[str, Any], first: int, count: int, ring: str, fmt: str = "rgb24"
+        self,
+        *,
+        timeline: dict[str, Any],
+        first: int,
+        count: int,
+        ring: str,
+        fmt: str = "rgb24",
+        mode: str = "render",
+        rate: str | None = None,
+        start: float | None = None,
     ) -> dict[str, Any]:
-        """Render frames first..first+count-1 of ``timeline`` into ``ring``; answers at once."""
+        """Start a stream: frames first..first+count-1 of ``timeline`` into ``ring``; at once.
+
+        ``mode``: render (every frame) or playback (real time; ``rate``, default
+        the output's, and ``start``, the time.monotonic() when frame ``first`` is due).
+        """
         if fmt not in FORMATS:
             raise BadArguments(f"fmt {fmt!r}: one of {', '.join(FORMATS)}")
+        if mode not in MODES:
+            raise BadArguments(f"mode {mode!r}: one of {', '.join(MODES)}")
         if first < 0 or count < 1:
             raise BadArguments("first must be 0 or more and count at least 1")
         try:
             size = (int(timeline["output"]["width"]), int(timeline["output"]["height"]))
+            if size[0] < 1 or size[1] < 1:
+                raise ValueError("output size")
             for key in ("media", "tracks", "clips"):
                 if not isinstance(timeline[key], list):
                     raise TypeError(key)
-        except (KeyError, TypeError, ValueError) as e:
+            media = {m["id"] for m in timeline["media"]}
+            for clip in timeline["clips"]:
+                if clip["media"] not in media:
+                    raise ValueError(f"clip {clip['id']}: no media {clip['media']}")
+            fps = Fraction(rate if rate is not None else str(timeline["output"].get("rate", 25)))
+            if fps <= 0:
+                raise ValueError("rate")
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
             raise BadArguments(f"timeline is not a session description ({e})") from None
         sid = f"s{next(self._ids)}"
-        info = {
-            "id": sid,
-            "ring": ring,
-            "first": first,
-            "count": count,
-            "state": "running",
-            "frames": 0,
-            "missed": 0,
-            "failed": 0,
-            "started": time.time(),
-        }
-        self.streams[sid] = info
+        due = start if start is not None else time.monotonic() + PREROLL_S
+        spec = StreamSpec(sid, timeline, first, count, ring, fmt, mode, fps, due)
+        stream = RenderStream(
+            spec, self.scheduler, self.cache, self._pool, workers=self.workers, lead=self.lead
+        )
+        self.streams[sid] = stream
+        self._forget_ended()
         thread = threading.Thread(
-            target=self._publish_stream,
-            args=(info, timeline, fmt, size),
-            name=f"render-{sid}",
+            target=self._run_stream,
+            args=(stream,),
+            name=f"stream-{sid}",
             daemon=True,  # a stream blocked on a slow ring must not hold the process past stop
         )
-        self._threads.append(thread)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
-        return {"stream": sid, "frames": count}
+        return {"stream": sid, "frames": count, "mode": mode, "rate": str(fps), "start": due}
 
-    def _publish_stream(
-        self, info: dict[str, Any], timeline: dict[str, Any], fmt: str, size: tuple[int, int]
-    ) -> None:
-        """The publisher: submits the jobs, then puts their frames into the ring in order."""
-        from lumiera.shm.ring import Producer  # the one producer of this ring, in this thread
+    def _run_stream(self, stream: RenderStream) -> None:
+        """The stream's thread: the ring's one producer; publishes the stream's end itself."""
+        from lumiera.shm.ring import Producer
 
         started = time.monotonic()
-        handles: list[JobHandle] = []
         assert self.ctx.runtime_dir is not None
         rd = RuntimeDir(Path(self.ctx.runtime_dir), self.ctx.instance, False)
         # zmq sockets belong to one thread: this one publishes its events itself,
@@ -135,66 +158,53 @@ class EngineActor(Actor):
         events: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
         events.connect(rd.endpoint("publish"))
         try:
-            with Producer(rd, info["ring"], timeout=WAIT_FRAME_S) as producer:
-                handles = [
-                    self._submit(timeline, fmt, size, n)
-                    for n in range(info["first"], info["first"] + info["count"])
-                ]
-                for n, handle in zip(itertools.count(info["first"]), handles, strict=False):
-                    if self._stop.is_set():
-                        raise LumieraError("the engine is stopping")
-                    try:
-                        planes = handle.result(WAIT_FRAME_S)
-                    except Exception:
-                        info["failed"] += 1  # this frame's job raised: the stream ends here
-                        raise
-                    producer.write(planes if len(planes) > 1 else planes[0], FORMATS[fmt], pts=n)
-                    info["frames"] += 1
-            info["state"] = "done"
-        except Exception as e:  # noqa: BLE001 - the stream fails; the engine goes on
-            info["state"], info["error"] = "failed", f"{type(e).__name__}: {e}"
-            self.log.error("render stream %s failed: %s", info["id"], info["error"])
-        info["missed"] = sum(h.late for h in handles)  # this stream's own, not the engine's
-        info["seconds"] = round(time.monotonic() - started, 3)
-        topic = "engine.render.done" if info["state"] == "done" else "engine.render.failed"
-        body = {"sender": self.ctx.name, "ts": time.time(), **info}
-        try:
+            try:
+                with Producer(rd, stream.spec.ring, timeout=WAIT_FRAME_S) as producer:
+                    stream.run(producer)
+            except Exception as e:  # noqa: BLE001 - e.g. no such ring: this stream fails
+                stream.status.state = "failed"
+                stream.status.error = f"{type(e).__name__}: {e}"
+            info = stream.info()
+            if info["state"] == "failed":
+                self.log.error("stream %s failed: %s", info["id"], info["error"])
+            info["seconds"] = round(time.monotonic() - started, 3)
+            topic = "engine.render.failed" if info["state"] == "failed" else "engine.render.done"
+            body = {"sender": self.ctx.name, "ts": time.time(), **info}
             events.send_multipart([topic.encode(), pack(body)])
         finally:
             events.close(linger=1000)
 
-    def _submit(
-        self, timeline: dict[str, Any], fmt: str, size: tuple[int, int], n: int
-    ) -> JobHandle:
-        def job() -> tuple[np.ndarray[Any, np.dtype[np.uint8]], ...]:
-            w, h = size
-            out: tuple[np.ndarray[Any, np.dtype[np.uint8]], ...]
-            if fmt == "yuv420p":
-                cw, ch = (w + 1) // 2, (h + 1) // 2
-                out = (
-                    np.empty((h, w), np.uint8),
-                    np.empty((ch, cw), np.uint8),
-                    np.empty((ch, cw), np.uint8),
-                )
-            else:
-                out = (np.empty((h, w, 3) if fmt == "rgb24" else (h, w), np.uint8),)
-            return render_frame(timeline, n, self._pool(), out, fmt=fmt, cache=self.cache)
+    def _forget_ended(self) -> None:
+        ended = [k for k, s in self.streams.items() if s.status.state != "running"]
+        for key in ended[: max(0, len(ended) - KEEP_ENDED)]:
+            del self.streams[key]
 
-        deadline = time.monotonic() + JOB_DEADLINE_S
-        return self.scheduler.submit(job, deadline, Priority.RENDER, f"frame {n}")
+    @command
+    def on_stop_stream(self, *, stream: str) -> dict[str, Any]:
+        """End a stream after the frame it is on; its end is published as state ``stopped``."""
+        found = self.streams.get(stream)
+        if found is None:
+            raise NotFound(f"no stream {stream!r}")
+        found.stop()
+        return {"stream": stream, "state": found.status.state}
 
     @command
     def on_streams(self) -> list[dict[str, Any]]:
-        """The render streams of this engine and where each stands."""
-        return list(self.streams.values())
+        """The streams of this engine and where each stands."""
+        return [s.info() for s in self.streams.values()]
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "workers": self.workers,
+            "queued": self.scheduler.queued,
+            "jobs": dict(self.scheduler.stats),
+            "cache": self.cache.stats(),
+            "streams": [s.info() for s in self.streams.values() if s.status.state == "running"],
+        }
 
     def describe_state(self) -> dict[str, Any]:
         started = hasattr(self, "scheduler")
-        return {
-            "built": True,
-            "scheduler": dict(self.scheduler.stats) if started else None,
-            "cache": self.cache.stats() if started else None,
-        }
+        return {"built": True, **(self.stats() if started else {})}
 
 
 ACTOR = EngineActor

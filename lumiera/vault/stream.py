@@ -1,0 +1,371 @@
+"""A calculation stream in the Engine: frames of a timeline, computed by jobs, into a ring in order.
+
+A stream is the frames ``first .. first+count-1`` of a timeline towards one
+ring, in a mode:
+
+- ``render``: every frame, in order, as fast as the workers go; the ring's
+  back-pressure blocks (a ``block`` ring).
+- ``playback``: real time at ``rate``: frame *k* is due at
+  ``start + (k - first) / rate`` (``time.monotonic``, which is one clock for
+  every process of the machine). A frame is put into the ring at its due time,
+  not before; one that is not computed by then (plus half a frame period of
+  grace) is dropped and counted, and the stream goes on with the next, so it
+  never builds a backlog.
+
+The work is split into jobs for the scheduler, as Lumiera's engine splits a
+frame into its dependencies:
+
+- **prefetch** (:class:`ClipReader`): one reader per clip decodes that clip's
+  source frames in order (one decoder running forward, its own MediaPool) into
+  the shared frame cache, a chunk of frames per job, keeping ``lead`` output
+  frames ahead of the stream's position. At most one job of a reader is queued
+  or running at a time, so a file's frames are decoded once each and in order,
+  while different clips decode in parallel on different workers. Reader jobs
+  have the stream's priority class and a deadline before the frames they feed.
+- **render**: one job per output frame, submitted once every clip visible in
+  that frame has been read (at most ``window`` frames ahead of the position),
+  composites the cached frames into a buffer of its own (a cache miss, e.g.
+  after an eviction, decodes in the worker's own pool: slower, never wrong).
+
+The stream's own thread (the ring's one producer) submits the jobs and copies
+each finished frame into the ring in order. It is woken by every job that ends.
+
+NOT BUILT: rendering straight into ring slots (the ring hands out one claimed
+slot at a time, so the jobs write their own buffers and the publisher copies:
+one memcpy per frame, about 1 ms of a 1080p rgb24 frame).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from lumiera.errors import DeadlineMissed
+from lumiera.shm.layout import PixelFormat
+from lumiera.vault.cache import FrameCache
+from lumiera.vault.media import MediaPool
+from lumiera.vault.render import Planes, render_frame
+from lumiera.vault.scheduler import JobHandle, Priority, Scheduler
+
+FORMATS = {"rgb24": PixelFormat.RGB24, "gray": PixelFormat.GRAY, "yuv420p": PixelFormat.YUV420P}
+MODES = ("render", "playback")
+CHUNK = 4  # source frames one reader job decodes
+RENDER_DEADLINE_S = 60.0  # a render-mode job is late (counted) this long after it was queued
+WAIT_FRAME_S = 120.0  # render mode: the bound on one frame (a job that never ends)
+
+
+@dataclass
+class StreamSpec:
+    """What to compute: a frame range of a timeline, into a ring, in a mode."""
+
+    id: str
+    timeline: dict[str, Any]
+    first: int
+    count: int
+    ring: str
+    fmt: str = "rgb24"
+    mode: str = "render"
+    rate: Fraction = Fraction(25)
+    start: float = 0.0  # playback: when frame ``first`` is due (time.monotonic)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.timeline["output"]["width"]), int(self.timeline["output"]["height"])
+
+    @property
+    def end(self) -> int:
+        return self.first + self.count
+
+    def due(self, index: int) -> float:
+        """When output frame ``index`` is due (playback)."""
+        return self.start + float((index - self.first) / self.rate)
+
+
+def frame_buffers(fmt: str, size: tuple[int, int]) -> Planes:
+    """Empty planes for one frame of ``fmt`` at ``size``."""
+    w, h = size
+    if fmt == "yuv420p":
+        cw, ch = (w + 1) // 2, (h + 1) // 2
+        return (
+            np.empty((h, w), np.uint8),
+            np.empty((ch, cw), np.uint8),
+            np.empty((ch, cw), np.uint8),
+        )
+    return (np.empty((h, w, 3) if fmt == "rgb24" else (h, w), np.uint8),)
+
+
+class ClipReader:
+    """The prefetcher of one clip: decodes its source frames in order into the cache."""
+
+    def __init__(
+        self, clip: dict[str, Any], path: str, spec: StreamSpec, cache: FrameCache
+    ) -> None:
+        self.clip, self.path, self.spec, self.cache = clip, path, spec, cache
+        self.begin = int(clip["position"])
+        self.end = self.begin + int(clip["source_out"]) - int(clip["source_in"])
+        self.next = max(self.begin, spec.first)  # the first output frame not read yet
+        self.pool = MediaPool(1)  # its own decoder: used by one job at a time
+        self.job: JobHandle | None = None
+        self.decoded = 0
+
+    def key(self, index: int) -> tuple[str, int, str, tuple[int, int]]:
+        """The cache key of the source frame shown at output frame ``index``."""
+        source = int(self.clip["source_in"]) + index - self.begin
+        return (self.path, source, self.spec.fmt, self.spec.size)
+
+    def needed(self, index: int) -> bool:
+        return self.begin <= index < self.end
+
+    def ready(self, index: int) -> bool:
+        """Whether output frame ``index`` needs nothing more of this clip."""
+        return not self.needed(index) or self.next > index
+
+    def read(self, upto: int, woken: threading.Event) -> Callable[[], None]:
+        """A job: decode this clip's frames for output frames ``next .. upto-1``."""
+
+        def job() -> None:
+            try:
+                while self.next < upto:
+                    key = self.key(self.next)
+                    if key not in self.cache:
+                        self.cache.put(key, self.pool.frame(self.path, key[1], key[2], key[3]))
+                        self.decoded += 1
+                    self.next += 1
+            finally:
+                woken.set()
+
+        return job
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+@dataclass
+class StreamState:
+    """Where a stream stands (shown by ``streams`` and in ``stats.engine``)."""
+
+    position: int = 0
+    frames: int = 0  # put into the ring
+    dropped: int = 0  # playback: not ready by their due time
+    failed: int = 0
+    state: str = "running"
+    error: str | None = None
+    lateness_ms: list[float] = field(default_factory=list)  # playback: publish - due
+
+
+class RenderStream:
+    """Runs one stream in its own thread: submits the jobs, publishes the frames in order."""
+
+    def __init__(
+        self,
+        spec: StreamSpec,
+        scheduler: Scheduler,
+        cache: FrameCache,
+        pool: Callable[[], MediaPool],
+        *,
+        workers: int,
+        lead: int,
+    ) -> None:
+        if spec.fmt not in FORMATS:
+            raise ValueError(f"fmt {spec.fmt!r}: one of {', '.join(FORMATS)}")
+        if spec.mode not in MODES:
+            raise ValueError(f"mode {spec.mode!r}: one of {', '.join(MODES)}")
+        self.spec, self.scheduler, self.cache, self.pool = spec, scheduler, cache, pool
+        self.priority = Priority.PLAYBACK if spec.mode == "playback" else Priority.RENDER
+        self.status = StreamState(position=spec.first)
+        self.woken = threading.Event()
+        self.stopping = threading.Event()
+        self.missed = 0  # frames whose job a worker took after its deadline
+        paths = {m["id"]: m["path"] for m in spec.timeline["media"]}
+        tracks = {t["id"] for t in spec.timeline["tracks"]}
+        self.readers = [
+            ClipReader(clip, paths[clip["media"]], spec, cache)
+            for clip in spec.timeline["clips"]
+            if clip["track"] in tracks
+            and clip["position"] < spec.end
+            and clip["position"] + clip["source_out"] - clip["source_in"] > spec.first
+        ]
+        self.window = 2 * workers + 2  # render jobs queued or running ahead of the position
+        # Frames read ahead of the position: at least the window, and within half the
+        # cache (read frames evicted before their render job would be decoded twice).
+        frame_bytes = sum(p.nbytes for p in frame_buffers(spec.fmt, spec.size))
+        fits = cache.max_bytes // (2 * frame_bytes * max(1, len(self.readers)))
+        self.lead = max(self.window, min(lead, fits))
+
+    # -- what the owner sees ----------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the stream to end after the frame it is on (state ``stopped``)."""
+        self.stopping.set()
+        self.woken.set()
+
+    def prefetch_lead(self) -> int | None:
+        """Frames read ahead of the position by the slowest reader of a visible clip."""
+        pos = self.status.position
+        leads = [r.next - pos for r in self.readers if r.needed(pos)]
+        return min(leads) if leads else None
+
+    def info(self) -> dict[str, Any]:
+        s, spec = self.status, self.spec
+        lateness = sorted(s.lateness_ms)
+        return {
+            "id": spec.id,
+            "ring": spec.ring,
+            "mode": spec.mode,
+            "first": spec.first,
+            "count": spec.count,
+            "position": s.position,
+            "state": s.state,
+            "frames": s.frames,
+            "dropped": s.dropped,
+            "missed": self.missed,
+            "failed": s.failed,
+            "decoded": sum(r.decoded for r in self.readers),
+            "prefetch_lead": self.prefetch_lead(),
+            "lateness_ms_p50": lateness[len(lateness) // 2] if lateness else None,
+            **({"error": s.error} if s.error else {}),
+        }
+
+    # -- the stream's thread ------------------------------------------------------------
+
+    def run(self, producer: Any) -> None:
+        """Compute and publish every frame (or until stopped); never raises.
+
+        ``producer`` is the ring's :class:`~lumiera.shm.ring.Producer`, used by this
+        thread only. Ends with ``state`` done, stopped or failed (``error`` says why).
+        """
+        try:
+            self._run(producer)
+        except Exception as e:  # noqa: BLE001 - the stream fails; the engine goes on
+            self.status.state = "failed"
+            self.status.error = f"{type(e).__name__}: {e}"
+        finally:
+            for reader in self.readers:
+                if reader.job is not None:  # a queued or running read: let it end first
+                    with contextlib.suppress(Exception):
+                        reader.job.result(WAIT_FRAME_S)
+                reader.close()
+
+    def _run(self, producer: Any) -> None:
+        spec, s = self.spec, self.status
+        jobs: dict[int, JobHandle] = {}
+        queued = spec.first  # the next output frame to get a render job
+        while s.position < spec.end:
+            if self.stopping.is_set():
+                s.state = "stopped"
+                return
+            self.woken.clear()
+            pos = s.position
+            if spec.mode == "playback":
+                self._skip_readers(pos)
+            self._feed_readers(pos)
+            while queued < min(spec.end, pos + self.window) and all(
+                r.ready(queued) for r in self.readers
+            ):
+                jobs[queued] = self._render_job(queued)
+                queued += 1
+            handle = jobs.get(pos)
+            if handle is not None and handle.done:
+                del jobs[pos]
+                self._publish(producer, pos, handle)
+                s.position += 1
+                continue
+            if spec.mode == "playback":
+                late_by = time.monotonic() - (spec.due(pos) + self._grace)
+                if late_by >= 0:  # not ready in time: drop it, go on with the next
+                    jobs.pop(pos, None)
+                    s.dropped += 1
+                    s.position += 1
+                    queued = max(queued, s.position)
+                    continue
+                self.woken.wait(min(0.05, -late_by))
+            else:
+                self.woken.wait(0.05)
+        s.state = "done"
+
+    @property
+    def _grace(self) -> float:
+        return float(0.5 / self.spec.rate)
+
+    def _skip_readers(self, pos: int) -> None:
+        """Playback: a reader behind the position jumps to it (those frames are dropped)."""
+        for reader in self.readers:
+            if reader.job is None and reader.next < pos:
+                reader.next = min(pos, reader.end)
+
+    def _feed_readers(self, pos: int) -> None:
+        spec = self.spec
+        for reader in self.readers:
+            if reader.job is not None:
+                if not reader.job.done:
+                    continue
+                try:
+                    reader.job.result(0)
+                except DeadlineMissed:
+                    pass  # playback: dropped as too late; the position moves past it
+                except Exception:
+                    self.status.failed += 1  # a source cannot be read: the stream fails
+                    raise
+                reader.job = None
+            target = min(spec.end, reader.end, pos + self.lead)
+            if reader.next >= target:
+                continue
+            upto = min(target, reader.next + CHUNK)
+            if spec.mode == "playback":
+                deadline = spec.due(reader.next) - 2 * self._grace
+            else:
+                deadline = time.monotonic() + RENDER_DEADLINE_S - 1.0  # before its frames' jobs
+            reader.job = self.scheduler.submit(
+                reader.read(upto, self.woken),
+                deadline,
+                self.priority,
+                f"{spec.id} read {reader.clip['id']} {reader.next}..{upto - 1}",
+            )
+
+    def _render_job(self, index: int) -> JobHandle:
+        spec = self.spec
+
+        def job() -> Planes:
+            try:
+                out = frame_buffers(spec.fmt, spec.size)
+                return render_frame(
+                    spec.timeline, index, self.pool(), out, fmt=spec.fmt, cache=self.cache
+                )
+            finally:
+                self.woken.set()
+
+        if spec.mode == "playback":
+            deadline = spec.due(index) - self._grace
+        else:
+            deadline = time.monotonic() + RENDER_DEADLINE_S
+        return self.scheduler.submit(job, deadline, self.priority, f"{spec.id} frame {index}")
+
+    def _publish(self, producer: Any, index: int, handle: JobHandle) -> None:
+        spec, s = self.spec, self.status
+        self.missed += handle.late
+        try:
+            planes = handle.result(0)
+        except DeadlineMissed:
+            s.dropped += 1  # playback: the scheduler dropped it as too late
+            return
+        except Exception:
+            s.failed += 1  # this frame's job raised: the stream ends here
+            raise
+        if spec.mode == "playback":
+            due = spec.due(index)
+            if self.stopping.wait(max(0.0, due - time.monotonic())):
+                return  # stopped while waiting; the loop ends it
+            s.lateness_ms.append(round((time.monotonic() - due) * 1000, 3))
+            if len(s.lateness_ms) > 10_000:
+                del s.lateness_ms[:5_000]
+        if producer.write(planes if len(planes) > 1 else planes[0], FORMATS[spec.fmt], pts=index):
+            s.frames += 1
+        else:
+            s.dropped += 1  # a drop ring with every slot held by its readers

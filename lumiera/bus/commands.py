@@ -34,11 +34,14 @@ class CommandSpec:
 def command(fn: Handler) -> Handler:
     """Declare ``on_<name>`` as the handler of request ``<name>``.
 
+    Where ``on_<name>`` is taken by a lifecycle hook (``on_start``, ``on_stop``,
+    ``on_tick``...), name the handler ``cmd_<name>`` instead.
+
     The handler takes keyword-only arguments; each needs a type hint (str,
     int, float, bool, list, dict, Any, or a union with None); those without a
     default are required.
     """
-    if not fn.__name__.startswith("on_"):
+    if not fn.__name__.startswith(("on_", "cmd_")):
         raise TypeError(f"command handler {fn.__name__} must be named on_<command>")
     fn.__lumiera_command__ = True  # type: ignore[attr-defined]
     return fn
@@ -54,6 +57,10 @@ def _spec_of(name: str, fn: Handler) -> CommandSpec:
             raise TypeError(f"{fn.__qualname__}: argument {p.name} must be keyword-only")
         params[p.name] = (hints.get(p.name, Any), p.default is inspect.Parameter.empty)
     return CommandSpec(name, fn, params, inspect.getdoc(fn) or "")
+
+
+def _name(attr: str) -> str:
+    return attr.removeprefix("on_") if attr.startswith("on_") else attr.removeprefix("cmd_")
 
 
 class Commands:
@@ -73,8 +80,7 @@ class Commands:
             if getattr(fn, "__lumiera_command__", False)
         }
         cls.commands = {
-            attr.removeprefix("on_"): _spec_of(attr.removeprefix("on_"), getattr(cls, attr))
-            for attr in sorted(declared)
+            _name(attr): _spec_of(_name(attr), getattr(cls, attr)) for attr in sorted(declared)
         }
 
     @property

@@ -1,23 +1,484 @@
 """The Player subsystem (Steam): calculation streams towards outputs.
 
-NOT BUILT YET: calculation streams, file and viewer outputs come with the
-Player issue. This actor is the real process with lifecycle, heartbeats and
-``ping``/``describe``.
+A stream is a frame range of the session's timeline towards one output, in a
+mode (see :mod:`lumiera.vault.stream`):
+
+- ``render``: every frame in order into a *file* (the Vault's encoder; H.264
+  MP4 by default, ``ffv1`` for lossless masters). The Engine computes the
+  frames into a block ring ``render-<W>x<H>`` (created on first use), this
+  process reads them in order and encodes them; the file is written under a
+  temporary name and renamed only when it is complete (:class:`Encoder`).
+- ``playback``: real time into the *viewer ring* ``viewer-<W>x<H>`` (drop
+  policy, rgb24), which a viewer reads (``tools/viewer.py``; the GUI later).
+  Late frames are dropped and counted by the Engine.
+
+Commands: ``render``, ``play``, ``pause``, ``seek``, ``stop``, ``streams``.
+Progress is published on ``stats.player`` every ``engine.stats_interval``
+(frame, fps, drops, ETA), and the end of a render on ``player.render.done``
+(or ``player.render.failed`` with the reason).
+
+How the work is split, and why: the Player owns the stream (its range, mode,
+output, and control); the Engine splits it into jobs (prefetch reads and one
+render job per frame, with deadlines: :mod:`lumiera.vault.stream`). Jobs are
+closures over the Engine's in-process state (decoders, cache), so sending each
+one over the bus would cost a round trip per frame and carry nothing useful.
+
+The Player talks to the session, the engine and the supervisor as a client of
+the bus (its own connections, from its own threads): the timeline comes from
+``session describe`` when a stream starts, so a stream renders the session as
+it was then.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
-from lumiera.actors import Actor
+import zmq
+
+from lumiera.actors import Actor, command
+from lumiera.bus.client import ControlClient
+from lumiera.bus.codec import pack, unpack
+from lumiera.errors import (
+    BadArguments,
+    Conflict,
+    LumieraError,
+    MediaError,
+    NotFound,
+    RingTimeout,
+)
+from lumiera.runtime_dir import RuntimeDir
+from lumiera.vault.codecs import Encoder, Registry
+
+RENDER_SLOTS = 4
+VIEWER_SLOTS = 4
+FRAME_WAIT_S = 1.0  # a render's reader checks on the engine after this long without a frame
+ENGINE_SILENT_S = 120.0  # ... and gives up when the engine says nothing for this long
+
+
+def timeline_length(timeline: dict[str, Any]) -> int:
+    """Frames up to the end of the last clip."""
+    ends = [c["position"] + c["source_out"] - c["source_in"] for c in timeline["clips"]]
+    return max(ends, default=0)
+
+
+def parse_range(timeline: dict[str, Any], first: int | None, count: int | None) -> tuple[int, int]:
+    length = timeline_length(timeline)
+    start = 0 if first is None else first
+    n = (length - start) if count is None else count
+    if start < 0 or n < 1:
+        raise BadArguments(
+            f"nothing to render: frames {start}..{start + n - 1} (the timeline has {length})"
+        )
+    return start, n
+
+
+def check_media(timeline: dict[str, Any], first: int, count: int) -> None:
+    """Every media used in the range is there: fail before any frame is computed."""
+    used = {
+        c["media"]
+        for c in timeline["clips"]
+        if c["position"] < first + count
+        and c["position"] + c["source_out"] - c["source_in"] > first
+    }
+    for media in timeline["media"]:
+        if media["id"] in used and not os.path.isfile(media["path"]):
+            raise MediaError(f"media {media['id']}: {media['path']} is missing")
+
+
+def ring_slot_mb(width: int, height: int, channels: int = 3) -> int:
+    return max(1, -(-width * height * channels // 2**20))
+
+
+class _Events:
+    """A PUB socket for a thread of this process (zmq sockets belong to one thread)."""
+
+    def __init__(self, rd: RuntimeDir, sender: str) -> None:
+        self.sender = sender
+        self.sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
+        self.sock.connect(rd.endpoint("publish"))
+
+    def publish(self, topic: str, body: dict[str, Any]) -> None:
+        full = {"sender": self.sender, "ts": time.time(), **body}
+        self.sock.send_multipart([topic.encode(), pack(full)])
+
+    def close(self) -> None:
+        self.sock.close(linger=1000)
+
+
+class PlayerStream:
+    """One stream of the Player: where it stands (what ``streams`` and stats show)."""
+
+    def __init__(self, sid: str, mode: str, first: int, count: int, rate: Fraction) -> None:
+        self.id, self.mode, self.first, self.count, self.rate = sid, mode, first, count, rate
+        self.state = "starting"
+        self.frames = 0  # render: frames encoded
+        self.dropped = 0
+        self.engine_stream: str | None = None
+        self.ring: str | None = None
+        self.output: str | None = None
+        self.error: str | None = None
+        self.started = time.monotonic()
+        self.ended: float | None = None
+        self.start_due = 0.0  # playback: when frame ``position_at_start`` is due
+        self.position_at_start = first
+        self.paused_at: int | None = None
+        self.cancel = threading.Event()
+        self.timeline: dict[str, Any] = {}  # playback: what it plays (a pause keeps it)
+
+    def position(self) -> int:
+        if self.mode == "render":
+            return self.first + self.frames
+        if self.paused_at is not None:
+            return self.paused_at
+        elapsed = max(0.0, time.monotonic() - self.start_due)
+        pos = self.position_at_start + int(elapsed * self.rate)
+        return min(pos, self.first + self.count)
+
+    def info(self) -> dict[str, Any]:
+        seconds = (self.ended or time.monotonic()) - self.started
+        done = self.position() - self.first
+        fps = done / seconds if seconds > 0 and self.mode == "render" else float(self.rate)
+        left = self.first + self.count - self.position()
+        eta = left / fps if fps > 0 and self.state in ("running", "starting") else 0.0
+        return {
+            "id": self.id,
+            "mode": self.mode,
+            "state": self.state,
+            "first": self.first,
+            "count": self.count,
+            "frame": self.position(),
+            "frames": self.frames if self.mode == "render" else done,
+            "fps": round(fps, 2),
+            "dropped": self.dropped,
+            "eta_s": round(eta, 2),
+            "seconds": round(seconds, 3),
+            "rate": str(self.rate),
+            "engine_stream": self.engine_stream,
+            "ring": self.ring,
+            **({"output": self.output} if self.output else {}),
+            **({"error": self.error} if self.error else {}),
+        }
 
 
 class PlayerActor(Actor):
     name = "player"
-    summary = "calculation streams and outputs (not built yet)"
+    summary = "calculation streams: render a timeline to a file, play it into the viewer ring"
+
+    def on_start(self) -> None:
+        assert self.ctx.runtime_dir is not None
+        self.rd = RuntimeDir(Path(self.ctx.runtime_dir), self.ctx.instance, False)
+        self.client = ControlClient(self.rd, timeout=30.0)  # the main thread's connection
+        self.codecs = Registry()
+        self.streams: dict[str, PlayerStream] = {}
+        self.rings: set[str] = set()
+        self._ids = 0
+        self._threads: list[threading.Thread] = []
+        self.engine_ended: dict[str, dict[str, Any]] = {}  # engine stream id -> its end event
+        self._stopping = threading.Event()
+        self._monitor = threading.Thread(target=self._watch_engine, name="engine-events")
+        self._monitor.daemon = True
+        self._monitor.start()
+        self.tick_interval = self.ctx.config.get_float("engine.stats_interval")
+
+    def on_stop(self) -> None:
+        self._stopping.set()
+        for stream in self.streams.values():
+            stream.cancel.set()
+        for t in self._threads:
+            t.join(timeout=10.0)  # a render's thread removes its partial file
+        self._monitor.join(timeout=2.0)
+        self.client.close()
+
+    def on_tick(self) -> None:
+        live = [s.info() for s in self.streams.values() if s.state in ("starting", "running")]
+        if live:
+            self.ctx.publish("stats.player", {"streams": live})
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _new_id(self) -> str:
+        self._ids += 1
+        return f"p{self._ids}"
+
+    def _timeline(self) -> dict[str, Any]:
+        desc = self.client.request("session", "describe")
+        timeline: dict[str, Any] = desc["session"]
+        return timeline
+
+    def _ring(self, client: ControlClient, kind: str, width: int, height: int) -> str:
+        name = f"{kind}-{width}x{height}"
+        if name not in self.rings:
+            policy = "block" if kind == "render" else "drop"
+            slots = RENDER_SLOTS if kind == "render" else VIEWER_SLOTS
+            with contextlib.suppress(BadArguments):  # made by an earlier player process
+                client.request(
+                    "appstate",
+                    "create_ring",
+                    {
+                        "name": name,
+                        "policy": policy,
+                        "slots": slots,
+                        "slot_mb": ring_slot_mb(width, height),
+                    },
+                )
+            self.rings.add(name)
+        return name
+
+    def _watch_engine(self) -> None:
+        """Collect the engine's stream ends (for the render threads and for drops)."""
+        sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+        sub.setsockopt(zmq.SUBSCRIBE, b"engine.render.")
+        sub.connect(self.rd.endpoint("events"))
+        try:
+            while not self._stopping.is_set():
+                if sub.poll(200):
+                    _topic, raw = sub.recv_multipart()
+                    with contextlib.suppress(Exception):
+                        body = unpack(raw)
+                        self.engine_ended[str(body["id"])] = body
+                        for s in self.streams.values():
+                            if s.engine_stream == body["id"] and s.mode == "playback":
+                                s.dropped += int(body.get("dropped", 0))
+                                if s.state == "running" and body["state"] == "done":
+                                    s.state, s.ended = "done", time.monotonic()
+        finally:
+            sub.close(linger=0)
+
+    def _running(self, mode: str) -> PlayerStream | None:
+        for s in self.streams.values():
+            if s.mode == mode and s.state in ("starting", "running", "paused"):
+                return s
+        return None
+
+    # -- render to a file ---------------------------------------------------------------
+
+    @command
+    def on_render(
+        self,
+        *,
+        output: str,
+        first: int | None = None,
+        count: int | None = None,
+        codec: str = "h264",
+    ) -> dict[str, Any]:
+        """Render frames first..first+count-1 (default: the whole timeline) to the file ``output``.
+
+        Answers once the stream runs; ``player.render.done`` says when the file is complete.
+        """
+        if self._running("render") is not None:
+            raise Conflict("a render is running; one at a time (stop it first)")
+        spec = self.codecs.encoder(codec)  # CodecError (bad_args-like) for an unknown name
+        target = Path(output).absolute()
+        if not target.parent.is_dir():
+            raise BadArguments(f"output {target}: no directory {target.parent}")
+        timeline = self._timeline()
+        start, n = parse_range(timeline, first, count)
+        check_media(timeline, start, n)
+        out = timeline["output"]
+        width, height = int(out["width"]), int(out["height"])
+        rate = Fraction(str(out.get("rate", 25)))
+        stream = PlayerStream(self._new_id(), "render", start, n, rate)
+        stream.output = str(target)
+        stream.ring = self._ring(self.client, "render", width, height)
+        encoder = Encoder(target, spec, width, height, rate)  # CodecError: nothing started
+        from lumiera.shm.ring import Consumer
+
+        consumer = Consumer(self.rd, stream.ring, timeout=FRAME_WAIT_S)
+        try:
+            reply = self.client.request(
+                "engine",
+                "render",
+                {
+                    "timeline": timeline,
+                    "first": start,
+                    "count": n,
+                    "ring": stream.ring,
+                    "fmt": "yuv420p",
+                },
+            )
+        except BaseException:
+            consumer.close()
+            encoder.abort()
+            raise
+        stream.engine_stream = reply["stream"]
+        stream.state = "running"
+        self.streams[stream.id] = stream
+        thread = threading.Thread(
+            target=self._encode, args=(stream, consumer, encoder), name=f"render-{stream.id}"
+        )
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+        return stream.info()
+
+    def _encode(self, stream: PlayerStream, consumer: Any, encoder: Encoder) -> None:
+        """The render's thread: frames from the ring, in order, into the encoder."""
+        events = _Events(self.rd, self.ctx.name)
+        silent_since = time.monotonic()
+        try:
+            expected = stream.first
+            while expected < stream.first + stream.count:
+                if stream.cancel.is_set():
+                    raise LumieraError("the render was stopped")
+                try:
+                    frame = consumer.acquire(FRAME_WAIT_S)
+                except RingTimeout:  # no frame for a while: is the engine's stream still on?
+                    ended = self.engine_ended.get(stream.engine_stream or "")
+                    if ended is not None and ended["frames"] <= expected - stream.first:
+                        raise LumieraError(
+                            f"the engine's stream {ended['state']}: "
+                            f"{ended.get('error', 'no more frames')}"
+                        ) from None
+                    if time.monotonic() - silent_since > ENGINE_SILENT_S:
+                        raise LumieraError(
+                            f"no frame from the engine for {ENGINE_SILENT_S:g} s"
+                        ) from None
+                    continue
+                silent_since = time.monotonic()
+                try:
+                    if frame.pts != expected:
+                        raise LumieraError(f"frame {frame.pts} came where {expected} was due")
+                    # No local name for the planes: views of the ring must not outlive
+                    # the release (the consumer could not unmap at close).
+                    encoder.write(tuple(frame.planes) if len(frame.planes) > 1 else frame.planes[0])
+                finally:
+                    consumer.release(frame)
+                expected += 1
+                stream.frames += 1
+            encoder.close()  # only now does the file get its name
+            stream.state = "done"
+        except Exception as e:  # noqa: BLE001 - this render fails; the player goes on
+            encoder.abort()
+            stream.state, stream.error = "failed", f"{type(e).__name__}: {e}"
+            self.log.error("render %s to %s failed: %s", stream.id, stream.output, stream.error)
+            if stream.engine_stream is not None and not self._stopping.is_set():
+                with contextlib.suppress(Exception), ControlClient(self.rd, 5.0) as client:
+                    client.request("engine", "stop_stream", {"stream": stream.engine_stream})
+        finally:
+            consumer.close()
+            stream.ended = time.monotonic()
+            topic = "player.render.done" if stream.state == "done" else "player.render.failed"
+            try:
+                events.publish(topic, stream.info())
+            finally:
+                events.close()
+
+    # -- playback into the viewer ring -----------------------------------------------------
+
+    @command
+    def on_play(
+        self, *, first: int | None = None, count: int | None = None, rate: str | None = None
+    ) -> dict[str, Any]:
+        """Play frames first..first+count-1 in real time into the viewer ring; resumes if paused."""
+        current = self._running("playback")
+        if current is not None and current.paused_at is not None and first is None:
+            return self._start_playback(current, current.paused_at)
+        if current is not None:
+            self._halt(current, "stopped")
+        timeline = self._timeline()
+        start, n = parse_range(timeline, first, count)
+        check_media(timeline, start, n)
+        fps = Fraction(rate if rate is not None else str(timeline["output"].get("rate", 25)))
+        if fps <= 0:
+            raise BadArguments(f"rate {rate}: must be positive")
+        stream = PlayerStream(self._new_id(), "playback", start, n, fps)
+        self.streams[stream.id] = stream
+        stream.timeline = timeline
+        return self._start_playback(stream, start)
+
+    def _start_playback(self, stream: PlayerStream, at: int) -> dict[str, Any]:
+        timeline = stream.timeline
+        out = timeline["output"]
+        stream.ring = self._ring(self.client, "viewer", int(out["width"]), int(out["height"]))
+        left = stream.first + stream.count - at
+        if left < 1:
+            stream.state, stream.ended = "done", time.monotonic()
+            return stream.info()
+        reply = self.client.request(
+            "engine",
+            "render",
+            {
+                "timeline": timeline,
+                "first": at,
+                "count": left,
+                "ring": stream.ring,
+                "fmt": "rgb24",
+                "mode": "playback",
+                "rate": str(stream.rate),
+            },
+        )
+        stream.engine_stream = reply["stream"]
+        stream.start_due, stream.position_at_start = float(reply["start"]), at
+        stream.paused_at = None
+        stream.state = "running"
+        return stream.info()
+
+    def _halt(self, stream: PlayerStream, state: str) -> None:
+        """Stop the engine's stream of ``stream``; the position stays where it was."""
+        pos = stream.position()
+        if stream.engine_stream is not None and stream.paused_at is None:
+            with contextlib.suppress(NotFound):
+                self.client.request("engine", "stop_stream", {"stream": stream.engine_stream})
+        stream.paused_at = pos
+        stream.state = state
+        if state != "paused":
+            stream.ended = time.monotonic()
+
+    def _playback(self, stream: str | None) -> PlayerStream:
+        found = self.streams.get(stream) if stream else self._running("playback")
+        if found is None or found.mode != "playback":
+            raise NotFound(f"no playback stream {stream or ''}".strip())
+        return found
+
+    @command
+    def on_pause(self, *, stream: str | None = None) -> dict[str, Any]:
+        """Pause playback where it is; ``play`` resumes from there."""
+        found = self._playback(stream)
+        if found.state == "running":
+            self._halt(found, "paused")
+        return found.info()
+
+    @command
+    def on_seek(self, *, frame: int, stream: str | None = None) -> dict[str, Any]:
+        """Move playback to ``frame``: playing goes on from there, paused stays paused there."""
+        found = self._playback(stream)
+        if not found.first <= frame < found.first + found.count:
+            raise BadArguments(
+                f"frame {frame} is outside {found.first}..{found.first + found.count - 1}"
+            )
+        if found.state == "running":
+            self._halt(found, "paused")
+            return self._start_playback(found, frame)
+        found.paused_at = frame
+        return found.info()
+
+    @command
+    def cmd_stop(self, *, stream: str | None = None) -> dict[str, Any]:
+        """Stop a stream (default: the playback); a render's partial file is removed."""
+        if stream is not None and stream in self.streams and self.streams[stream].mode == "render":
+            found = self.streams[stream]
+            found.cancel.set()
+            with contextlib.suppress(NotFound):
+                self.client.request("engine", "stop_stream", {"stream": found.engine_stream})
+            return found.info()
+        found = self._playback(stream)
+        if found.state in ("running", "paused", "starting"):
+            self._halt(found, "stopped")
+        return found.info()
+
+    @command
+    def on_streams(self) -> list[dict[str, Any]]:
+        """The Player's streams and where each stands."""
+        return [s.info() for s in self.streams.values()]
 
     def describe_state(self) -> dict[str, Any]:
-        return {"built": False, "streams": [], "note": "playback and render come in a later issue"}
+        streams = getattr(self, "streams", {})
+        return {"built": True, "streams": [s.info() for s in streams.values()]}
 
 
 ACTOR = PlayerActor

@@ -36,7 +36,7 @@ import zmq
 
 from lumiera.actors import Actor, command
 from lumiera.bus.codec import pack
-from lumiera.errors import BadArguments, NotFound
+from lumiera.errors import BadArguments, FaultsDisabled, NotFound
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.vault.cache import FrameCache
 from lumiera.vault.media import MediaPool
@@ -65,6 +65,7 @@ class EngineActor(Actor):
         self._ids = itertools.count(1)
         self._threads: list[threading.Thread] = []
         self.tick_interval = cfg.get_float("engine.stats_interval")
+        self.slow: dict[int, float] = {}  # fault injection: output frame -> seconds
 
     def on_stop(self) -> None:
         for stream in self.streams.values():
@@ -132,7 +133,13 @@ class EngineActor(Actor):
         due = start if start is not None else time.monotonic() + PREROLL_S
         spec = StreamSpec(sid, timeline, first, count, ring, fmt, mode, fps, due)
         stream = RenderStream(
-            spec, self.scheduler, self.cache, self._pool, workers=self.workers, lead=self.lead
+            spec,
+            self.scheduler,
+            self.cache,
+            self._pool,
+            workers=self.workers,
+            lead=self.lead,
+            delay=lambda index: self.slow.get(index, 0.0),
         )
         self.streams[sid] = stream
         self._forget_ended()
@@ -187,6 +194,18 @@ class EngineActor(Actor):
             raise NotFound(f"no stream {stream!r}")
         found.stop()
         return {"stream": stream, "state": found.status.state}
+
+    @command
+    def on_slow(self, *, first: int, last: int, ms: float) -> dict[str, Any]:
+        """Make the render jobs of frames first..last sleep ``ms`` (with debug.faults; 0 clears)."""
+        if not self.ctx.config.get_bool("debug.faults"):
+            raise FaultsDisabled("fault injection is off (set debug.faults = yes)")
+        for index in range(first, last + 1):
+            if ms > 0:
+                self.slow[index] = ms / 1000
+            else:
+                self.slow.pop(index, None)
+        return {"slow": len(self.slow)}
 
     @command
     def on_streams(self) -> list[dict[str, Any]]:

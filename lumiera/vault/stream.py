@@ -172,12 +172,14 @@ class RenderStream:
         *,
         workers: int,
         lead: int,
+        delay: Callable[[int], float] = lambda _index: 0.0,
     ) -> None:
         if spec.fmt not in FORMATS:
             raise ValueError(f"fmt {spec.fmt!r}: one of {', '.join(FORMATS)}")
         if spec.mode not in MODES:
             raise ValueError(f"mode {spec.mode!r}: one of {', '.join(MODES)}")
         self.spec, self.scheduler, self.cache, self.pool = spec, scheduler, cache, pool
+        self.delay = delay  # fault injection (tests): seconds a frame's render job sleeps
         self.priority = Priority.PLAYBACK if spec.mode == "playback" else Priority.RENDER
         self.status = StreamState(position=spec.first)
         self.woken = threading.Event()
@@ -334,6 +336,8 @@ class RenderStream:
 
         def job() -> Planes:
             try:
+                if pause := self.delay(index):
+                    time.sleep(pause)
                 out = frame_buffers(spec.fmt, spec.size)
                 return render_frame(
                     spec.timeline, index, self.pool(), out, fmt=spec.fmt, cache=self.cache

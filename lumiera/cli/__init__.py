@@ -32,8 +32,8 @@ def _instance_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lumiera.cli import render, tools, up
     from lumiera.cli import run as run_cmd
-    from lumiera.cli import tools, up
 
     parser = _Parser(prog="lumiera", description="The Lumiera application kernel.")
     parser.add_argument("--version", action="version", version=f"lumiera {__version__}")
@@ -55,6 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", metavar="SUBSYSTEM", help="leave SUBSYSTEM to `lumiera run`")
     _instance_args(p)
     p.set_defaults(func=up.main)
+
+    p = sub.add_parser(
+        "render", help="render a session to a file (brings the system up headless, then ends)"
+    )
+    p.add_argument("session", help="session file")
+    p.add_argument("-o", "--output", required=True, help="the file to write")
+    p.add_argument("--range", metavar="A:B", help="frames A to B-1 (default: the whole timeline)")
+    p.add_argument("--codec", default="h264", help="encoder name (default: h264; ffv1: lossless)")
+    p.add_argument("--def", dest="defs", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--config", help="configuration file layered over config/setup.ini")
+    p.add_argument("--runtime-dir", help="runtime directory of the render's own instance")
+    p.set_defaults(func=render.main)
 
     p = sub.add_parser("status", help="show the instance and its subsystems")
     p.add_argument("--json", action="store_true")

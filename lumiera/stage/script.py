@@ -6,18 +6,20 @@ answering and heartbeating. When the last one finishes, the application ends in
 order; a script that raises (or exits non-zero) ends it as an error (``lumiera
 up`` exits 1, the traceback is shown), not as an emergency.
 
-NOT BUILT YET: the script API (open a session, send commands, render) comes with
-the Player issue; scripts here run as plain Python.
+Scripts use :mod:`lumiera.api` (``api.app()`` is the instance they run in):
+session commands, render to a file, playback, events.
 """
 
 from __future__ import annotations
 
+import os
 import runpy
 import threading
 import traceback
 from typing import Any
 
 from lumiera.actors import Actor
+from lumiera.api import ENV_INSTANCE, ENV_RUNTIME_DIR
 from lumiera.lifecycle import Lifecycle
 
 
@@ -39,6 +41,10 @@ class ScriptActor(Actor):
     def _run_all(self) -> None:
         """Runs in the script thread; hands the end to the main loop via ctx.end."""
         error: str | None = None
+        # What lumiera.api.app() connects to.
+        os.environ[ENV_INSTANCE] = self.ctx.instance
+        if self.ctx.runtime_dir is not None:
+            os.environ[ENV_RUNTIME_DIR] = self.ctx.runtime_dir
         for path in self.ctx.options.get("scripts", []):
             self.current = path
             self.log.info("running script %s", path)

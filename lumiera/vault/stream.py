@@ -38,6 +38,7 @@ one memcpy per frame, about 1 ms of a 1080p rgb24 frame).
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -259,14 +260,13 @@ class RenderStream:
         spec, s = self.spec, self.status
         jobs: dict[int, JobHandle] = {}
         queued = spec.first  # the next output frame to get a render job
+        moved = time.monotonic()  # when the position last moved
         while s.position < spec.end:
             if self.stopping.is_set():
                 s.state = "stopped"
                 return
             self.woken.clear()
             pos = s.position
-            if spec.mode == "playback":
-                self._skip_readers(pos)
             self._feed_readers(pos)
             while queued < min(spec.end, pos + self.window) and all(
                 r.ready(queued) for r in self.readers
@@ -278,6 +278,7 @@ class RenderStream:
                 del jobs[pos]
                 self._publish(producer, pos, handle)
                 s.position += 1
+                moved = time.monotonic()
                 continue
             if spec.mode == "playback":
                 late_by = time.monotonic() - (spec.due(pos) + self._grace)
@@ -289,6 +290,8 @@ class RenderStream:
                     continue
                 self.woken.wait(min(0.05, -late_by))
             else:
+                if time.monotonic() - moved > WAIT_FRAME_S:
+                    raise TimeoutError(f"frame {pos} not computed within {WAIT_FRAME_S:g} s")
                 self.woken.wait(0.05)
         s.state = "done"
 
@@ -296,11 +299,22 @@ class RenderStream:
     def _grace(self) -> float:
         return float(0.5 / self.spec.rate)
 
-    def _skip_readers(self, pos: int) -> None:
-        """Playback: a reader behind the position jumps to it (those frames are dropped)."""
-        for reader in self.readers:
-            if reader.job is None and reader.next < pos:
-                reader.next = min(pos, reader.end)
+    def _skip(self, reader: ClipReader, pos: int) -> None:
+        """Playback: a reader whose next read is already too late jumps ahead.
+
+        It goes to the first frame at or after the position whose read deadline
+        is still to come (those in between are dropped anyway), so a stall longer
+        than the lead costs the frames of the stall, not the rest of the stream.
+        """
+        spec = self.spec
+        now = time.monotonic()
+        if reader.next >= reader.end:
+            return
+        if reader.next >= pos and spec.due(reader.next) - 2 * self._grace > now:
+            return
+        behind = (now - spec.due(pos)) * spec.rate + 1  # frames until deadlines are ahead
+        target = pos + max(0, math.floor(behind) + 1)
+        reader.next = max(reader.next, min(target, reader.end))
 
     def _feed_readers(self, pos: int) -> None:
         spec = self.spec
@@ -316,6 +330,8 @@ class RenderStream:
                     self.status.failed += 1  # a source cannot be read: the stream fails
                     raise
                 reader.job = None
+            if spec.mode == "playback":
+                self._skip(reader, pos)
             target = min(spec.end, reader.end, pos + self.lead)
             if reader.next >= target:
                 continue

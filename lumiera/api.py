@@ -1,0 +1,252 @@
+"""The script API: drive a running Lumiera from Python.
+
+A script run by ``lumiera up SESSION --script FILE`` gets the instance it runs
+in with :func:`app`; any other Python program connects with
+:func:`connect`. Everything goes over the bus (the same requests as ``lumiera
+send``), so a script sees what every other tool sees::
+
+    from lumiera import api
+
+    app = api.app()
+    s = app.session
+    a = s.add_media("/media/a.mp4")            # -> "m1"
+    v1, v2 = s.add_track("V1"), s.add_track("V2")
+    s.set_output(width=1280, height=720, rate="25")
+    s.add_clip(a, v1, position=0)
+    s.add_clip(a, v2, position=50, source_in=100, source_out=150, opacity=0.5)
+    done = app.render("/tmp/out.mp4", progress=print)   # waits; raises on failure
+    print(done["frames"], done["fps"])
+
+The session is the one ``lumiera up`` opened (created when the file was
+missing). Errors come as the :mod:`lumiera.errors` classes the bus carries
+(``NotFound``, ``Conflict``, ``BadArguments``, ``MediaError``...); a script that
+raises ends the application as an error (``lumiera up`` exits 1).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from lumiera import runtime_dir
+from lumiera.bus.client import ControlClient
+from lumiera.bus.codec import unpack
+from lumiera.errors import LumieraError, NotRunning
+from lumiera.runtime_dir import RuntimeDir
+
+# Set by the script runner for the scripts it runs.
+ENV_INSTANCE = "LUMIERA_INSTANCE"
+ENV_RUNTIME_DIR = "LUMIERA_RUNTIME_DIR"
+REQUEST_TIMEOUT_S = 60.0
+
+
+class RenderFailed(LumieraError):
+    """A render ended without a complete file (the reason is in the message). Not on the wire."""
+
+
+class Session:
+    """The session's commands, as methods; each returns what the command answers."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    def command(self, command_name: str, /, **args: Any) -> Any:
+        """Any session command by name (``undo``, ``move_clip``...); arguments as keywords."""
+        given = {k: v for k, v in args.items() if v is not None}
+        return self._app.request("session", command_name, **given)
+
+    def add_media(self, path: str | Path) -> str:
+        """Probe a media file and add it; returns its id."""
+        return str(self.command("add_media", path=str(Path(path).absolute()))["id"])
+
+    def add_track(self, name: str | None = None) -> str:
+        """Add a track on top; returns its id."""
+        return str(self.command("add_track", name=name)["id"])
+
+    def add_clip(
+        self,
+        media: str,
+        track: str,
+        position: int,
+        *,
+        source_in: int = 0,
+        source_out: int | None = None,
+        opacity: float = 1.0,
+    ) -> str:
+        """Place frames [source_in, source_out) of ``media`` at ``position``; returns its id."""
+        return str(
+            self.command(
+                "add_clip",
+                media=media,
+                track=track,
+                position=position,
+                source_in=source_in,
+                source_out=source_out,
+                opacity=opacity,
+            )["id"]
+        )
+
+    def move_clip(self, clip: str, position: int, track: str | None = None) -> Any:
+        return self.command("move_clip", id=clip, position=position, track=track)
+
+    def trim_clip(
+        self, clip: str, source_in: int | None = None, source_out: int | None = None
+    ) -> Any:
+        return self.command("trim_clip", id=clip, source_in=source_in, source_out=source_out)
+
+    def remove_clip(self, clip: str) -> Any:
+        return self.command("remove_clip", id=clip)
+
+    def set_output(
+        self, width: int | None = None, height: int | None = None, rate: str | None = None
+    ) -> Any:
+        return self.command("set_output", width=width, height=height, rate=rate)
+
+    def undo(self) -> Any:
+        return self.command("undo")
+
+    def redo(self) -> Any:
+        return self.command("redo")
+
+    def describe(self) -> dict[str, Any]:
+        """The whole session: output, media, tracks, clips (the timeline the engine renders)."""
+        result: dict[str, Any] = self._app.request("session", "describe")["session"]
+        return result
+
+
+class App:
+    """A connection to a running instance: requests, events, render and playback."""
+
+    def __init__(self, rd: RuntimeDir, timeout: float = REQUEST_TIMEOUT_S) -> None:
+        self.rd = rd
+        self.client = ControlClient(rd, timeout)
+        self._sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+        self._sub.setsockopt(zmq.LINGER, 0)
+        self._sub.connect(rd.endpoint("events"))
+        self._topics: set[str] = set()
+        self.session = Session(self)
+
+    # -- the bus ----------------------------------------------------------------------
+
+    def request(self, subsystem: str, command: str, /, **args: Any) -> Any:
+        """One request; returns the answer or raises the error it carries."""
+        return self.client.request(subsystem, command, args)
+
+    def subscribe(self, *prefixes: str) -> None:
+        """Receive events of these topic prefixes from now on (for :meth:`wait_event`)."""
+        for prefix in prefixes:
+            if prefix not in self._topics:
+                self._sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+                self._topics.add(prefix)
+
+    def wait_event(
+        self,
+        prefix: str | tuple[str, ...],
+        timeout: float,
+        where: Callable[[str, dict[str, Any]], bool] = lambda _t, _b: True,
+    ) -> tuple[str, dict[str, Any]]:
+        """The next event whose topic starts with ``prefix`` (one, or a tuple) and ``where``.
+
+        The prefixes are subscribed first; subscribe (:meth:`subscribe`) before doing
+        what causes the event, or it may pass unseen. TimeoutError after ``timeout`` s.
+        """
+        prefixes = (prefix,) if isinstance(prefix, str) else prefix
+        self.subscribe(*prefixes)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if self._sub.poll(int(left * 1000) + 1):
+                topic_raw, raw = self._sub.recv_multipart()
+                topic = topic_raw.decode()
+                if topic.startswith(prefixes):
+                    body = unpack(raw)
+                    if where(topic, body):
+                        return topic, body
+        raise TimeoutError(f"no {' or '.join(prefixes)}* event within {timeout:g} s")
+
+    # -- render and playback ------------------------------------------------------------
+
+    def render(
+        self,
+        output: str | Path,
+        *,
+        first: int | None = None,
+        count: int | None = None,
+        codec: str = "h264",
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Render the timeline (or frames first..first+count-1) to ``output``; wait for the end.
+
+        ``progress`` gets each ``stats.player`` entry of this render (frame, fps,
+        eta_s). Returns the ``player.render.done`` body; raises RenderFailed
+        (no file left under ``output``'s name) or TimeoutError.
+        """
+        self.subscribe("player.render.", "stats.player")
+        started = self.request(
+            "player", "render", output=str(output), first=first, count=count, codec=codec
+        )
+        sid = started["id"]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = 3600.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"render {sid} to {output} not done within {timeout:g} s")
+            topic, body = self.wait_event(("player.render.", "stats.player"), min(left, 3600.0))
+            if topic == "stats.player":
+                for s in body.get("streams", []):
+                    if s.get("id") == sid and progress is not None:
+                        progress(s)
+            elif body.get("id") == sid:
+                if topic == "player.render.done":
+                    return body
+                raise RenderFailed(f"render to {output} failed: {body.get('error')}")
+
+    def play(
+        self, first: int | None = None, count: int | None = None, rate: str | None = None
+    ) -> dict[str, Any]:
+        """Start (or resume) playback into the viewer ring; returns the stream."""
+        args = {k: v for k, v in {"first": first, "count": count, "rate": rate}.items() if v}
+        result: dict[str, Any] = self.request("player", "play", **args)
+        return result
+
+    def pause(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("player", "pause")
+        return result
+
+    def seek(self, frame: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("player", "seek", frame=frame)
+        return result
+
+    def stop(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("player", "stop")
+        return result
+
+    def close(self) -> None:
+        self._sub.close(linger=0)
+        self.client.close()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(instance: str = "default", runtime_directory: str | None = None) -> App:
+    """Connect to the running instance ``instance`` (NotRunning if there is none)."""
+    return App(runtime_dir.resolve(instance, runtime_directory))
+
+
+def app() -> App:
+    """The instance this script runs in (``lumiera up --script``)."""
+    instance = os.environ.get(ENV_INSTANCE)
+    if instance is None:
+        raise NotRunning(
+            "api.app() is for scripts run by `lumiera up --script`; use api.connect() elsewhere"
+        )
+    return connect(instance, os.environ.get(ENV_RUNTIME_DIR))

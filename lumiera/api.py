@@ -50,7 +50,11 @@ class RenderFailed(LumieraError):
 
 
 class Session:
-    """The session's commands, as methods; each returns what the command answers."""
+    """The session's commands, as methods.
+
+    ``add_*`` return the new element's id; the others return the session's
+    answer: ``{"id": command id, "command", "revision", "applied": {...}}``.
+    """
 
     def __init__(self, app: App) -> None:
         self._app = app
@@ -62,11 +66,11 @@ class Session:
 
     def add_media(self, path: str | Path) -> str:
         """Probe a media file and add it; returns its id."""
-        return str(self.command("add_media", path=str(Path(path).absolute()))["id"])
+        return str(self.command("add_media", path=str(Path(path).absolute()))["applied"]["id"])
 
     def add_track(self, name: str | None = None) -> str:
         """Add a track on top; returns its id."""
-        return str(self.command("add_track", name=name)["id"])
+        return str(self.command("add_track", name=name)["applied"]["id"])
 
     def add_clip(
         self,
@@ -88,7 +92,7 @@ class Session:
                 source_in=source_in,
                 source_out=source_out,
                 opacity=opacity,
-            )["id"]
+            )["applied"]["id"]
         )
 
     def move_clip(self, clip: str, position: int, track: str | None = None) -> Any:

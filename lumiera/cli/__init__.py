@@ -32,7 +32,7 @@ def _instance_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lumiera.cli import render, tools, up
+    from lumiera.cli import demo, render, tools, up
     from lumiera.cli import run as run_cmd
 
     parser = _Parser(prog="lumiera", description="The Lumiera application kernel.")
@@ -55,6 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", metavar="SUBSYSTEM", help="leave SUBSYSTEM to `lumiera run`")
     _instance_args(p)
     p.set_defaults(func=up.main)
+
+    p = sub.add_parser(
+        "demo", help="generate two clips, build a session by script, render it to an MP4"
+    )
+    p.add_argument("--dir", default="lumiera-demo", help="where (default: ./lumiera-demo)")
+    p.add_argument("--def", dest="defs", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--config", help="configuration file layered over config/setup.ini")
+    p.add_argument("--instance", default="demo", help="instance name (default: demo)")
+    p.add_argument("--runtime-dir", help="runtime directory (default: $XDG_RUNTIME_DIR/...)")
+    p.set_defaults(func=demo.main)
 
     p = sub.add_parser(
         "render", help="render a session to a file (brings the system up headless, then ends)"

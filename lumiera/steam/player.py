@@ -196,7 +196,9 @@ class PlayerActor(Actor):
         self.client.close()
 
     def on_tick(self) -> None:
-        live = [s.info() for s in self.streams.values() if s.state in ("starting", "running")]
+        live = [
+            s.info() for s in self.streams.values() if s.state in ("starting", "running", "paused")
+        ]
         if live:
             self.ctx.publish("stats.player", {"streams": live})
 

@@ -187,6 +187,8 @@ class PlayerActor(Actor):
         self.tick_interval = self.ctx.config.get_float("engine.stats_interval")
 
     def on_stop(self) -> None:
+        if not hasattr(self, "_stopping"):  # stopped before it was started
+            return
         self._stopping.set()
         for stream in self.streams.values():
             stream.cancel.set()

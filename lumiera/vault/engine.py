@@ -68,6 +68,8 @@ class EngineActor(Actor):
         self.slow: dict[int, float] = {}  # fault injection: output frame -> seconds
 
     def on_stop(self) -> None:
+        if not hasattr(self, "scheduler"):  # stopped before it was started
+            return
         for stream in self.streams.values():
             stream.stop()
         self.scheduler.shutdown(timeout=5.0)

@@ -142,6 +142,16 @@ def test_over_is_the_documented_integer_formula_for_every_sample(below, top, opa
     assert (over(b, t, opacity) == expected).all()
 
 
+def test_over_is_exact_for_every_sample_pair_at_every_alpha():
+    # all 65,536 (below, top) pairs, for each of the 256 alphas: the shift form
+    # of the division by 255 must never differ from the documented formula
+    below = np.repeat(np.arange(256, dtype=np.uint8), 256).reshape(256, 256)
+    top = below.T.copy()
+    for a in range(256):
+        expected = (top.astype(np.int64) * a + below.astype(np.int64) * (255 - a) + 127) // 255
+        assert (over(below, top, a / 255) == expected).all(), a
+
+
 def test_full_opacity_copies_the_layer_and_zero_leaves_what_is_below():
     rng = np.random.default_rng(1)
     b = rng.integers(0, 256, (4, 6, 3), dtype=np.uint8)

@@ -12,8 +12,9 @@ The Vault turns any input into frames the core understands. Here:
   decode per frame); a jump backwards or far ahead seeks to the keyframe
   before the target and decodes up to it.
 - Frames come out as numpy arrays in the pixel format asked (rgb24, yuv420p,
-  gray, rgba), scaled when a size is given; or straight into the caller's
-  buffers (a ring slot).
+  gray, rgba), scaled when a size is given; or, with
+  :meth:`MediaPool.frame_into`, straight into the caller's buffers (a ring
+  slot's planes), one copy from the decoder's picture.
 
 Not thread-safe: one pool per worker thread (a PyAV container is used by one
 thread at a time).
@@ -176,6 +177,38 @@ class MediaPool:
             frame.to_ndarray(width=width, height=height, format=fmt), np.uint8
         )
         return pixels
+
+    def frame_into(
+        self, path: str, index: int, out: tuple[np.ndarray[Any, np.dtype[np.uint8]], ...], fmt: str
+    ) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], ...]:
+        """Frame ``index`` of ``path`` written into ``out`` (a ring slot's planes), at their size.
+
+        ``out`` is one (h, w, 3) array for rgb24, (h, w, 4) for rgba, (h, w) for
+        gray, or the three yuv420p planes. The decoder's picture is converted
+        (and scaled) by FFmpeg and copied once, row by row, into ``out``: no
+        intermediate array. Errors as :meth:`frame`; ``out`` is then unchanged.
+        """
+        if fmt not in PIXEL_FORMATS:
+            raise ValueError(f"pixel format {fmt!r}: one of {', '.join(PIXEL_FORMATS)}")
+        if len(out) != (3 if fmt == "yuv420p" else 1):
+            raise ValueError(f"{fmt} needs {3 if fmt == 'yuv420p' else 1} output planes")
+        height, width = out[0].shape[:2]
+        if index < 0:
+            raise MediaError(f"media {path}: frame {index} does not exist")
+        entry = self._get(path)
+        try:
+            frame = self._decode_to(entry, index, path)
+            converted = frame.reformat(width=width, height=height, format=fmt)
+        except av.error.FFmpegError as e:
+            self._drop(path)
+            raise MediaError(f"media {path}: decoding frame {index} failed ({e})") from None
+        for i, target in enumerate(out):
+            plane = converted.planes[i]
+            rows = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
+            h = target.shape[0]
+            row_bytes = target.shape[1] * (target.shape[2] if target.ndim == 3 else 1)
+            np.copyto(target.reshape(h, row_bytes), rows[:h, :row_bytes])
+        return out
 
     def _decode_to(self, entry: _Open, index: int, path: str) -> av.VideoFrame:
         sought = entry.frames is None or not (

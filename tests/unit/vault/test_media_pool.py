@@ -613,3 +613,75 @@ def test_frames_of_an_mpeg_ts_file_are_exact_at_any_position(tmp_path, pool):
         except MediaError as e:
             got.append(str(e))
     assert got == positions
+
+
+# -- straight into the caller's buffers (a ring slot) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "shapes"),
+    [
+        ("rgb24", [(H, W, 3)]),
+        ("rgba", [(H, W, 4)]),
+        ("gray", [(H, W)]),
+        ("yuv420p", [(H, W), (H // 2, W // 2), (H // 2, W // 2)]),
+    ],
+)
+def test_frame_into_fills_the_callers_buffers_exactly_as_frame_returns_them(
+    media, pool, fmt, shapes
+):
+    path = str(media["ffv1.mkv"])
+    out = tuple(np.zeros(s, np.uint8) for s in shapes)
+    assert pool.frame_into(path, 9, out, fmt) is out
+    expected = pool.frame(path, 9, fmt)
+    for got, want in zip(
+        out, expected if isinstance(expected, tuple) else (expected,), strict=True
+    ):
+        assert (got == want).all()
+
+
+def test_frame_into_scales_to_the_size_of_the_buffers(media, pool):
+    path = str(media["h264-gop12.mp4"])
+    out = (np.zeros((96, 128, 3), np.uint8),)
+    pool.frame_into(path, 21, out, "rgb24")
+    assert (out[0] == pool.frame(path, 21, "rgb24", (128, 96))).all()
+    assert read_code(out[0], (2.0, 2.0)) == 21
+
+
+def test_frame_into_odd_sized_planes_has_no_line_padding(odd, pool):
+    path, frames = odd
+    out = (np.zeros((49, 65), np.uint8), np.zeros((25, 33), np.uint8), np.zeros((25, 33), np.uint8))
+    pool.frame_into(str(path), 4, out, "yuv420p")
+    for got, want in zip(out, frames[4], strict=True):
+        assert (got == want).all()
+
+
+def test_frame_into_refuses_the_wrong_number_of_planes_and_leaves_bad_frames_unwritten(media, pool):
+    path = str(media["ffv1.mkv"])
+    with pytest.raises(ValueError, match="3 output planes"):
+        pool.frame_into(path, 0, (np.zeros((H, W), np.uint8),), "yuv420p")
+    out = (np.full((H, W, 3), 7, np.uint8),)
+    with pytest.raises(MediaError, match="does not exist"):
+        pool.frame_into(path, 10_000, out, "rgb24")
+    assert (out[0] == 7).all()
+
+
+def test_a_frame_decoded_into_a_ring_slot_reaches_a_consumer_exactly(media, pool):
+    from lumiera.shm.layout import PixelFormat
+    from tests.unit.shm.ringkit import ring_kit
+
+    path = str(media["ffv1.mkv"])
+    with ring_kit() as kit:
+        kit.create("r", slots=2, payload_bytes=W * H * 3)
+        producer, consumer = kit.producer(), kit.consumer()
+        slot = producer.claim(W, H, PixelFormat.RGB24, pts=5)
+        assert slot is not None
+        pool.frame_into(path, 5, tuple(slot.planes), "rgb24")  # decoded into shared memory
+        producer.publish(slot)
+        got = consumer.acquire(5.0)
+        try:
+            assert got.pts == 5
+            assert (got.planes[0] == pool.frame(path, 5, "rgb24")).all()
+            assert read_code(got.planes[0]) == 5
+        finally:
+            consumer.release(got)

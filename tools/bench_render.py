@@ -1,0 +1,888 @@
+"""Benchmark of rendering a timeline to a file, and of real-time playback, through the processes.
+
+Run from the repository root with the project's interpreter::
+
+    .venv/bin/python tools/bench_render.py            # full run (1 to 2 minutes)
+    .venv/bin/python tools/bench_render.py --quick    # under a minute on 2 cores
+
+Prints a table (figures beside the aim, pass/MISS) and, as the very last line
+of stdout, one JSON object with the headline figures. Progress goes to stderr.
+
+What is measured, and how:
+
+* media: two 1080p (1920x1080) H.264 files in MP4 at 25 fps, 250 frames (10 s)
+  each, written with PyAV (libx264, preset ultrafast, yuv420p). Picture: a
+  blocky random texture panning sideways over a diagonal gradient, with a
+  bright box crossing it (a different texture, box and direction per file).
+* render through lumiera (``pipeline``): ``lumiera up --headless SESSIONFILE``
+  with the default configuration (``engine.workers`` 0: one worker per core).
+  Over the bus: ``session add_media`` A and B, ``add_track`` V1 and V2,
+  ``set_output`` 1920x1080 (25 fps), ``add_clip`` A on V1 and B on V2, both
+  over frames 0..249, B at opacity 0.5. Then ``player render`` to an MP4 with
+  codec ``h264`` (libx264 ultrafast, yuv420p): the Engine decodes and
+  composites the frames (yuv420p) into the ring ``render-1920x1080``, the
+  Player reads them in order and encodes. Timed from just before the request
+  to the arrival of ``player.render.done`` on a SUB socket (subscribed before
+  the request): the file is complete and renamed by then. frames/s =
+  250 / that time. Beside it: the CPU and the minor page faults of each
+  process meanwhile (from /proc), the Engine's own ``engine.render.done`` report, and the file's
+  frame count (packets of its video stream, demuxed), which must be 250.
+* render in one process (``single process``): the same two files decoded with
+  PyAV (``thread_type`` AUTO, as the Vault does), composited exactly as
+  lumiera does, per yuv420p plane ``lumiera.vault.composite.over(A, B, 0.5,
+  out)`` (B over the bottom clip A; ``out`` is the encoder's frame, so no copy
+  is made), and encoded as lumiera's ``h264`` codec does (libx264, preset
+  ultrafast, yuv420p, MP4); 250 frames, timed from the opening of the files
+  to the closing of the output. Its CPU time (all threads of this process)
+  and the wall time spent in each stage (waiting for the decoders, over(),
+  encode and mux) are shown. The two outputs are compared packet by packet:
+  same pictures in, same encoder and options, so the bitstreams should be the
+  same bytes (shown; libx264 is deterministic by default).
+* 5 rounds (``--quick``: 1) of pipeline and single process, alternating (P S,
+  then S P, ...); each figure is the BEST of its runs (interference from other
+  processes only ever slows a run down), all runs are listed, with the median
+  of the ratios of adjoining pairs. All pipeline runs are renders of one
+  instance; before them, a render of its last 10 frames, not counted (the
+  instance's first render opens its files, makes the render ring, loads
+  libx264; the frames it leaves in the Engine's cache are evicted before they
+  would be asked for again).
+* playback: 30 s (750 frames; ``--quick``: 10 s, 250) of the same session,
+  whose clips are repeated end to end on both tracks to last that long, at
+  25 fps in 1920x1080 rgb24 into the viewer ring ``viewer-1920x1080`` (drop
+  policy). A short ``player play`` of a few frames first, which creates the
+  ring as the Player does. The measured stream is started with ``engine
+  render`` (mode ``playback``, fmt ``rgb24``, the session's timeline), not
+  ``player play``: the Engine's reply gives ``start`` (its time.monotonic()
+  when frame 0 is due) and ``rate``, so frame *k* is due at
+  ``start + k / rate``. A ``ring.Consumer`` in this process, attached before
+  the request, takes time.monotonic() as soon as each ``acquire`` returns
+  (one clock for all processes of the machine) and releases the frame at
+  once. latency = arrival - due, p50 and p99 over the frames received;
+  drops = the ``dropped`` of the Engine's ``engine.render.done`` (frames not
+  computed in time); the ring's own count of frames this reader missed must
+  be 0, and received + dropped must be the frames played.
+* "others": CPU used meanwhile by processes other than this benchmark (and
+  the instance's engine, player and supervisor), in cores, from /proc/stat:
+  the figures are only as quiet as the machine was.
+
+Everything lives in one temporary directory that is removed at the end; the
+instance is stopped in ``finally`` (SIGTERM, wait, SIGKILL as a last resort)
+and checked for left-over processes, socket files and shm segments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import av
+import numpy as np
+import zmq
+
+from lumiera.appstate.children import proc_usage
+from lumiera.errors import RingTimeout
+from lumiera.shm import ring
+from lumiera.testing import Instance, Tap, median, pct, table, unique_runtime_dir
+from lumiera.vault.composite import over
+
+WIDTH, HEIGHT = 1920, 1080
+RATE = 25
+FRAMES = 250  # the render: 10 s
+PRESET = "ultrafast"
+CODEC = "h264"  # the Player's default: libx264 ultrafast, yuv420p, MP4
+OPACITY = 0.5
+AIM_OF_SINGLE = 0.9  # the pipeline at 90% of the single-process render or better
+VIEWER = f"viewer-{WIDTH}x{HEIGHT}"
+WARMUP_FRAMES = 10  # the last frames of the timeline, rendered before the measured runs
+WARMUP_PLAY = 5  # frames of the Player's play that creates the viewer ring
+START_TIMEOUT_S = 30.0
+RENDER_TIMEOUT_S = 300.0
+END_TIMEOUT_S = 30.0
+
+Pixels = np.ndarray[Any, np.dtype[np.uint8]]
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Context:
+    base: Path
+    env: dict[str, str]
+    problems: list[str] = field(default_factory=list)
+
+
+# -- CPU ---------------------------------------------------------------------------------
+
+
+def minor_faults(pid: int) -> int:
+    """Minor page faults of a process so far (all its threads), from /proc."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[7])
+
+
+@dataclass
+class Usage:
+    """What one process used over a stretch of time."""
+
+    cpu_s: float
+    faults: int  # minor page faults
+
+
+@dataclass
+class Cpu:
+    """CPU used so far: by the machine, this process (all threads), and given processes."""
+
+    wall: float
+    machine: float
+    own: Usage
+    pids: dict[int, Usage]
+
+    @classmethod
+    def now(cls, pids: Sequence[int] = ()) -> Cpu:
+        with open("/proc/stat") as f:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (
+                int(x) for x in f.readline().split()[1:9]
+            )
+        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+        t = os.times()
+        own = Usage(t.user + t.system + t.children_user + t.children_system, 0)
+        own.faults = minor_faults(os.getpid())
+        theirs = {
+            pid: Usage(float(proc_usage(pid)["cpu_s"] or 0.0), minor_faults(pid)) for pid in pids
+        }
+        return cls(time.monotonic(), busy, own, theirs)
+
+    def since(self, before: Cpu) -> tuple[dict[int, Usage], Usage, float]:
+        """(use of each given process, use of this one, cores everyone else used)."""
+        wall = max(self.wall - before.wall, 1e-9)
+
+        def delta(now: Usage, then: Usage) -> Usage:
+            return Usage(now.cpu_s - then.cpu_s, now.faults - then.faults)
+
+        pids = {p: delta(u, before.pids[p]) for p, u in self.pids.items()}
+        own = delta(self.own, before.own)
+        used = own.cpu_s + sum(u.cpu_s for u in pids.values())
+        return pids, own, max(0.0, ((self.machine - before.machine) - used) / wall)
+
+
+# -- media -------------------------------------------------------------------------------
+
+
+@dataclass
+class Media:
+    path: Path
+    frames: int
+    bytes: int
+    encode_s: float
+
+    @property
+    def mbit_s(self) -> float:
+        return self.bytes * 8 / (self.frames / RATE) / 1e6
+
+
+def _rows(frame: av.VideoFrame, i: int) -> Pixels:
+    """Plane ``i`` of a yuv420p frame as a (height, width) view, without the line padding."""
+    plane = frame.planes[i]
+    w = frame.width if i == 0 else (frame.width + 1) // 2
+    h = frame.height if i == 0 else (frame.height + 1) // 2
+    raw: Pixels = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
+    return raw[:h, :w]
+
+
+def make_media(path: Path, frames: int, seed: int) -> Media:
+    """A 1080p H.264 file: a texture panning over a gradient, and a box crossing it."""
+    rng = np.random.default_rng(seed)
+    step = 3 + seed  # pixels per frame the texture pans
+    cells = rng.integers(0, 96, (HEIGHT // 8 + 1, (WIDTH + step * frames) // 8 + 2), np.uint8)
+    texture = np.repeat(np.repeat(cells, 8, 0), 8, 1)[:HEIGHT]
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    gradient = ((xx * 80 // WIDTH + yy * 60 // HEIGHT) + 24).astype(np.uint8)
+    ch, cw = HEIGHT // 2, WIDTH // 2
+    u = np.full((ch, cw), 100 + 20 * seed, np.uint8)
+    v = np.full((ch, cw), 150 - 20 * seed, np.uint8)
+    box = 240
+    t0 = time.perf_counter()
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=RATE)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.options = {"preset": PRESET}
+        stream.thread_type = "AUTO"
+        for k in range(frames):
+            frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+            y = _rows(frame, 0)
+            x0 = step * k if seed % 2 else step * (frames - 1 - k)
+            np.add(texture[:, x0 : x0 + WIDTH], gradient, out=y)
+            bx = (7 * k * (1 + seed)) % (WIDTH - box)
+            by = (3 * k * (2 + seed)) % (HEIGHT - box)
+            y[by : by + box, bx : bx + box] = 235
+            _rows(frame, 1)[:] = u
+            _rows(frame, 2)[:] = v
+            frame.pts = k
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return Media(path, frames, path.stat().st_size, time.perf_counter() - t0)
+
+
+def packets_of(path: Path) -> tuple[int, str]:
+    """(packets with data in the video stream, SHA-256 over their bytes in order)."""
+    digest = hashlib.sha256()
+    n = 0
+    with av.open(str(path)) as container:
+        for packet in container.demux(container.streams.video[0]):
+            if packet.size:
+                digest.update(bytes(packet))
+                n += 1
+    return n, digest.hexdigest()
+
+
+def run_name(k: int) -> str:
+    return "warm-up" if k < 0 else f"run {k + 1}"
+
+
+# -- render in one process ---------------------------------------------------------------
+
+
+@dataclass
+class SingleRun:
+    frames: int
+    seconds: float
+    cpu_s: float  # this process, all threads (decoders, encoder)
+    faults: int  # minor page faults of this process
+    others: float
+    stages_s: dict[str, float]  # wall time in each stage of the loop (this thread)
+    packets: int
+    digest: str
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds
+
+
+def single_process(a: Path, b: Path, out: Path, frames: int) -> tuple[float, dict[str, float]]:
+    """Decode A and B, ``over(A, B, 0.5)`` per yuv420p plane, encode to H.264: (s, stages)."""
+    clock = time.perf_counter
+    stages = {"decode": 0.0, "composite": 0.0, "encode": 0.0}
+    t0 = clock()
+    with av.open(str(a)) as ca, av.open(str(b)) as cb, av.open(str(out), "w") as co:
+        sa, sb = ca.streams.video[0], cb.streams.video[0]
+        sa.thread_type = sb.thread_type = "AUTO"
+        enc = co.add_stream("libx264", rate=Fraction(RATE))
+        enc.width, enc.height, enc.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        enc.options = {"preset": PRESET}
+        da, db = ca.decode(sa), cb.decode(sb)
+        for k in range(frames):
+            t1 = clock()
+            fa, fb = next(da), next(db)
+            t2 = clock()
+            frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+            for i in range(3):
+                over(_rows(fa, i), _rows(fb, i), OPACITY, _rows(frame, i))
+            frame.pts = k
+            t3 = clock()
+            for packet in enc.encode(frame):
+                co.mux(packet)
+            t4 = clock()
+            stages["decode"] += t2 - t1
+            stages["composite"] += t3 - t2
+            stages["encode"] += t4 - t3
+        t1 = clock()
+        for packet in enc.encode():
+            co.mux(packet)
+        stages["encode"] += clock() - t1
+    return clock() - t0, stages
+
+
+def single_run(ctx: Context, a: Media, b: Media, frames: int, k: int) -> SingleRun:
+    out = ctx.base / f"single-{k}.mp4"
+    try:
+        before = Cpu.now()
+        seconds, stages = single_process(a.path, b.path, out, frames)
+        _, own, others = Cpu.now().since(before)
+        packets, digest = packets_of(out)
+    finally:
+        out.unlink(missing_ok=True)
+    if packets != frames:
+        ctx.problems.append(
+            f"single process {run_name(k)}: {packets} frames in the file, not {frames}"
+        )
+    return SingleRun(frames, seconds, own.cpu_s, own.faults, others, stages, packets, digest)
+
+
+# -- render through lumiera --------------------------------------------------------------
+
+
+@dataclass
+class PipelineRun:
+    frames: int
+    seconds: float  # request to player.render.done received
+    cpu_s: dict[str, float]  # per process: engine, player, supervisor
+    faults: dict[str, int]  # minor page faults, per process
+    others: float
+    engine: dict[str, Any]  # engine.render.done
+    player: dict[str, Any]  # player.render.done
+    packets: int
+    digest: str
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds
+
+
+@contextlib.contextmanager
+def running_instance(ctx: Context, session_file: Path) -> Iterator[Instance]:
+    """``lumiera up --headless SESSIONFILE``; stopped and checked in any case."""
+    rd = unique_runtime_dir(str(ctx.base))
+    inst = Instance(["--headless", str(session_file)], rd=rd, env=ctx.env)
+    try:
+        inst.start()
+        inst.wait_running(timeout=START_TIMEOUT_S)
+        yield inst
+    finally:
+        ctx.problems.extend(inst.close_and_check())
+
+
+@dataclass
+class Session:
+    media: tuple[str, str]
+    tracks: tuple[str, str]
+
+
+def build_session(inst: Instance, a: Media, b: Media, frames: int) -> Session:
+    """Two media, two tracks, A on V1 and B (opacity 0.5) on V2 over frames 0..frames-1."""
+
+    def add(command: str, args: dict[str, Any]) -> str:
+        return str(inst.request("session", command, args)["applied"]["id"])
+
+    media = (add("add_media", {"path": str(a.path)}), add("add_media", {"path": str(b.path)}))
+    tracks = (add("add_track", {"name": "V1"}), add("add_track", {"name": "V2"}))
+    inst.request("session", "set_output", {"width": WIDTH, "height": HEIGHT})
+    session = Session(media, tracks)
+    add_clips(inst, session, 0, frames)
+    return session
+
+
+def add_clips(inst: Instance, session: Session, position: int, frames: int) -> None:
+    for media, track, opacity in zip(session.media, session.tracks, (1.0, OPACITY), strict=True):
+        inst.request(
+            "session",
+            "add_clip",
+            {
+                "media": media,
+                "track": track,
+                "position": position,
+                "source_out": frames,
+                "opacity": opacity,
+            },
+        )
+
+
+def wait_event(tap: Tap, topics: Sequence[str], sid: str, timeout: float) -> tuple[str, Any]:
+    """The first event (seen or new) with one of ``topics`` whose ``id`` is ``sid``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for topic, body in tap.events:
+            if topic in topics and body.get("id") == sid:
+                return topic, body
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no {' or '.join(topics)} of {sid} within {timeout:g} s")
+        tap.poll(min(left, 0.1))
+
+
+def pipeline_run(
+    ctx: Context, inst: Instance, frames: int, k: int, *, first: int | None = None
+) -> PipelineRun:
+    """``player render`` of the whole timeline (or ``frames`` from ``first``) to an MP4.
+
+    Timed from the request to ``player.render.done``.
+    """
+    out = ctx.base / f"pipeline-{k}.mp4"
+    procs = {"engine": inst.pid_of("engine"), "player": inst.pid_of("player")}
+    assert inst.proc is not None
+    procs["supervisor"] = inst.proc.pid
+    tap = Tap(inst.rd, ["player.render.", "engine.render."])
+    try:
+        inst.request("player", "ping")  # the player answers, and the SUB has had time to join
+        before = Cpu.now(list(procs.values()))
+        t0 = time.perf_counter()
+        args: dict[str, Any] = {"output": str(out), "codec": CODEC}
+        if first is not None:
+            args.update(first=first, count=frames)
+        reply = inst.request("player", "render", args)
+        topic, player = wait_event(
+            tap, ("player.render.done", "player.render.failed"), reply["id"], RENDER_TIMEOUT_S
+        )
+        seconds = time.perf_counter() - t0
+        used, _own, others = Cpu.now(list(procs.values())).since(before)
+        if topic != "player.render.done":
+            raise RuntimeError(f"the render failed: {player.get('error')}")
+        _, engine = wait_event(
+            tap,
+            ("engine.render.done", "engine.render.failed"),
+            reply["engine_stream"],
+            END_TIMEOUT_S,
+        )
+        packets, digest = packets_of(out)
+    finally:
+        tap.close()
+        out.unlink(missing_ok=True)
+    if packets != frames or player.get("frames") != frames:
+        ctx.problems.append(
+            f"pipeline {run_name(k)}: {packets} frames in the file, the player says"
+            f" {player.get('frames')}, not {frames}"
+        )
+    if engine.get("frames") != frames or engine.get("failed"):
+        ctx.problems.append(f"pipeline {run_name(k)}: the engine reports {engine}")
+    cpu = {name: used[pid].cpu_s for name, pid in procs.items()}
+    faults = {name: used[pid].faults for name, pid in procs.items()}
+    return PipelineRun(frames, seconds, cpu, faults, others, engine, player, packets, digest)
+
+
+@dataclass
+class RenderResult:
+    pipeline: list[PipelineRun] = field(default_factory=list)
+    single: list[SingleRun] = field(default_factory=list)
+
+    def best_pipeline(self) -> PipelineRun:
+        return max(self.pipeline, key=lambda r: r.fps)
+
+    def best_single(self) -> SingleRun:
+        return max(self.single, key=lambda r: r.fps)
+
+    def paired(self) -> float:
+        """Median over the rounds of pipeline / single process (the two runs of a round adjoin)."""
+        pairs = zip(self.pipeline, self.single, strict=True)
+        return median([p.fps / s.fps for p, s in pairs])
+
+
+def bench_render(
+    ctx: Context, inst: Instance, a: Media, b: Media, *, frames: int, repeats: int
+) -> RenderResult:
+    res = RenderResult()
+    warm = pipeline_run(ctx, inst, WARMUP_FRAMES, -1, first=frames - WARMUP_FRAMES)
+    say(f"  warm-up: pipeline, the last {WARMUP_FRAMES} frames ({warm.seconds:.2f} s)")
+    for r in range(repeats):
+        order = ("pipeline", "single") if r % 2 == 0 else ("single", "pipeline")  # against drift
+        for what in order:
+            if what == "pipeline":
+                p = pipeline_run(ctx, inst, frames, r)
+                res.pipeline.append(p)
+                say(
+                    f"  {r + 1}/{repeats} pipeline       {p.fps:5.1f} frames/s ({p.seconds:.2f} s;"
+                    f" CPU engine {p.cpu_s['engine']:.1f} s, player {p.cpu_s['player']:.1f} s;"
+                    f" engine page faults/frame {p.faults['engine'] / frames:,.0f};"
+                    f" others {p.others:.2f} cores)"
+                )
+            else:
+                s = single_run(ctx, a, b, frames, r)
+                res.single.append(s)
+                say(
+                    f"  {r + 1}/{repeats} single process {s.fps:5.1f} frames/s ({s.seconds:.2f} s;"
+                    f" CPU {s.cpu_s:.1f} s; others {s.others:.2f} cores)"
+                )
+    return res
+
+
+# -- playback ----------------------------------------------------------------------------
+
+
+@dataclass
+class PlaybackResult:
+    count: int
+    received: list[tuple[int, float]]  # (pts, latency ms)
+    engine: dict[str, Any]  # engine.render.done
+    reader_drops: int  # frames the ring says this reader missed
+    start: float
+    rate: Fraction
+    cpu_s: dict[str, float]
+    others: float
+    seconds: float
+
+    @property
+    def latencies(self) -> list[float]:
+        return [ms for _, ms in self.received]
+
+    @property
+    def dropped(self) -> int:
+        return int(self.engine.get("dropped") or 0)
+
+    def missing(self, most: int = 6) -> str:
+        """The frames that did not come, as ranges (the first ``most`` of them)."""
+        seen = {pts for pts, _ in self.received}
+        ranges: list[list[int]] = []
+        for pts in range(self.count):
+            if pts in seen:
+                continue
+            if ranges and ranges[-1][1] == pts - 1:
+                ranges[-1][1] = pts
+            else:
+                ranges.append([pts, pts])
+        text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges[:most])
+        return text + (f" and {len(ranges) - most} more ranges" if len(ranges) > most else "")
+
+
+def warmup_play(inst: Instance) -> None:
+    """A few frames of ``player play``: the Player creates the viewer ring on its first play."""
+    tap = Tap(inst.rd, ["engine.render."])
+    try:
+        inst.request("player", "ping")
+        reply = inst.request("player", "play", {"first": 0, "count": WARMUP_PLAY})
+        if reply["ring"] != VIEWER:
+            raise RuntimeError(f"the Player plays into {reply['ring']}, not {VIEWER}")
+        wait_event(tap, ("engine.render.done", "engine.render.failed"), reply["engine_stream"], 30)
+    finally:
+        tap.close()
+
+
+def play(ctx: Context, inst: Instance, count: int) -> PlaybackResult:
+    """``engine render`` in playback mode into the viewer ring; arrivals against due times."""
+    timeline = inst.request("session", "describe")["session"]
+    procs = {"engine": inst.pid_of("engine"), "player": inst.pid_of("player")}
+    tap = Tap(inst.rd, ["engine.render."])
+    consumer = ring.Consumer(inst.rd, VIEWER, timeout=5)
+    arrivals: list[tuple[int, float]] = []
+    clock = time.monotonic
+    try:
+        inst.request("engine", "ping")
+        before = Cpu.now(list(procs.values()))
+        reply = inst.request(
+            "engine",
+            "render",
+            {
+                "timeline": timeline,
+                "first": 0,
+                "count": count,
+                "ring": VIEWER,
+                "fmt": "rgb24",
+                "mode": "playback",
+            },
+        )
+        sid, start, rate = reply["stream"], float(reply["start"]), Fraction(reply["rate"])
+        give_up = start + count / rate + END_TIMEOUT_S
+        ended = False
+        while True:
+            try:
+                frame = consumer.acquire(0.2)
+            except RingTimeout:
+                if ended:
+                    break  # the stream is over and nothing more came
+                tap.poll()
+                ended = any(body.get("id") == sid for _, body in tap.events)
+                if clock() > give_up:
+                    raise TimeoutError(f"playback {sid} did not end") from None
+                continue
+            got = clock()
+            pts = frame.pts
+            consumer.release(frame)
+            arrivals.append((pts, got))
+            if pts >= count - 1:
+                break
+        topic, engine = wait_event(
+            tap, ("engine.render.done", "engine.render.failed"), sid, END_TIMEOUT_S
+        )
+        seconds = clock() - start
+        used, _own, others = Cpu.now(list(procs.values())).since(before)
+        reader_drops = consumer.drops
+    finally:
+        consumer.close()
+        tap.close()
+    if topic != "engine.render.done":
+        ctx.problems.append(f"playback: the engine's stream failed: {engine.get('error')}")
+    received = [(pts, (got - (start + float(pts / rate))) * 1000) for pts, got in arrivals]
+    pts_seen = [p for p, _ in arrivals]
+    if pts_seen != sorted(set(pts_seen)):
+        ctx.problems.append("playback: frames came out of order or twice")
+    if reader_drops:
+        ctx.problems.append(f"playback: the ring says this reader missed {reader_drops} frames")
+    dropped = int(engine.get("dropped") or 0)
+    if len(arrivals) + dropped != count:
+        ctx.problems.append(
+            f"playback: {len(arrivals)} frames received + {dropped} dropped != {count}"
+        )
+    cpu = {name: used[pid].cpu_s for name, pid in procs.items()}
+    return PlaybackResult(count, received, engine, reader_drops, start, rate, cpu, others, seconds)
+
+
+# -- report ------------------------------------------------------------------------------
+
+Row = tuple[str, str, str, str, str]
+
+
+def verdict(value: float, aim: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return "pass" if value >= aim else "MISS"
+
+
+@dataclass
+class Report:
+    quick: bool
+    a: Media
+    b: Media
+    render: RenderResult
+    playback: PlaybackResult
+    problems: list[str]
+    elapsed: float
+    load_at_start: float
+
+
+def _ms(seconds: float, frames: int) -> str:
+    return f"{seconds / frames * 1000:.1f}"
+
+
+def render_rows(rep: Report) -> list[Row]:
+    res = rep.render
+    p, s = res.best_pipeline(), res.best_single()
+    ratio = p.fps / s.fps
+    cores = os.cpu_count() or 1
+    n = p.frames
+    p_cpu = sum(p.cpu_s.values())
+    e = p.engine
+    stages = ", ".join(f"{k} {_ms(v, s.frames)}" for k, v in s.stages_s.items())
+    same = "the same bytes" if p.digest == s.digest else "DIFFERENT bytes"
+    return [
+        (
+            "render 1080p 2 tracks -> H.264, pipeline",
+            f"{p.fps:.1f} /s",
+            "",
+            "",
+            f"player render, request to player.render.done; best of {len(res.pipeline)}:"
+            f" {', '.join(f'{r.fps:.1f}' for r in res.pipeline)}",
+        ),
+        (
+            "render, single process (PyAV + over)",
+            f"{s.fps:.1f} /s",
+            "",
+            "",
+            f"best of {len(res.single)}: {', '.join(f'{r.fps:.1f}' for r in res.single)}",
+        ),
+        (
+            "  pipeline / single process",
+            f"{ratio:.2f}",
+            f">= {AIM_OF_SINGLE:g}",
+            verdict(ratio, AIM_OF_SINGLE),
+            f"best vs best; median of the rounds' ratios {res.paired():.2f}; {cores} cores",
+        ),
+        (
+            "  pipeline CPU per frame",
+            f"{p_cpu / n * 1000:.1f} ms",
+            "",
+            "",
+            f"engine {_ms(p.cpu_s['engine'], n)}, player {_ms(p.cpu_s['player'], n)},"
+            f" supervisor {_ms(p.cpu_s['supervisor'], n)} ms;"
+            f" {p_cpu / p.seconds:.2f} cores busy; others {p.others:.2f} cores;"
+            f" page faults/frame: engine {p.faults['engine'] / n:,.0f},"
+            f" player {p.faults['player'] / n:,.0f}",
+        ),
+        (
+            "  single process CPU per frame",
+            f"{s.cpu_s / s.frames * 1000:.1f} ms",
+            "",
+            "",
+            f"{s.cpu_s / s.seconds:.2f} cores busy; others {s.others:.2f} cores;"
+            f" page faults/frame {s.faults / s.frames:,.0f};"
+            f" wall ms/frame in the loop: {stages}",
+        ),
+        (
+            "  engine stream (engine.render.done)",
+            f"{e.get('seconds', float('nan')):.2f} s",
+            "",
+            "",
+            f"{e.get('frames')} frames, {e.get('decoded')} decoded, {e.get('missed')} late jobs,"
+            f" {e.get('failed')} failed; player: {p.player.get('frames')} frames encoded",
+        ),
+        (
+            "  frames in the rendered file",
+            f"{p.packets}",
+            f"{n}",
+            "pass" if p.packets == n else "MISS",
+            f"video packets demuxed; vs the single process's file: {same}",
+        ),
+    ]
+
+
+def playback_rows(rep: Report) -> list[Row]:
+    pb = rep.playback
+    lat = pb.latencies
+    e = pb.engine
+    got = len(pb.received)
+    return [
+        (
+            f"playback 1080p rgb24 {pb.rate} fps, frames received",
+            f"{got}",
+            f"{pb.count}",
+            "pass" if got == pb.count else "MISS",
+            f"{float(pb.count / pb.rate):g} s; viewer ring {VIEWER}; engine render mode playback",
+        ),
+        (
+            "  dropped (engine.render.done)",
+            f"{pb.dropped}",
+            "0",
+            "pass" if pb.dropped == 0 else "MISS",
+            f"not computed in time; {e.get('missed')} late jobs; this reader missed"
+            f" {pb.reader_drops} in the ring"
+            + (f"; frames missing: {pb.missing()}" if got < pb.count else ""),
+        ),
+        (
+            "  latency arrival - due, p50 / p99",
+            f"{median(lat):.2f} / {pct(lat, 99):.2f} ms",
+            "",
+            "",
+            f"min {min(lat, default=float('nan')):.2f}, max {max(lat, default=float('nan')):.2f}"
+            f" ms; the engine's own publish - due p50: {e.get('lateness_ms_p50')} ms",
+        ),
+        (
+            "  CPU during playback",
+            f"{sum(pb.cpu_s.values()) / pb.seconds:.2f} cores",
+            "",
+            "",
+            f"engine {pb.cpu_s['engine'] / pb.seconds:.2f}, player"
+            f" {pb.cpu_s['player'] / pb.seconds:.2f} cores; others {pb.others:.2f} cores",
+        ),
+    ]
+
+
+def report(rep: Report) -> dict[str, float | int]:
+    cores = os.cpu_count() or 1
+    try:
+        load_avg = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load_avg = "?"
+    rows: list[Row] = [("figure", "value", "aim", "ok?", "how")]
+    rows += render_rows(rep) + playback_rows(rep)
+    lines = [
+        "lumiera render benchmark",
+        f"machine: {platform.machine()}, nproc {len(os.sched_getaffinity(0))} "
+        f"(cpu_count {cores}), load avg {load_avg}, {platform.platform()}",
+        f"python {platform.python_version()} ({sys.executable}); PyAV {av.__version__}, "
+        f"libavcodec {'.'.join(map(str, av.library_versions.get('libavcodec', ())))},"
+        f" numpy {np.__version__}",
+        f"mode: {'quick' if rep.quick else 'full'}; {rep.elapsed:.1f} s",
+        f"media: 2 x {WIDTH}x{HEIGHT} H.264 {PRESET}, {RATE} fps, {rep.a.frames} frames; "
+        f"A {rep.a.mbit_s:.1f}, B {rep.b.mbit_s:.1f} Mbit/s (encoded in"
+        f" {rep.a.encode_s + rep.b.encode_s:.1f} s)",
+        f"render: {rep.render.best_pipeline().frames} frames, V1 = A, V2 = B at opacity"
+        f" {OPACITY:g}, to {CODEC} (libx264 {PRESET}); pipeline and single process alternate;"
+        " the figure is the BEST run",
+        "others: CPU used meanwhile by other processes, in cores",
+    ]
+    if rep.load_at_start > 0.5:
+        lines.append(
+            f"note: load average {rep.load_at_start:.2f} before the start: other processes"
+            " compete for the cores, so these figures are noisy"
+        )
+    lines += ["", *table(rows)]
+    if rep.problems:
+        lines += ["", "PROBLEMS:", *(f"  - {p}" for p in rep.problems)]
+    print("\n".join(lines), flush=True)
+    lat = rep.playback.latencies
+    return {
+        "pipeline_fps": rep.render.best_pipeline().fps,
+        "single_process_fps": rep.render.best_single().fps,
+        "playback_frames": len(rep.playback.received),
+        "playback_drops": rep.playback.dropped,
+        "playback_latency_ms_p50": median(lat),
+        "playback_latency_ms_p99": pct(lat, 99),
+    }
+
+
+def json_value(v: float | int) -> float | int | None:
+    if isinstance(v, int):
+        return v
+    return None if math.isnan(v) else round(v, 2)
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@dataclass
+class Plan:
+    repeats: int  # rounds of pipeline and single process
+    play: int  # frames of playback
+
+
+def plan(quick: bool) -> Plan:
+    if quick:
+        return Plan(repeats=1, play=10 * RATE)
+    return Plan(repeats=5, play=30 * RATE)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="one round, 10 s playback (< 60 s)")
+    args = parser.parse_args(argv)
+    p = plan(args.quick)
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # so finally blocks clean up
+    base = Path(tempfile.mkdtemp(prefix="lumrender-", dir="/tmp"))  # short: ipc paths <= 107
+    ctx = Context(base, {"XDG_STATE_HOME": str(base / "state")})
+    load_at_start = os.getloadavg()[0]
+    started = time.perf_counter()
+    try:
+        say(f"media: encoding 2 x {FRAMES} frames of 1080p H.264")
+        a = make_media(base / "a.mp4", FRAMES, 1)
+        b = make_media(base / "b.mp4", FRAMES, 2)
+        say(f"  {a.encode_s + b.encode_s:.1f} s; {a.mbit_s:.1f} and {b.mbit_s:.1f} Mbit/s")
+        with running_instance(ctx, base / "render.lumiera") as inst:
+            session = build_session(inst, a, b, FRAMES)
+            say(f"render: {FRAMES} frames, {p.repeats} round(s) of pipeline and single process")
+            render = bench_render(ctx, inst, a, b, frames=FRAMES, repeats=p.repeats)
+            for k in range(1, -(-p.play // FRAMES)):  # the clips again, end to end
+                add_clips(inst, session, k * FRAMES, FRAMES)
+            say(f"playback: {p.play} frames at {RATE} fps")
+            warmup_play(inst)
+            playback = play(ctx, inst, p.play)
+            lat = playback.latencies
+            say(
+                f"  {len(playback.received)} frames, {playback.dropped} dropped; latency p50"
+                f" {median(lat):.2f} ms, p99 {pct(lat, 99):.2f} ms"
+            )
+    finally:
+        zmq.Context.instance().destroy(linger=0)
+        shutil.rmtree(base, ignore_errors=True)
+    fig = report(
+        Report(
+            args.quick,
+            a,
+            b,
+            render,
+            playback,
+            ctx.problems,
+            time.perf_counter() - started,
+            load_at_start,
+        )
+    )
+    print(json.dumps({k: json_value(v) for k, v in fig.items()}), flush=True)
+    return 1 if ctx.problems else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        say("interrupted; everything started was stopped and removed")
+        sys.exit(130)

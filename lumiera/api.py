@@ -214,7 +214,8 @@ class App:
         self, first: int | None = None, count: int | None = None, rate: str | None = None
     ) -> dict[str, Any]:
         """Start (or resume) playback into the viewer ring; returns the stream."""
-        args = {k: v for k, v in {"first": first, "count": count, "rate": rate}.items() if v}
+        given = {"first": first, "count": count, "rate": rate}
+        args = {k: v for k, v in given.items() if v is not None}
         result: dict[str, Any] = self.request("player", "play", **args)
         return result
 

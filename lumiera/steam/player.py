@@ -160,6 +160,12 @@ class PlayerStream:
             "seconds": round(seconds, 3),
             "rate": str(self.rate),
             "engine_stream": self.engine_stream,
+            # playback: when frame ``start_frame`` is (was) due, on CLOCK_MONOTONIC
+            **(
+                {"start": self.start_due, "start_frame": self.position_at_start}
+                if self.mode == "playback"
+                else {}
+            ),
             "ring": self.ring,
             **({"output": self.output} if self.output else {}),
             **({"error": self.error} if self.error else {}),

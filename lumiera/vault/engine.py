@@ -64,6 +64,7 @@ class EngineActor(Actor):
         self.streams: dict[str, RenderStream] = {}
         self._ids = itertools.count(1)
         self._threads: list[threading.Thread] = []
+        self._ring_threads: dict[str, threading.Thread] = {}  # the last stream's, per ring
         self.tick_interval = cfg.get_float("engine.stats_interval")
         self.slow: dict[int, float] = {}  # fault injection: output frame -> seconds
 
@@ -145,20 +146,28 @@ class EngineActor(Actor):
         )
         self.streams[sid] = stream
         self._forget_ended()
+        before = self._ring_threads.get(ring)
         thread = threading.Thread(
             target=self._run_stream,
-            args=(stream,),
+            args=(stream, before),
             name=f"stream-{sid}",
             daemon=True,  # a stream blocked on a slow ring must not hold the process past stop
         )
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        self._ring_threads[ring] = thread
         thread.start()
         return {"stream": sid, "frames": count, "mode": mode, "rate": str(fps), "start": due}
 
-    def _run_stream(self, stream: RenderStream) -> None:
-        """The stream's thread: the ring's one producer; publishes the stream's end itself."""
+    def _run_stream(self, stream: RenderStream, before: threading.Thread | None) -> None:
+        """The stream's thread: the ring's one producer; publishes the stream's end itself.
+
+        A ring has one producer at a time: a stream waits for the one before it on
+        the same ring (stopped, e.g. by a seek) to end first.
+        """
         from lumiera.shm.ring import Producer
 
+        if before is not None:
+            before.join(WAIT_FRAME_S)
         started = time.monotonic()
         assert self.ctx.runtime_dir is not None
         rd = RuntimeDir(Path(self.ctx.runtime_dir), self.ctx.instance, False)

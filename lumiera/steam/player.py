@@ -42,8 +42,9 @@ from typing import Any
 import zmq
 
 from lumiera.actors import Actor, command
+from lumiera.actors.publisher import SharedPublisher
 from lumiera.bus.client import ControlClient
-from lumiera.bus.codec import pack, unpack
+from lumiera.bus.codec import unpack
 from lumiera.errors import (
     BadArguments,
     Conflict,
@@ -93,22 +94,6 @@ def check_media(timeline: dict[str, Any], first: int, count: int) -> None:
 
 def ring_slot_mb(width: int, height: int, channels: int = 3) -> int:
     return max(1, -(-width * height * channels // 2**20))
-
-
-class _Events:
-    """A PUB socket for a thread of this process (zmq sockets belong to one thread)."""
-
-    def __init__(self, rd: RuntimeDir, sender: str) -> None:
-        self.sender = sender
-        self.sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
-        self.sock.connect(rd.endpoint("publish"))
-
-    def publish(self, topic: str, body: dict[str, Any]) -> None:
-        full = {"sender": self.sender, "ts": time.time(), **body}
-        self.sock.send_multipart([topic.encode(), pack(full)])
-
-    def close(self) -> None:
-        self.sock.close(linger=1000)
 
 
 class PlayerStream:
@@ -180,6 +165,7 @@ class PlayerActor(Actor):
         assert self.ctx.runtime_dir is not None
         self.rd = RuntimeDir(Path(self.ctx.runtime_dir), self.ctx.instance, False)
         self.client = ControlClient(self.rd, timeout=30.0)  # the main thread's connection
+        self.events = SharedPublisher(self.rd, self.ctx.name)  # for the render threads
         self.codecs = Registry()
         self.streams: dict[str, PlayerStream] = {}
         self.rings: set[str] = set()
@@ -202,6 +188,7 @@ class PlayerActor(Actor):
             t.join(timeout=10.0)  # a render's thread removes its partial file
         self._monitor.join(timeout=2.0)
         self.client.close()
+        self.events.close()
 
     def on_tick(self) -> None:
         live = [
@@ -328,7 +315,6 @@ class PlayerActor(Actor):
 
     def _encode(self, stream: PlayerStream, consumer: Any, encoder: Encoder) -> None:
         """The render's thread: frames from the ring, in order, into the encoder."""
-        events = _Events(self.rd, self.ctx.name)
         silent_since = time.monotonic()
         try:
             expected = stream.first
@@ -373,10 +359,7 @@ class PlayerActor(Actor):
             consumer.close()
             stream.ended = time.monotonic()
             topic = "player.render.done" if stream.state == "done" else "player.render.failed"
-            try:
-                events.publish(topic, stream.info())
-            finally:
-                events.close()
+            self.events.publish(topic, stream.info())
 
     # -- playback into the viewer ring -----------------------------------------------------
 

@@ -32,10 +32,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import zmq
-
 from lumiera.actors import Actor, command
-from lumiera.bus.codec import pack
+from lumiera.actors.publisher import SharedPublisher
 from lumiera.errors import BadArguments, FaultsDisabled, NotFound
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.vault.cache import FrameCache
@@ -45,6 +43,7 @@ from lumiera.vault.stream import FORMATS, MODES, WAIT_FRAME_S, RenderStream, Str
 
 PREROLL_S = 0.25  # playback: the first frame is due this long after the request, by default
 KEEP_ENDED = 64  # ended streams kept for ``streams``
+STOP_WAIT_S = 2.0  # stop_stream answers once the stream ended, or after this long
 
 
 class EngineActor(Actor):
@@ -67,6 +66,9 @@ class EngineActor(Actor):
         self._ring_threads: dict[str, threading.Thread] = {}  # the last stream's, per ring
         self.tick_interval = cfg.get_float("engine.stats_interval")
         self.slow: dict[int, float] = {}  # fault injection: output frame -> seconds
+        assert self.ctx.runtime_dir is not None
+        self.rd = RuntimeDir(Path(self.ctx.runtime_dir), self.ctx.instance, False)
+        self.events = SharedPublisher(self.rd, self.ctx.name)  # for the streams' threads
 
     def on_stop(self) -> None:
         if not hasattr(self, "scheduler"):  # stopped before it was started
@@ -79,6 +81,7 @@ class EngineActor(Actor):
         with self._pools_lock:
             for pool in self._pools:
                 pool.close()
+        self.events.close()
 
     def on_tick(self) -> None:
         self.ctx.publish("stats.engine", self.stats())
@@ -155,6 +158,7 @@ class EngineActor(Actor):
         )
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         self._ring_threads[ring] = thread
+        stream.thread = thread
         thread.start()
         return {"stream": sid, "frames": count, "mode": mode, "rate": str(fps), "start": due}
 
@@ -169,28 +173,18 @@ class EngineActor(Actor):
         if before is not None:
             before.join(WAIT_FRAME_S)
         started = time.monotonic()
-        assert self.ctx.runtime_dir is not None
-        rd = RuntimeDir(Path(self.ctx.runtime_dir), self.ctx.instance, False)
-        # zmq sockets belong to one thread: this one publishes its events itself,
-        # and connects now, so the bus has subscribed by the time the stream ends.
-        events: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
-        events.connect(rd.endpoint("publish"))
         try:
-            try:
-                with Producer(rd, stream.spec.ring, timeout=WAIT_FRAME_S) as producer:
-                    stream.run(producer)
-            except Exception as e:  # noqa: BLE001 - e.g. no such ring: this stream fails
-                stream.status.state = "failed"
-                stream.status.error = f"{type(e).__name__}: {e}"
-            info = stream.info()
-            if info["state"] == "failed":
-                self.log.error("stream %s failed: %s", info["id"], info["error"])
-            info["seconds"] = round(time.monotonic() - started, 3)
-            topic = "engine.render.failed" if info["state"] == "failed" else "engine.render.done"
-            body = {"sender": self.ctx.name, "ts": time.time(), **info}
-            events.send_multipart([topic.encode(), pack(body)])
-        finally:
-            events.close(linger=1000)
+            with Producer(self.rd, stream.spec.ring, timeout=WAIT_FRAME_S) as producer:
+                stream.run(producer)
+        except Exception as e:  # noqa: BLE001 - e.g. no such ring: this stream fails
+            stream.status.state = "failed"
+            stream.status.error = f"{type(e).__name__}: {e}"
+        info = stream.info()
+        if info["state"] == "failed":
+            self.log.error("stream %s failed: %s", info["id"], info["error"])
+        info["seconds"] = round(time.monotonic() - started, 3)
+        topic = "engine.render.failed" if info["state"] == "failed" else "engine.render.done"
+        self.events.publish(topic, info)
 
     def _forget_ended(self) -> None:
         ended = [k for k, s in self.streams.items() if s.status.state != "running"]
@@ -204,6 +198,11 @@ class EngineActor(Actor):
         if found is None:
             raise NotFound(f"no stream {stream!r}")
         found.stop()
+        # Answer once it has ended (bounded): a stream started next into the same
+        # ring, as a seek does, then starts at once and on time.
+        thread = found.thread
+        if thread is not None:
+            thread.join(STOP_WAIT_S)
         return {"stream": stream, "state": found.status.state}
 
     @command

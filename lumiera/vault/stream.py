@@ -37,7 +37,6 @@ one memcpy per frame, about 1 ms of a 1080p rgb24 frame).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
@@ -115,6 +114,9 @@ class ClipReader:
         self.pool = MediaPool(1)  # its own decoder: used by one job at a time
         self.job: JobHandle | None = None
         self.decoded = 0
+        self.retired = False
+        self._running = False
+        self._lock = threading.Lock()
 
     def key(self, index: int) -> tuple[str, int, str, tuple[int, int]]:
         """The cache key of the source frame shown at output frame ``index``."""
@@ -133,18 +135,42 @@ class ClipReader:
 
         def job() -> None:
             try:
-                while self.next < upto:
+                while self.next < upto and not self.retired:
                     key = self.key(self.next)
                     if key not in self.cache:
                         self.cache.put(key, self.pool.frame(self.path, key[1], key[2], key[3]))
                         self.decoded += 1
                     self.next += 1
             finally:
+                with self._lock:
+                    self._running = False
+                    if self.retired:  # the stream ended meanwhile: this job closes the pool
+                        self.pool.close()
                 woken.set()
 
-        return job
+        def started() -> None:
+            with self._lock:
+                self._running = True
+            if not self.retired:
+                job()
+            else:
+                with self._lock:
+                    self._running = False
+                    self.pool.close()
 
-    def close(self) -> None:
+        return started
+
+    def retire(self) -> None:
+        """The stream is over: close the decoder now, or let a running read close it.
+
+        Never waits for a read. A read still queued stops at its first frame and
+        closes the pool then; one the scheduler drops unrun leaves the pool to
+        the garbage collector (which closes its file).
+        """
+        with self._lock:
+            self.retired = True
+            if self._running:
+                return
         self.pool.close()
 
 
@@ -186,6 +212,7 @@ class RenderStream:
         self.woken = threading.Event()
         self.stopping = threading.Event()
         self.missed = 0  # frames whose job a worker took after its deadline
+        self.thread: threading.Thread | None = None  # the owner's thread running it
         paths = {m["id"]: m["path"] for m in spec.timeline["media"]}
         tracks = {t["id"] for t in spec.timeline["tracks"]}
         self.readers = [
@@ -251,10 +278,7 @@ class RenderStream:
             self.status.error = f"{type(e).__name__}: {e}"
         finally:
             for reader in self.readers:
-                if reader.job is not None:  # a queued or running read: let it end first
-                    with contextlib.suppress(Exception):
-                        reader.job.result(WAIT_FRAME_S)
-                reader.close()
+                reader.retire()  # never waits: a stop ends the stream after its frame
 
     def _run(self, producer: Any) -> None:
         spec, s = self.spec, self.status

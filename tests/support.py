@@ -6,10 +6,13 @@ import contextlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 import pytest
+
+from lumiera.testing import Instance, run_cli
 
 
 def write_audio_only(path: Path) -> Path:
@@ -51,3 +54,31 @@ def tmpfs(where: Path, size: str, mode: str = "0700") -> Iterator[Path]:
             subprocess.run(
                 ["umount", "-l", str(where)], capture_output=True, timeout=10, check=False
             )
+
+
+def stop(inst: Instance) -> None:
+    """``lumiera stop`` of a test's instance: it must end in order (exit 0)."""
+    result = run_cli("stop", "--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path))
+    assert result.returncode == 0, result.stderr
+    assert inst.wait() == 0, inst.output()
+
+
+def build(
+    inst: Instance,
+    media: list[Path],
+    clips: list[dict[str, Any]],
+    tracks: int = 1,
+    *,
+    size: tuple[int, int] = (64, 48),
+    rate: int = 25,
+) -> dict[str, Any]:
+    """Media m1.., tracks t1.. (bottom up), the output size and rate, the clips; the timeline."""
+    for path in media:
+        inst.request("session", "add_media", {"path": str(path)})
+    for k in range(tracks):
+        inst.request("session", "add_track", {"name": f"V{k + 1}"})
+    inst.request("session", "set_output", {"width": size[0], "height": size[1], "rate": str(rate)})
+    for clip in clips:
+        inst.request("session", "add_clip", clip)
+    timeline: dict[str, Any] = inst.request("session", "describe")["session"]
+    return timeline

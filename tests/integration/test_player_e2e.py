@@ -26,9 +26,10 @@ import zmq
 from lumiera import shm
 from lumiera.errors import RingTimeout
 from lumiera.shm.ring import Consumer
-from lumiera.testing import Instance, Tap, run_cli, wait_for
+from lumiera.testing import Instance, Tap, wait_for
 from lumiera.vault.media import MediaPool
 from lumiera.vault.render import render_frame
+from tests.support import build, stop
 from tests.unit.vault.mediakit import read_code, write_video
 
 pytestmark = pytest.mark.integration
@@ -50,28 +51,6 @@ Arrival = tuple[int, float, int]  # pts, time.monotonic() of arrival, number rea
 
 def where(inst: Instance) -> list[str]:
     return ["--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path)]
-
-
-def stop(inst: Instance) -> None:
-    """``lumiera stop``: the instance ends in order (exit 0)."""
-    result = run_cli("stop", *where(inst))
-    assert result.returncode == 0, result.stderr
-    assert inst.wait() == 0, inst.output()
-
-
-def build(
-    inst: Instance, media: list[Path], clips: list[dict[str, Any]], tracks: int = 1
-) -> dict[str, Any]:
-    """Media m1.., tracks t1.. (bottom up), a 64x48 output at 25 fps, the clips; the timeline."""
-    for path in media:
-        inst.request("session", "add_media", {"path": str(path)})
-    for k in range(tracks):
-        inst.request("session", "add_track", {"name": f"V{k + 1}"})
-    inst.request("session", "set_output", {"width": W, "height": H, "rate": str(RATE)})
-    for clip in clips:
-        inst.request("session", "add_clip", clip)
-    timeline: dict[str, Any] = inst.request("session", "describe")["session"]
-    return timeline
 
 
 def synced_tap(inst: Instance, prefixes: list[str]) -> Tap:

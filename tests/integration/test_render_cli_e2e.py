@@ -24,9 +24,10 @@ import pytest
 
 from lumiera import api, testing
 from lumiera.errors import MediaError
-from lumiera.testing import Instance, run_cli, unique_runtime_dir
+from lumiera.testing import Instance, unique_runtime_dir
 from lumiera.vault.media import MediaPool
 from lumiera.vault.render import render_frame
+from tests.support import build, stop
 from tests.unit.vault.mediakit import read_code, write_video
 
 pytestmark = pytest.mark.integration
@@ -62,27 +63,6 @@ def render(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str
     finally:
         with contextlib.suppress(OSError):
             rd.path.rmdir()  # the instance removed what it made in it
-
-
-def stop(inst: Instance) -> None:
-    result = run_cli("stop", "--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path))
-    assert result.returncode == 0, result.stderr
-    assert inst.wait() == 0, inst.output()
-
-
-def build(
-    inst: Instance, media: list[Path], clips: list[dict[str, Any]], tracks: int = 1
-) -> dict[str, Any]:
-    """Media m1.., tracks t1.. (bottom up), a 64x48 output at 25 fps, the clips; the timeline."""
-    for path in media:
-        inst.request("session", "add_media", {"path": str(path)})
-    for k in range(tracks):
-        inst.request("session", "add_track", {"name": f"V{k + 1}"})
-    inst.request("session", "set_output", {"width": W, "height": H, "rate": str(RATE)})
-    for clip in clips:
-        inst.request("session", "add_clip", clip)
-    timeline: dict[str, Any] = inst.request("session", "describe")["session"]
-    return timeline
 
 
 def decode(path: Path) -> tuple[list[av.VideoFrame], Fraction, str]:

@@ -164,7 +164,11 @@ class PlayerActor(Actor):
     def on_start(self) -> None:
         assert self.ctx.runtime_dir is not None
         self.rd = RuntimeDir(Path(self.ctx.runtime_dir), self.ctx.instance, False)
-        self.client = ControlClient(self.rd, timeout=30.0)  # the main thread's connection
+        # The main thread's connection. Its requests (session describe, engine render,
+        # stop_stream) are answered in milliseconds; the bound keeps a slow answer from
+        # holding the main loop past the heartbeat watchdog (the request fails instead).
+        watchdog = self.ctx.config.get_float("appstate.watchdog_timeout")
+        self.client = ControlClient(self.rd, timeout=watchdog / 2)
         self.events = SharedPublisher(self.rd, self.ctx.name)  # for the render threads
         self.codecs = Registry()
         self.streams: dict[str, PlayerStream] = {}
@@ -184,9 +188,11 @@ class PlayerActor(Actor):
         self._stopping.set()
         for stream in self.streams.values():
             stream.cancel.set()
-        for t in self._threads:
-            t.join(timeout=10.0)  # a render's thread removes its partial file
-        self._monitor.join(timeout=2.0)
+        # A render's thread removes its partial file; waited for within half the
+        # grace period of an orderly stop (the process still waits for it at exit).
+        deadline = time.monotonic() + self.ctx.config.get_float("appstate.grace_period") / 2
+        for t in [*self._threads, self._monitor]:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
         self.client.close()
         self.events.close()
 

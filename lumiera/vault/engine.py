@@ -19,7 +19,7 @@ misses; each clip being read has its own decoder; the frame cache
 (``vault.cache_mb``) is shared.
 
 NOT BUILT: worker processes (threads use the cores: decoding and numpy release
-the GIL; see docs/FIGURES.md for the scaling measured).
+the GIL; the README's Figures give the scaling measured on 2 cores).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from lumiera.vault.stream import FORMATS, MODES, WAIT_FRAME_S, RenderStream, Str
 
 PREROLL_S = 0.25  # playback: the first frame is due this long after the request, by default
 KEEP_ENDED = 64  # ended streams kept for ``streams``
-STOP_WAIT_S = 2.0  # stop_stream answers once the stream ended, or after this long
 
 
 class EngineActor(Actor):
@@ -75,9 +74,11 @@ class EngineActor(Actor):
             return
         for stream in self.streams.values():
             stream.stop()
-        self.scheduler.shutdown(timeout=5.0)
+        # Within half the grace period the supervisor gives an orderly stop.
+        deadline = time.monotonic() + self.ctx.config.get_float("appstate.grace_period") / 2
+        self.scheduler.shutdown(timeout=deadline - time.monotonic())
         for t in self._threads:
-            t.join(timeout=5.0)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
         with self._pools_lock:
             for pool in self._pools:
                 pool.close()
@@ -202,7 +203,8 @@ class EngineActor(Actor):
         # ring, as a seek does, then starts at once and on time.
         thread = found.thread
         if thread is not None:
-            thread.join(STOP_WAIT_S)
+            # Bounded well within the heartbeat watchdog: this is the main thread.
+            thread.join(self.ctx.config.get_float("appstate.watchdog_timeout") / 4)
         return {"stream": stream, "state": found.status.state}
 
     @command

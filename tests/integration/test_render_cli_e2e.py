@@ -24,7 +24,7 @@ import pytest
 
 from lumiera import api, testing
 from lumiera.errors import MediaError
-from lumiera.testing import Instance, unique_runtime_dir
+from lumiera.testing import Instance, run_cli, unique_runtime_dir
 from lumiera.vault.media import MediaPool
 from lumiera.vault.render import render_frame
 from tests.support import build, stop
@@ -283,3 +283,28 @@ def test_the_api_plays_from_frame_0_when_asked_to_while_paused(tmp_path):
         finally:
             stop(inst)
     assert (again["state"], again["first"], again["frame"]) == ("running", 0, 0), again
+
+
+def test_the_demo_renders_its_generated_session_to_an_mp4_and_says_how_fast(tmp_path):
+    rd = unique_runtime_dir()  # registered: the leak check covers the demo's instance
+    result = run_cli(
+        "demo",
+        "--dir",
+        str(tmp_path / "demo"),
+        "--instance",
+        rd.instance,
+        "--runtime-dir",
+        str(rd.path),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert "demo: rendered 120 frames (640x360, H.264)" in out and " fps" in out
+    with av.open(str(tmp_path / "demo" / "demo.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 120
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [
+        "a.mp4",
+        "b.mp4",
+        "demo.lumiera",
+        "demo.mp4",
+    ]

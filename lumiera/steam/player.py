@@ -356,7 +356,9 @@ class PlayerActor(Actor):
             stream.state = "done"
         except Exception as e:  # noqa: BLE001 - this render fails; the player goes on
             encoder.abort()
-            stream.state, stream.error = "failed", f"{type(e).__name__}: {e}"
+            stopped = stream.cancel.is_set() and not self._stopping.is_set()  # player stop
+            stream.state = "stopped" if stopped else "failed"
+            stream.error = f"{type(e).__name__}: {e}"
             self.log.error("render %s to %s failed: %s", stream.id, stream.output, stream.error)
             if stream.engine_stream is not None and not self._stopping.is_set():
                 with contextlib.suppress(Exception), ControlClient(self.rd, 5.0) as client:

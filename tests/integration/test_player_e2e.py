@@ -249,6 +249,34 @@ def test_a_sigkilled_engine_during_a_render_is_an_emergency_and_leaves_no_file(t
     assert shm.list_segments(inst.rd.instance) == []
 
 
+def test_a_render_stopped_by_the_user_ends_stopped_and_leaves_no_file(tmp_path):
+    video = write_video(tmp_path / "v.mkv", 40, "ffv1")
+    out = tmp_path / "out.mkv"
+    defs = ["debug.faults=yes", "engine.workers=2"]
+    with Instance(["--headless"], defs=defs) as inst:
+        inst.wait_running()
+        build(inst, [video], [{"media": "m1", "track": "t1", "position": 0}])
+        inst.request("engine", "slow", {"first": 5, "last": 39, "ms": 200})
+        tap = synced_tap(inst, ["player.render."])
+        try:
+            started = inst.request("player", "render", {"output": str(out), "codec": "ffv1"})
+            wait_for(lambda: inst.request("player", "streams")[0]["frames"] >= 3, 10, "3 frames")
+            inst.request("player", "stop", {"stream": started["id"]})
+            ended = tap.wait_topic("player.render.failed", 15)
+        finally:
+            tap.close()
+        assert ended["state"] == "stopped" and ended["frames"] < 40
+        engine_sid = started["engine_stream"]
+        wait_for(lambda: engine_stream(inst, engine_sid)["state"] == "stopped", 10, "engine")
+        # the player goes on: another render of the same session is accepted
+        inst.request("engine", "slow", {"first": 0, "last": 39, "ms": 0})
+        again = inst.request("player", "render", {"output": str(out), "codec": "ffv1", "count": 5})
+        wait_for(out.exists, 15, "the second render's file")
+        assert again["state"] == "running"
+        stop(inst)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv", "v.mkv"]
+
+
 # -- playback into the viewer ring --------------------------------------------------------
 
 

@@ -56,6 +56,7 @@ from lumiera.errors import (
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.vault.codecs import Encoder, Registry
 
+KEEP_ENDED = 64  # ended streams (and engine stream ends) kept
 RENDER_SLOTS = 4
 VIEWER_SLOTS = 4
 FRAME_WAIT_S = 1.0  # a render's reader checks on the engine after this long without a frame
@@ -207,6 +208,9 @@ class PlayerActor(Actor):
 
     def _new_id(self) -> str:
         self._ids += 1
+        ended = [k for k, s in self.streams.items() if s.state in ("done", "stopped", "failed")]
+        for key in ended[: max(0, len(ended) - KEEP_ENDED)]:  # keep the last ones for streams
+            del self.streams[key]
         return f"p{self._ids}"
 
     def _timeline(self) -> dict[str, Any]:
@@ -245,7 +249,9 @@ class PlayerActor(Actor):
                     with contextlib.suppress(Exception):
                         body = unpack(raw)
                         self.engine_ended[str(body["id"])] = body
-                        for s in self.streams.values():
+                        while len(self.engine_ended) > KEEP_ENDED:  # the oldest go
+                            del self.engine_ended[next(iter(self.engine_ended))]
+                        for s in list(self.streams.values()):  # the main thread adds some
                             if s.engine_stream == body["id"] and s.mode == "playback":
                                 s.dropped += int(body.get("dropped", 0))
                                 if s.state == "running" and body["state"] == "done":

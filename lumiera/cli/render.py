@@ -134,6 +134,9 @@ def _follow(proc: subprocess.Popen[bytes], rd: runtime_dir.RuntimeDir, out: Text
             body = unpack(raw)
             if topic == b"player.render.done":
                 done = body
+                if tty:
+                    out.write("\r" + bar(body))  # the bar at its end
+                    out.flush()
             elif topic == b"stats.player":
                 for info in body.get("streams", []):
                     if info.get("mode") != "render":

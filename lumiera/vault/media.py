@@ -273,10 +273,17 @@ class MediaPool:
 
 
 def _plane(frame: av.VideoFrame, i: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    """Plane ``i`` of a yuv420p frame, without the line padding."""
+    """Plane ``i`` of a yuv420p frame, without the line padding: a view, not a copy.
+
+    The view keeps the decoded picture alive (FFmpeg's buffers are reference
+    counted: the decoder never writes into a picture that is still referenced),
+    so it stays valid and unchanged however many frames are decoded after it.
+    Not copying saves 3 MB of memory traffic per 1080p frame.
+    """
     plane = frame.planes[i]
     width = frame.width if i == 0 else (frame.width + 1) // 2
     height = frame.height if i == 0 else (frame.height + 1) // 2
     raw = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
-    out: np.ndarray[Any, np.dtype[np.uint8]] = raw[:height, :width].copy()
+    out: np.ndarray[Any, np.dtype[np.uint8]] = raw[:height, :width]
+    out.flags.writeable = False  # it is the decoder's picture: shared, never changed
     return out

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lumiera.vault.cache import FrameCache
-from lumiera.vault.composite import over
+from lumiera.vault.composite import alpha_of, over
 from lumiera.vault.media import MediaPool
 
 Planes = tuple[np.ndarray[Any, np.dtype[np.uint8]], ...]
@@ -56,9 +56,12 @@ def render_frame(
         raise ValueError(f"render format {fmt!r}: one of {', '.join(BLACK)}")
     size = (timeline["output"]["width"], timeline["output"]["height"])
     paths = {m["id"]: m["path"] for m in timeline["media"]}
-    for plane, level in zip(out, BLACK[fmt], strict=True):
-        plane.fill(level)
-    for clip, source_index in visible(timeline, index):
+    shown = visible(timeline, index)
+    if not shown or alpha_of(shown[0][0]["opacity"]) < 255:
+        for plane, level in zip(out, BLACK[fmt], strict=True):
+            plane.fill(level)
+    # else the bottom layer is opaque: it covers the black, and over() copies it
+    for clip, source_index in shown:
         path = paths[clip["media"]]
         key = (path, source_index, fmt, size)
         pixels = cache.get(key) if cache is not None else None

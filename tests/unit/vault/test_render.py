@@ -85,7 +85,9 @@ def test_visible_clips_come_bottom_track_first_with_their_source_frame(timeline)
 
 
 @pytest.mark.parametrize("fmt", ["rgb24", "yuv420p", "gray"])
-def test_every_output_frame_is_the_exact_composite_of_its_sources(timeline, fmt):
+@pytest.mark.parametrize("bottom", [1.0, 0.6])  # opaque: no black under it; else black shows
+def test_every_output_frame_is_the_exact_composite_of_its_sources(timeline, fmt, bottom):
+    timeline["clips"][0]["opacity"] = bottom
     pool, check = MediaPool(max_open=1), MediaPool()
     cache = FrameCache(64 << 20)
     try:

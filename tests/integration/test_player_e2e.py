@@ -29,7 +29,7 @@ from lumiera.shm.ring import Consumer
 from lumiera.testing import Instance, Tap, wait_for
 from lumiera.vault.media import MediaPool
 from lumiera.vault.render import render_frame
-from tests.support import build, stop
+from tests.support import build, stop, tmpfs
 from tests.unit.vault.mediakit import read_code, write_video
 
 pytestmark = pytest.mark.integration
@@ -275,6 +275,38 @@ def test_a_render_stopped_by_the_user_ends_stopped_and_leaves_no_file(tmp_path):
         assert again["state"] == "running"
         stop(inst)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv", "v.mkv"]
+
+
+def test_a_render_onto_a_full_disk_fails_clearly_leaves_nothing_and_the_player_goes_on(tmp_path):
+    # Random pixels do not compress: 30 FFV1 frames of 64x48 need far more than 64 KiB.
+    rng = np.random.default_rng(5)
+    noise = tmp_path / "noise.mkv"
+    with av.open(str(noise), "w") as container:
+        stream = container.add_stream("ffv1", rate=RATE)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for _ in range(30):
+            pixels = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with tmpfs(tmp_path / "disk", "64k", mode="0755") as disk, Instance(["--headless"]) as inst:
+        inst.wait_running()
+        build(inst, [noise], [{"media": "m1", "track": "t1", "position": 0}])
+        tap = synced_tap(inst, ["player.render."])
+        try:
+            inst.request("player", "render", {"output": str(disk / "out.mkv"), "codec": "ffv1"})
+            failed = tap.wait_topic("player.render.failed", 30)
+        finally:
+            tap.close()
+        assert failed["state"] == "failed", failed
+        assert "No space left on device" in failed["error"] and "out.mkv" in failed["error"]
+        assert list(disk.iterdir()) == []  # neither the file nor its partial
+        ok = tmp_path / "ok.mkv"
+        again = inst.request("player", "render", {"output": str(ok), "codec": "ffv1"})
+        assert again["state"] == "running"
+        wait_for(ok.exists, 20, "a render to a disk with room")
+        stop(inst)
 
 
 # -- playback into the viewer ring --------------------------------------------------------

@@ -153,9 +153,13 @@ class Encoder:
         self, pixels: np.ndarray[Any, Any] | tuple[np.ndarray[Any, Any], ...], fmt: str = "rgb24"
     ) -> None:
         if isinstance(pixels, tuple):  # yuv420p planes
-            frame = av.VideoFrame(pixels[0].shape[1], pixels[0].shape[0], "yuv420p")
-            for i, plane in enumerate(pixels):
-                _fill(frame, i, plane)
+            packed = _packed_yuv420p(pixels)
+            if packed is not None:  # one buffer, as a ring slot holds them: no copy
+                frame = av.VideoFrame.from_numpy_buffer(packed, format="yuv420p")
+            else:
+                frame = av.VideoFrame(pixels[0].shape[1], pixels[0].shape[0], "yuv420p")
+                for i, plane in enumerate(pixels):
+                    _fill(frame, i, plane)
         else:
             frame = av.VideoFrame.from_ndarray(pixels, format=fmt)
         frame.pts = self.frames
@@ -197,6 +201,33 @@ class Encoder:
             self.close()
         else:
             self.abort()
+
+
+def _packed_yuv420p(planes: tuple[np.ndarray[Any, Any], ...]) -> np.ndarray[Any, Any] | None:
+    """The three planes as one (h * 3/2, w) array, if they lie packed in one buffer.
+
+    That is how a ring slot holds a yuv420p frame (Y, then U, then V, no line
+    padding; even sizes). The encoder then reads the planes where they are: the
+    frame is consumed (x264 and FFV1 copy or encode it) before ``write`` returns,
+    so the caller may release the buffer right after. None for any other layout.
+    """
+    if len(planes) != 3:
+        return None
+    y, u, v = planes
+    h, w = y.shape
+    if h % 2 or w % 2 or u.shape != (h // 2, w // 2) or v.shape != u.shape:
+        return None
+    if not all(p.dtype == np.uint8 and p.flags.c_contiguous for p in planes):
+        return None
+    start = int(y.__array_interface__["data"][0])
+    if int(u.__array_interface__["data"][0]) != start + w * h:
+        return None
+    if int(v.__array_interface__["data"][0]) != start + w * h + u.size:
+        return None
+    packed: np.ndarray[Any, Any] = np.lib.stride_tricks.as_strided(
+        y, shape=(h * 3 // 2, w), strides=(w, 1), writeable=False
+    )
+    return packed
 
 
 def _fill(frame: av.VideoFrame, i: int, plane: np.ndarray[Any, Any]) -> None:

@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 
 from lumiera.errors import CodecError, MediaError
-from lumiera.vault.codecs import BUILTIN, REGISTRY, Encoder, EncoderSpec, Registry
+from lumiera.vault.codecs import (
+    BUILTIN,
+    REGISTRY,
+    Encoder,
+    EncoderSpec,
+    Registry,
+    _packed_yuv420p,
+)
 from lumiera.vault.media import MediaPool
 
 from .mediakit import H, W, code_at, coded_planes, image, luma, planes_of
@@ -395,3 +402,52 @@ def test_every_broken_plugin_is_recorded_once_and_the_good_ones_still_load(insta
         "codec plugin import-fails",
         "codec plugin not-an-encoder",
     ]
+
+
+# -- planes packed in one buffer (a ring slot) are encoded where they lie ------------------
+
+
+def _packed(buf: np.ndarray, width: int, height: int) -> tuple[np.ndarray, ...]:
+    """Y, U, V views of one buffer, packed as a ring slot holds them."""
+    cw, ch = (width + 1) // 2, (height + 1) // 2
+    y = buf[: width * height].reshape(height, width)
+    u = buf[width * height : width * height + cw * ch].reshape(ch, cw)
+    v = buf[width * height + cw * ch : width * height + 2 * cw * ch].reshape(ch, cw)
+    return y, u, v
+
+
+@pytest.mark.parametrize("name", ["ffv1", "h264", "prores"])
+def test_packed_planes_may_be_overwritten_as_soon_as_write_returns(tmp_path, pool, name):
+    # The slot is given back (and rewritten by the producer) right after write():
+    # every frame in the file must still be the one that was in the buffer then.
+    buf = np.empty(W * H * 3 // 2, np.uint8)
+    sent = []
+    target = tmp_path / f"out-{name}"
+    with Encoder(target, REGISTRY.encoder(name), W, H, Fraction(25)) as enc:
+        for i in range(30):
+            y, u, v = _packed(buf, W, H)
+            planes = coded_planes(i)
+            y[...], u[...], v[...] = planes
+            sent.append(tuple(p.copy() for p in planes))
+            assert _packed_yuv420p((y, u, v)) is not None  # the path without a copy
+            enc.write((y, u, v))
+            buf[:] = 255 - buf  # the producer writes the next frame over it at once
+    assert [code_at(pool, target, i) for i in range(30)] == list(range(30))
+    if name == "ffv1":  # lossless: every sample
+        for i in (0, 13, 29):
+            for got, want in zip(planes_of(pool, target, i), sent[i], strict=True):
+                assert np.array_equal(got, want)
+
+
+def test_planes_that_are_not_packed_or_odd_sized_take_the_copying_path(tmp_path, pool):
+    rng = np.random.default_rng(3)
+    loose = _random_planes(rng, W, H)  # three separate arrays
+    buf = np.zeros(65 * 49 + 2 * 33 * 25, np.uint8)
+    odd = _packed(buf, 65, 49)  # packed, but odd: chroma rows are not half a luma row
+    odd[0][...] = rng.integers(0, 256, (49, 65), dtype=np.uint8)
+    for planes, (w, h), name in ((loose, (W, H), "a.mkv"), (odd, (65, 49), "b.mkv")):
+        assert _packed_yuv420p(planes) is None
+        with Encoder(tmp_path / name, REGISTRY.encoder("ffv1"), w, h, Fraction(25)) as enc:
+            enc.write(planes)
+        for got, want in zip(planes_of(pool, tmp_path / name, 0), planes, strict=True):
+            assert np.array_equal(got, want)

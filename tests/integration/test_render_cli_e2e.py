@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -308,3 +309,33 @@ def test_the_demo_renders_its_generated_session_to_an_mp4_and_says_how_fast(tmp_
         "demo.lumiera",
         "demo.mp4",
     ]
+
+
+def test_ctrl_c_during_a_render_ends_it_in_order_with_no_file_and_nothing_left(tmp_path):
+    # 64x48 media scaled up to 1280x720 and written as FFV1: a render of seconds.
+    video = write_video(tmp_path / "v.mkv", 150, "ffv1")
+    session = tmp_path / "big.lum"
+    with Instance(["--headless", str(session)]) as inst:
+        inst.wait_running()
+        build(inst, [video], [{"media": "m1", "track": "t1", "position": 0}], size=(1280, 720))
+        stop(inst)
+    out = tmp_path / "out.mkv"
+    partial = tmp_path / ".out.mkv.partial"
+    rd = unique_runtime_dir()
+    cmd = [sys.executable, "-m", "lumiera", "render", str(session), "-o", str(out)]
+    cmd += ["--codec", "ffv1", "--runtime-dir", str(rd.path)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        testing.CREATED_INSTANCES.append(f"render-{proc.pid}")
+        try:
+            testing.wait_for(partial.exists, 30, "the render to be under way")
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+            _out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 130, err
+    assert "interrupted; no file written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.lum", "v.mkv"]
+    with contextlib.suppress(OSError):
+        rd.path.rmdir()

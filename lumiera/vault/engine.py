@@ -15,7 +15,9 @@ position and prefetch lead); ``describe`` has the same.
 
 Worker threads (``engine.workers``, 0: one per core) take the scheduler's most
 urgent job. Each has its own MediaPool (``vault.max_open_files``) for cache
-misses; each clip being read has its own decoder; the frame cache
+misses; each clip being read has its own decoder, open only while the clip is
+within its stream's lead. So the engine holds at most ``vault.max_open_files``
+files per worker plus one per clip being read. The frame cache
 (``vault.cache_mb``) is shared.
 
 NOT BUILT: worker processes (threads use the cores: decoding and numpy release

@@ -18,7 +18,9 @@ frame into its dependencies:
 - **prefetch** (:class:`ClipReader`): one reader per clip decodes that clip's
   source frames in order (one decoder running forward, its own MediaPool) into
   the shared frame cache, a chunk of frames per job, keeping ``lead`` output
-  frames ahead of the stream's position. At most one job of a reader is queued
+  frames ahead of the stream's position. A reader opens its file at its first
+  read and closes it when it has read its clip, so a stream holds open only
+  the files of the clips within its lead. At most one job of a reader is queued
   or running at a time, so a file's frames are decoded once each and in order,
   while different clips decode in parallel on different workers. Reader jobs
   have the stream's priority class and a deadline before the frames they feed.
@@ -354,6 +356,9 @@ class RenderStream:
                     self.status.failed += 1  # a source cannot be read: the stream fails
                     raise
                 reader.job = None
+            if reader.next >= min(spec.end, reader.end):
+                reader.retire()  # read to its end: its file closes now, not with the stream
+                continue
             if spec.mode == "playback":
                 self._skip(reader, pos)
             target = min(spec.end, reader.end, pos + self.lead)

@@ -468,3 +468,25 @@ def test_an_unknown_format_or_mode_is_a_value_error(timeline, fmt, mode):
             RenderStream(spec, scheduler, FrameCache(1 << 20), MediaPool, workers=1, lead=4)
     finally:
         scheduler.shutdown()
+
+
+def test_a_reader_closes_its_file_once_its_clip_is_read(engine, media):
+    # Ten cuts of 4 frames: at any time only the clips within the lead are open.
+    clips = [_clip(f"c{k}", "ma", "v1", 4 * k, (k, k + 4)) for k in range(10)]
+    timeline = {
+        "output": {"width": W, "height": H, "rate": "25"},
+        "media": [{"id": "ma", "path": str(media["a"]), "frames": 30}],
+        "tracks": [{"id": "v1", "name": "V1"}],
+        "clips": clips,
+    }
+    stream = engine.stream(timeline, first=0, count=40, lead=8)
+    open_readers: list[int] = []
+
+    def sample(_pts: int) -> None:
+        open_readers.append(sum(r.pool.open_count for r in stream.readers))
+
+    stream.run(FakeProducer(delay=0.01, on_write=sample))
+    assert stream.info()["state"] == "done"
+    # the lead (at least the window, 6) spans at most 4 clips of 4 frames, plus the current
+    assert max(open_readers) <= stream.lead // 4 + 2, open_readers
+    assert all(r.pool.open_count == 0 for r in stream.readers)

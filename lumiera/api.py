@@ -43,6 +43,7 @@ from lumiera.runtime_dir import RuntimeDir
 ENV_INSTANCE = "LUMIERA_INSTANCE"
 ENV_RUNTIME_DIR = "LUMIERA_RUNTIME_DIR"
 REQUEST_TIMEOUT_S = 60.0
+CHECK_EVERY_S = 5.0  # render(): with no event for this long, ask the Player how it stands
 
 
 class RenderFailed(LumieraError):
@@ -197,10 +198,23 @@ class App:
         sid = started["id"]
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            left = 3600.0 if deadline is None else deadline - time.monotonic()
+            left = CHECK_EVERY_S if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"render {sid} to {output} not done within {timeout:g} s")
-            topic, body = self.wait_event(("player.render.", "stats.player"), min(left, 3600.0))
+            try:
+                topic, body = self.wait_event(
+                    ("player.render.", "stats.player"), min(left, CHECK_EVERY_S)
+                )
+            except TimeoutError:
+                # Quiet for a while: ask the Player itself (an instance that is gone
+                # raises here), so a missed end event never leaves this waiting.
+                found = [s for s in self.request("player", "streams") if s["id"] == sid]
+                if not found:
+                    raise RenderFailed(f"the player no longer knows render {sid}") from None
+                if found[0]["state"] in ("starting", "running"):
+                    continue
+                topic = "player.render.done" if found[0]["state"] == "done" else "failed"
+                body = found[0]
             if topic == "stats.player":
                 for s in body.get("streams", []):
                     if s.get("id") == sid and progress is not None:

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from lumiera import api, testing
-from lumiera.errors import MediaError
+from lumiera.errors import LumieraError, MediaError
 from lumiera.testing import Instance, run_cli, unique_runtime_dir
 from lumiera.vault.media import MediaPool
 from lumiera.vault.render import render_frame
@@ -339,3 +339,25 @@ def test_ctrl_c_during_a_render_ends_it_in_order_with_no_file_and_nothing_left(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.lum", "v.mkv"]
     with contextlib.suppress(OSError):
         rd.path.rmdir()
+
+
+def test_api_render_that_misses_the_end_event_learns_the_end_from_the_player(tmp_path, monkeypatch):
+    video = write_video(tmp_path / "v.mkv", 10, "ffv1")
+    with Instance(["--headless"]) as inst:
+        inst.wait_running()
+        build(inst, [video], [{"media": "m1", "track": "t1", "position": 0}])
+        monkeypatch.setattr(api, "CHECK_EVERY_S", 0.3)
+        with api.connect(inst.rd.instance, str(inst.rd.path)) as app:
+            deaf = app.wait_event
+
+            def no_end_events(prefix: Any, timeout: float, *rest: Any) -> Any:
+                return deaf("stats.player", timeout, *rest)  # player.render.* never seen
+
+            monkeypatch.setattr(app, "wait_event", no_end_events)
+            done = app.render(tmp_path / "out.mkv", codec="ffv1", timeout=30)
+            assert done["state"] == "done" and done["frames"] == 10
+            inst.request("session", "remove_clip", {"id": "c1"})
+            with pytest.raises(LumieraError, match="nothing to render"):
+                app.render(tmp_path / "empty.mkv", codec="ffv1", timeout=30)
+        stop(inst)
+    assert (tmp_path / "out.mkv").exists() and not (tmp_path / "empty.mkv").exists()

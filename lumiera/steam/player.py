@@ -47,6 +47,7 @@ from lumiera.bus.client import ControlClient
 from lumiera.bus.codec import unpack
 from lumiera.errors import (
     BadArguments,
+    BadMessage,
     Conflict,
     LumieraError,
     MediaError,
@@ -244,20 +245,25 @@ class PlayerActor(Actor):
         sub.connect(self.rd.endpoint("events"))
         try:
             while not self._stopping.is_set():
-                if sub.poll(200):
-                    _topic, raw = sub.recv_multipart()
-                    with contextlib.suppress(Exception):
-                        body = unpack(raw)
-                        self.engine_ended[str(body["id"])] = body
-                        while len(self.engine_ended) > KEEP_ENDED:  # the oldest go
-                            del self.engine_ended[next(iter(self.engine_ended))]
-                        for s in list(self.streams.values()):  # the main thread adds some
-                            if s.engine_stream == body["id"] and s.mode == "playback":
-                                s.dropped += int(body.get("dropped", 0))
-                                if s.state == "running" and body["state"] == "done":
-                                    s.state, s.ended = "done", time.monotonic()
+                if not sub.poll(200):
+                    continue
+                _topic, raw = sub.recv_multipart()
+                try:
+                    self._engine_stream_ended(unpack(raw))
+                except (BadMessage, KeyError, TypeError, ValueError) as e:
+                    self.log.warning("ignored a malformed engine.render event: %s", e)
         finally:
             sub.close(linger=0)
+
+    def _engine_stream_ended(self, body: dict[str, Any]) -> None:
+        self.engine_ended[str(body["id"])] = body
+        while len(self.engine_ended) > KEEP_ENDED:  # the oldest go
+            del self.engine_ended[next(iter(self.engine_ended))]
+        for s in list(self.streams.values()):  # a copy: the main thread adds streams
+            if s.engine_stream == body["id"] and s.mode == "playback":
+                s.dropped += int(body.get("dropped", 0))
+                if s.state == "running" and body["state"] == "done":
+                    s.state, s.ended = "done", time.monotonic()
 
     def _running(self, mode: str) -> PlayerStream | None:
         for s in self.streams.values():

@@ -100,7 +100,7 @@ class Proc:
 # glibc: frame-sized buffers (1-12 MB: decoded frames, the composite's temporaries)
 # come from the heap and stay there, instead of an mmap/munmap per buffer, which
 # page-faults every frame in again (measured by tools/bench_render.py: 700-2,000
-# minor faults per frame in the engine without this, 40-200 with it). A user's own
+# minor faults per frame in the engine without this, about 20-150 with it). A user's own
 # settings of these variables are kept.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
 

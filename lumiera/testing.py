@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -360,3 +361,79 @@ def instance(*args: str, defs: Sequence[str] = ()) -> Iterator[Instance]:
     """``with instance("--headless") as inst:`` an Instance, started."""
     with Instance(args or ("--headless",), defs=defs) as inst:
         yield inst
+
+
+# -- what the benchmarks (tools/bench_*.py) share ------------------------------------------
+
+
+def say(text: str) -> None:
+    """Progress of a benchmark: to stderr, so stdout holds only the report."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def raise_interrupt(signum: int, _frame: Any) -> None:
+    """A signal handler: SIGTERM as KeyboardInterrupt, so ``finally`` blocks clean up."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@dataclass
+class BenchContext:
+    """A benchmark's temporary directory, the environment of its instances, its problems."""
+
+    base: Path
+    env: dict[str, str]
+    problems: list[str] = field(default_factory=list)
+
+    def runtime_dir(self) -> RuntimeDir:
+        return unique_runtime_dir(str(self.base))
+
+
+@contextlib.contextmanager
+def bench_context(prefix: str) -> Iterator[BenchContext]:
+    """A short temp dir under /tmp (ipc paths must stay within 107 bytes), removed at the end.
+
+    SIGTERM is turned into KeyboardInterrupt meanwhile, and the subsystems' log
+    files go into the directory too (``XDG_STATE_HOME``).
+    """
+    old = signal.signal(signal.SIGTERM, raise_interrupt)
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        yield BenchContext(base, {"XDG_STATE_HOME": str(base / "state")})
+    finally:
+        zmq.Context.instance().destroy(linger=0)
+        shutil.rmtree(base, ignore_errors=True)
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
+def bench_instance(
+    ctx: BenchContext, args: Sequence[str], defs: Sequence[str] = (), timeout: float = 30.0
+) -> Iterator[Instance]:
+    """``lumiera up ARGS`` running; stopped and checked for leftovers in any case."""
+    inst = Instance(list(args), rd=ctx.runtime_dir(), defs=defs, env=ctx.env)
+    try:
+        inst.start()
+        inst.wait_running(timeout=timeout)
+        yield inst
+    finally:
+        ctx.problems.extend(inst.close_and_check())
+
+
+def minor_faults(pid: int) -> int:
+    """Minor page faults of a process so far (all its threads), from /proc."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[7])
+
+
+def problem_lines(problems: Sequence[str]) -> list[str]:
+    """The end of a benchmark's report: what went wrong, if anything."""
+    return ["", "PROBLEMS:", *(f"  - {p}" for p in problems)] if problems else []
+
+
+def bench_main(main: Callable[[], int]) -> None:
+    """Run a benchmark's ``main`` as the script; Ctrl-C or SIGTERM exit 130 after cleaning up."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        say("interrupted; everything started was stopped and removed")
+        sys.exit(130)

@@ -64,7 +64,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -75,7 +74,7 @@ from lumiera import shm
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.shm import ring
 from lumiera.shm.layout import PixelFormat, Policy, frame_bytes, planes_of
-from lumiera.testing import median, pct, table
+from lumiera.testing import bench_main, median, pct, raise_interrupt, say, table
 
 WIDTH, HEIGHT = 1920, 1080
 FORMATS = (PixelFormat.RGB24, PixelFormat.YUV420P)
@@ -96,10 +95,6 @@ AIM_ZMQ_X = 4.0
 Planes = tuple[npt.NDArray[np.uint8], ...]
 Arrays = Sequence[npt.NDArray[np.uint8]]
 Spec = dict[str, Any]
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def now_ns() -> int:
@@ -855,12 +850,8 @@ def report(args: argparse.Namespace, b: Bench, r: Results, elapsed: float) -> di
 # -- main --------------------------------------------------------------------------------
 
 
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def run_role(role: str) -> int:
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # so finally blocks close the ring
+    signal.signal(signal.SIGTERM, raise_interrupt)  # so finally blocks close the ring
     spec: Spec = json.loads(os.environ["BENCH_FRAMES_SPEC"])
     try:
         ROLES[role](spec)
@@ -934,7 +925,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from lumiera.testing import unique_runtime_dir
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # so finally blocks clean up
+    signal.signal(signal.SIGTERM, raise_interrupt)  # so finally blocks clean up
     base = Path(tempfile.mkdtemp(prefix="lumframes-", dir="/tmp"))  # short: ipc paths <= 107
     rd = unique_runtime_dir(str(base))
     b = Bench(rd, duration, warm_s, wake_s)
@@ -954,8 +945,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        say("interrupted; everything started was stopped and removed")
-        sys.exit(130)
+    bench_main(main)

@@ -56,7 +56,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import msgpack
@@ -66,7 +65,17 @@ from lumiera.bus import messages as m
 from lumiera.bus.client import ControlClient
 from lumiera.bus.codec import unpack
 from lumiera.runtime_dir import RuntimeDir
-from lumiera.testing import Instance, median, pct, table, unique_runtime_dir
+from lumiera.testing import (
+    BenchContext,
+    Instance,
+    bench_context,
+    bench_main,
+    median,
+    pct,
+    problem_lines,
+    say,
+    table,
+)
 
 SUBSYSTEMS = ("engine", "session", "player")
 START_TIMEOUT_S = 30.0
@@ -125,29 +134,13 @@ zmq.proxy(front, back)
 """
 
 
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 # -- statistics --------------------------------------------------------------------------
 
 
 # -- cleanup -----------------------------------------------------------------------------
 
 
-@dataclass
-class Context:
-    """What every benchmark shares: where to put things, and what went wrong."""
-
-    base: Path
-    env: dict[str, str]
-    problems: list[str] = field(default_factory=list)
-
-    def runtime_dir(self) -> RuntimeDir:
-        return unique_runtime_dir(str(self.base))
-
-
-def stop_instance(inst: Instance, ctx: Context) -> None:
+def stop_instance(inst: Instance, ctx: BenchContext) -> None:
     """SIGTERM, wait, SIGKILL as a last resort; then check that nothing is left."""
     ctx.problems.extend(inst.close_and_check())
 
@@ -185,7 +178,7 @@ def _status_running(rd: RuntimeDir) -> bool:
 
 
 @contextlib.contextmanager
-def running_instance(ctx: Context) -> Iterator[Started]:
+def running_instance(ctx: BenchContext) -> Iterator[Started]:
     """Start ``lumiera up --headless``, wait until running, yield; stop it in any case."""
     rd = ctx.runtime_dir()
     inst = Instance(("--headless",), rd=rd, env=ctx.env)
@@ -268,7 +261,7 @@ SPAWN_PROBES: dict[str, list[str]] = {
 }
 
 
-def bench_startup(ctx: Context, runs: int, probe_runs: int) -> StartupResult:
+def bench_startup(ctx: BenchContext, runs: int, probe_runs: int) -> StartupResult:
     res = StartupResult()
     for label, args in SPAWN_PROBES.items():
         spawn_time(args)  # warm the page cache
@@ -301,7 +294,7 @@ def _subsystem_pids(rd: RuntimeDir) -> dict[str, int]:
     return {s["name"]: int(s["pid"]) for s in st["subsystems"] if s["pid"]}
 
 
-def crash_once(ctx: Context, victim: str) -> tuple[float, float, int]:
+def crash_once(ctx: BenchContext, victim: str) -> tuple[float, float, int]:
     """One fresh instance, SIGKILL of ``victim``: (ms to the event, ms to all gone, exit code)."""
     with running_instance(ctx) as st:
         proc = st.inst.proc
@@ -350,7 +343,7 @@ def crash_once(ctx: Context, victim: str) -> tuple[float, float, int]:
         return (event_at - t0) * 1000, (gone_at - t0) * 1000, code
 
 
-def bench_crash(ctx: Context, runs: int) -> CrashResult:
+def bench_crash(ctx: BenchContext, runs: int) -> CrashResult:
     res = CrashResult()
     for i in range(runs):
         victim = SUBSYSTEMS[i % len(SUBSYSTEMS)]
@@ -446,7 +439,7 @@ def _timed_us(fn: Callable[[], object], n: int, out: list[float]) -> None:
         out.append((clock() - t) / 1000)
 
 
-def bench_rtt(ctx: Context, requests: int, warmup: int, blocks: int = 4) -> RttResult:
+def bench_rtt(ctx: BenchContext, requests: int, warmup: int, blocks: int = 4) -> RttResult:
     res = RttResult()
     seq = iter(range(1, 1 << 62))
 
@@ -673,19 +666,12 @@ def report(
     )
     lines.append("")
     lines += table(rows)
-    if problems:
-        lines.append("")
-        lines.append("PROBLEMS:")
-        lines += [f"  - {p}" for p in problems]
+    lines += problem_lines(problems)
     print("\n".join(lines), flush=True)
     return fig
 
 
 # -- main --------------------------------------------------------------------------------
-
-
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -704,21 +690,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if min(startup_runs, crash_runs, requests) < 1:
         parser.error("--runs and --requests must be at least 1")
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # so finally blocks clean up
-    base = Path(tempfile.mkdtemp(prefix="lumbench-", dir="/tmp"))  # short: ipc paths <= 107
-    env = {"XDG_STATE_HOME": str(base / "state")}  # the subsystems' log files go here too
-    ctx = Context(base, env)
-    started = time.perf_counter()
-    try:
+    with bench_context("lumbench-") as ctx:
+        started = time.perf_counter()
         say(f"startup: {startup_runs} runs")
         su = bench_startup(ctx, startup_runs, probe_runs)
         say(f"crash detection: {crash_runs} runs")
         cr = bench_crash(ctx, crash_runs)
         say(f"round trip: {requests} requests per path")
         rt = bench_rtt(ctx, requests, warmup)
-    finally:
-        zmq.Context.instance().destroy(linger=0)
-        shutil.rmtree(base, ignore_errors=True)
     fig = report(
         args, su=su, cr=cr, rt=rt, problems=ctx.problems, elapsed=time.perf_counter() - started
     )
@@ -727,8 +706,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        say("interrupted; everything started was stopped and removed")
-        sys.exit(130)
+    bench_main(main)

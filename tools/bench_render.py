@@ -73,32 +73,38 @@ and checked for left-over processes, socket files and shm segments.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import math
 import os
 import platform
-import shutil
-import signal
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import av
 import numpy as np
-import zmq
 
 from lumiera.appstate.children import proc_usage
 from lumiera.errors import RingTimeout
 from lumiera.shm import ring
-from lumiera.testing import Instance, Tap, median, pct, table, unique_runtime_dir
+from lumiera.testing import (
+    BenchContext,
+    Instance,
+    Tap,
+    bench_context,
+    bench_instance,
+    bench_main,
+    median,
+    minor_faults,
+    pct,
+    say,
+    table,
+)
 from lumiera.vault.composite import over
 
 WIDTH, HEIGHT = 1920, 1080
@@ -118,24 +124,7 @@ END_TIMEOUT_S = 30.0
 Pixels = np.ndarray[Any, np.dtype[np.uint8]]
 
 
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-@dataclass
-class Context:
-    base: Path
-    env: dict[str, str]
-    problems: list[str] = field(default_factory=list)
-
-
 # -- CPU ---------------------------------------------------------------------------------
-
-
-def minor_faults(pid: int) -> int:
-    """Minor page faults of a process so far (all its threads), from /proc."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat[stat.rindex(")") + 2 :].split()[7])
 
 
 @dataclass
@@ -312,7 +301,7 @@ def single_process(a: Path, b: Path, out: Path, frames: int) -> tuple[float, dic
     return clock() - t0, stages
 
 
-def single_run(ctx: Context, a: Media, b: Media, frames: int, k: int) -> SingleRun:
+def single_run(ctx: BenchContext, a: Media, b: Media, frames: int, k: int) -> SingleRun:
     out = ctx.base / f"single-{k}.mp4"
     try:
         before = Cpu.now()
@@ -346,19 +335,6 @@ class PipelineRun:
     @property
     def fps(self) -> float:
         return self.frames / self.seconds
-
-
-@contextlib.contextmanager
-def running_instance(ctx: Context, session_file: Path) -> Iterator[Instance]:
-    """``lumiera up --headless SESSIONFILE``; stopped and checked in any case."""
-    rd = unique_runtime_dir(str(ctx.base))
-    inst = Instance(["--headless", str(session_file)], rd=rd, env=ctx.env)
-    try:
-        inst.start()
-        inst.wait_running(timeout=START_TIMEOUT_S)
-        yield inst
-    finally:
-        ctx.problems.extend(inst.close_and_check())
 
 
 @dataclass
@@ -410,7 +386,7 @@ def wait_event(tap: Tap, topics: Sequence[str], sid: str, timeout: float) -> tup
 
 
 def pipeline_run(
-    ctx: Context, inst: Instance, frames: int, k: int, *, first: int | None = None
+    ctx: BenchContext, inst: Instance, frames: int, k: int, *, first: int | None = None
 ) -> PipelineRun:
     """``player render`` of the whole timeline (or ``frames`` from ``first``) to an MP4.
 
@@ -476,7 +452,7 @@ class RenderResult:
 
 
 def bench_render(
-    ctx: Context, inst: Instance, a: Media, b: Media, *, frames: int, repeats: int
+    ctx: BenchContext, inst: Instance, a: Media, b: Media, *, frames: int, repeats: int
 ) -> RenderResult:
     res = RenderResult()
     warm = pipeline_run(ctx, inst, WARMUP_FRAMES, -1, first=frames - WARMUP_FRAMES)
@@ -554,7 +530,7 @@ def warmup_play(inst: Instance) -> None:
         tap.close()
 
 
-def play(ctx: Context, inst: Instance, count: int) -> PlaybackResult:
+def play(ctx: BenchContext, inst: Instance, count: int) -> PlaybackResult:
     """``engine render`` in playback mode into the viewer ring; arrivals against due times."""
     timeline = inst.request("session", "describe")["session"]
     procs = {"engine": inst.pid_of("engine"), "player": inst.pid_of("player")}
@@ -815,10 +791,6 @@ def json_value(v: float | int) -> float | int | None:
 # -- main --------------------------------------------------------------------------------
 
 
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 @dataclass
 class Plan:
     repeats: int  # rounds of pipeline and single process
@@ -837,17 +809,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     p = plan(args.quick)
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # so finally blocks clean up
-    base = Path(tempfile.mkdtemp(prefix="lumrender-", dir="/tmp"))  # short: ipc paths <= 107
-    ctx = Context(base, {"XDG_STATE_HOME": str(base / "state")})
-    load_at_start = os.getloadavg()[0]
-    started = time.perf_counter()
-    try:
+    with bench_context("lumrender-") as ctx:
+        base = ctx.base
+        load_at_start = os.getloadavg()[0]
+        started = time.perf_counter()
         say(f"media: encoding 2 x {FRAMES} frames of 1080p H.264")
         a = make_media(base / "a.mp4", FRAMES, 1)
         b = make_media(base / "b.mp4", FRAMES, 2)
         say(f"  {a.encode_s + b.encode_s:.1f} s; {a.mbit_s:.1f} and {b.mbit_s:.1f} Mbit/s")
-        with running_instance(ctx, base / "render.lumiera") as inst:
+        with bench_instance(ctx, ["--headless", str(base / "render.lumiera")]) as inst:
             session = build_session(inst, a, b, FRAMES)
             say(f"render: {FRAMES} frames, {p.repeats} round(s) of pipeline and single process")
             render = bench_render(ctx, inst, a, b, frames=FRAMES, repeats=p.repeats)
@@ -861,9 +831,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  {len(playback.received)} frames, {playback.dropped} dropped; latency p50"
                 f" {median(lat):.2f} ms, p99 {pct(lat, 99):.2f} ms"
             )
-    finally:
-        zmq.Context.instance().destroy(linger=0)
-        shutil.rmtree(base, ignore_errors=True)
     fig = report(
         Report(
             args.quick,
@@ -881,8 +848,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        say("interrupted; everything started was stopped and removed")
-        sys.exit(130)
+    bench_main(main)

@@ -52,16 +52,13 @@ import math
 import os
 import platform
 import shutil
-import signal
 import sqlite3
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import zmq
@@ -69,7 +66,17 @@ import zmq
 from lumiera.bus.client import ControlClient
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.steam.core import SessionCore
-from lumiera.testing import Instance, median, pct, table, unique_runtime_dir
+from lumiera.testing import (
+    BenchContext,
+    bench_context,
+    bench_instance,
+    bench_main,
+    median,
+    pct,
+    problem_lines,
+    say,
+    table,
+)
 
 AIM_E2E_OF_RAW = 0.5  # end to end (many clients) at half the raw commit rate or better
 AIM_REPLAY_S = 2.0  # a 100,000-command journal opened (with snapshots) in under 2 s
@@ -84,10 +91,6 @@ OUTPUTS = (
 )
 
 
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def fake_probe(path: str) -> dict[str, Any]:
     """What a probe of a 100-frame clip would say (the replay build opens no file)."""
     return {
@@ -99,16 +102,6 @@ def fake_probe(path: str) -> dict[str, Any]:
         "size": 1,
         "mtime_ns": 1,
     }
-
-
-@dataclass
-class Context:
-    base: Path
-    env: dict[str, str]
-    problems: list[str] = field(default_factory=list)
-
-    def runtime_dir(self) -> RuntimeDir:
-        return unique_runtime_dir(str(self.base))
 
 
 def remove_db(path: Path) -> None:
@@ -197,19 +190,6 @@ def core_rate(directory: Path, n: int) -> CoreResult:
 # -- end to end --------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def running_instance(ctx: Context, session_file: Path) -> Iterator[Instance]:
-    """``lumiera up --headless SESSIONFILE`` running; stopped and checked in any case."""
-    rd = ctx.runtime_dir()
-    inst = Instance(["--headless", str(session_file)], rd=rd, env=ctx.env)
-    try:
-        inst.start()
-        inst.wait_running(timeout=START_TIMEOUT_S)
-        yield inst
-    finally:
-        ctx.problems.extend(inst.close_and_check())
-
-
 @dataclass
 class Load:
     """Requests sent by one or more clients at once."""
@@ -292,9 +272,9 @@ class E2eResult:
     many_group: float  # journal rows per commit, many clients (group commit)
 
 
-def bench_e2e(ctx: Context, n: int, per_client: int, warmup: int) -> E2eResult:
+def bench_e2e(ctx: BenchContext, n: int, per_client: int, warmup: int) -> E2eResult:
     session_file = ctx.base / "e2e.lumiera"
-    with running_instance(ctx, session_file) as inst:
+    with bench_instance(ctx, ["--headless", str(session_file)]) as inst:
         rd = inst.rd
         say(f"  one client: {n} set_output")
         single = load(rd, set_output, 1, n, warmup)
@@ -422,7 +402,7 @@ def timed_open(path: Path, snapshot_every: int, expect: dict[str, Any]) -> tuple
         core.close()
 
 
-def bench_replay(ctx: Context, count: int, repeats: int) -> ReplayResult:
+def bench_replay(ctx: BenchContext, count: int, repeats: int) -> ReplayResult:
     built = ctx.base / "replay.lumiera"
     say(f"  building a journal of {count:,} commands")
     t0 = time.perf_counter()
@@ -626,19 +606,12 @@ def report(
     )
     lines.append("")
     lines += table(rows)
-    if problems:
-        lines.append("")
-        lines.append("PROBLEMS:")
-        lines += [f"  - {p}" for p in problems]
+    lines += problem_lines(problems)
     print("\n".join(lines), flush=True)
     return fig
 
 
 # -- main --------------------------------------------------------------------------------
-
-
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @dataclass
@@ -675,12 +648,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if p.replay < len(SETUP) + 1000:
         parser.error(f"--replay must be at least {len(SETUP) + 1000}")
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # so finally blocks clean up
-    base = Path(tempfile.mkdtemp(prefix="lumbench-", dir="/tmp"))  # short: ipc paths <= 107
-    ctx = Context(base, {"XDG_STATE_HOME": str(base / "state")})
-    dev = base.stat().st_dev
-    started = time.perf_counter()
-    try:
+    with bench_context("lumbench-") as ctx:
+        base = ctx.base
+        dev = base.stat().st_dev
+        started = time.perf_counter()
         say(f"raw SQLite: {p.raw} commits")
         raw = [raw_commits(base, p.raw, 100)]
         say(f"  {raw[0]:,.0f} commits/s")
@@ -693,9 +664,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"  {raw[1]:,.0f} commits/s")
         say(f"replay: {p.replay:,} commands, {p.repeats} opens per variant")
         rp = bench_replay(ctx, p.replay, p.repeats)
-    finally:
-        zmq.Context.instance().destroy(linger=0)
-        shutil.rmtree(base, ignore_errors=True)
     fig = report(
         quick=args.quick,
         base=base,
@@ -712,8 +680,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        say("interrupted; everything started was stopped and removed")
-        sys.exit(130)
+    bench_main(main)

@@ -82,30 +82,36 @@ resort) and checked for left-over processes, socket files and shm segments.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
 import platform
 import random
-import shutil
-import signal
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import av
 import numpy as np
-import zmq
 
 from lumiera.appstate.children import proc_usage
 from lumiera.shm import ring
-from lumiera.testing import Instance, Tap, median, pct, table, unique_runtime_dir
+from lumiera.testing import (
+    BenchContext,
+    Instance,
+    Tap,
+    bench_context,
+    bench_instance,
+    bench_main,
+    median,
+    minor_faults,
+    pct,
+    say,
+    table,
+)
 from lumiera.vault.media import SEEK_AHEAD, MediaPool
 
 WIDTH, HEIGHT = 1920, 1080
@@ -122,17 +128,6 @@ FRAME_TIMEOUT_S = 30.0
 SEED = 20240611
 
 Pixels = np.ndarray[Any, np.dtype[np.uint8]]
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-@dataclass
-class Context:
-    base: Path
-    env: dict[str, str]
-    problems: list[str] = field(default_factory=list)
 
 
 # -- CPU of others -----------------------------------------------------------------------
@@ -275,7 +270,7 @@ def pyav_planes(frame: Any) -> tuple[Pixels, ...]:
     )
 
 
-def check_decode(ctx: Context, path: Path, frames: int) -> None:
+def check_decode(ctx: BenchContext, path: Path, frames: int) -> None:
     """The Vault and plain PyAV give the same pixels, in both formats (a few frames)."""
     name = str(path)
     wanted = {0, 1, frames // 2, frames - 1}
@@ -377,7 +372,7 @@ class RandomResult:
     others: float
 
 
-def bench_random(ctx: Context, media: Media, samples: int) -> RandomResult:
+def bench_random(ctx: BenchContext, media: Media, samples: int) -> RandomResult:
     name = str(media.path)
     rng = random.Random(SEED)
     picks = [rng.randrange(media.frames) for _ in range(samples)]
@@ -441,20 +436,6 @@ class RenderRun:
     warm: Pass  # the same request again at once
 
 
-@contextlib.contextmanager
-def running_instance(ctx: Context, session_file: Path, workers: int) -> Iterator[Instance]:
-    """``lumiera up --headless SESSIONFILE`` with the render ring; stopped and checked anyway."""
-    rd = unique_runtime_dir(str(ctx.base))
-    defs = [f"rings.declared={RING_DEF}", f"engine.workers={workers}"]
-    inst = Instance(["--headless", str(session_file)], rd=rd, defs=defs, env=ctx.env)
-    try:
-        inst.start()
-        inst.wait_running(timeout=START_TIMEOUT_S)
-        yield inst
-    finally:
-        ctx.problems.extend(inst.close_and_check())
-
-
 def build_session(inst: Instance, a: Media, b: Media, count: int) -> dict[str, Any]:
     """Two media, two tracks, a clip on each over frames 0..count-1; the session's data."""
 
@@ -479,14 +460,8 @@ def build_session(inst: Instance, a: Media, b: Media, count: int) -> dict[str, A
     return timeline
 
 
-def minor_faults(pid: int) -> int:
-    """Minor page faults of a process so far (its threads included), from /proc."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat[stat.rindex(")") + 2 :].split()[7])
-
-
 def render_pass(
-    ctx: Context, inst: Instance, timeline: dict[str, Any], count: int, what: str
+    ctx: BenchContext, inst: Instance, timeline: dict[str, Any], count: int, what: str
 ) -> Pass:
     """``engine render`` of frames 0..count-1, consumed here; timed to the last release."""
     engine = inst.pid_of("engine")
@@ -541,10 +516,16 @@ def render_pass(
     )
 
 
-def render_once(ctx: Context, a: Media, b: Media, count: int, workers: int, *, k: int) -> RenderRun:
+def render_once(
+    ctx: BenchContext, a: Media, b: Media, count: int, workers: int, *, k: int
+) -> RenderRun:
     session_file = ctx.base / f"render-{workers}-{k}.lumiera"
     try:
-        with running_instance(ctx, session_file, workers) as inst:
+        with bench_instance(
+            ctx,
+            ["--headless", str(session_file)],
+            [f"rings.declared={RING_DEF}", f"engine.workers={workers}"],
+        ) as inst:
             timeline = build_session(inst, a, b, count)
             inst.request("engine", "ping")  # the engine answers: its loop is up
             cold = render_pass(ctx, inst, timeline, count, f"({workers} workers, cold)")
@@ -567,7 +548,9 @@ def worker_counts() -> list[int]:
     return counts
 
 
-def bench_render(ctx: Context, a: Media, b: Media, count: int, repeats: int) -> list[RenderRun]:
+def bench_render(
+    ctx: BenchContext, a: Media, b: Media, count: int, repeats: int
+) -> list[RenderRun]:
     runs: list[RenderRun] = []
     counts = worker_counts()
     for r in range(repeats):
@@ -785,10 +768,6 @@ def report(rep: Report) -> dict[str, float]:
 # -- main --------------------------------------------------------------------------------
 
 
-def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 @dataclass
 class Plan:
     frames_a: int  # file A: decode, random access, bottom track
@@ -811,12 +790,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     p = plan(args.quick)
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # so finally blocks clean up
-    base = Path(tempfile.mkdtemp(prefix="lumvault-", dir="/tmp"))  # short: ipc paths <= 107
-    ctx = Context(base, {"XDG_STATE_HOME": str(base / "state")})
-    load_at_start = os.getloadavg()[0]
-    started = time.perf_counter()
-    try:
+    with bench_context("lumvault-") as ctx:
+        base = ctx.base
+        load_at_start = os.getloadavg()[0]
+        started = time.perf_counter()
         say(f"media: encoding {p.frames_a} + {p.render} frames of 1080p H.264")
         a = make_media(base / "a.mp4", p.frames_a, 1)
         b = make_media(base / "b.mp4", p.render, 2)
@@ -830,9 +807,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         render = bench_render(ctx, a, b, p.render, p.render_repeats)
         memory_s = fresh_memory_s()
         say(f"memory: 512 MB touched in {memory_s[0]:.2f} s, again in {memory_s[1]:.2f} s")
-    finally:
-        zmq.Context.instance().destroy(linger=0)
-        shutil.rmtree(base, ignore_errors=True)
     fig = report(
         Report(
             args.quick,
@@ -854,8 +828,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        say("interrupted; everything started was stopped and removed")
-        sys.exit(130)
+    bench_main(main)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +82,12 @@ def build(
         inst.request("session", "add_clip", clip)
     timeline: dict[str, Any] = inst.request("session", "describe")["session"]
     return timeline
+
+
+@contextlib.contextmanager
+def one_clip(video: Path, defs: Sequence[str] = ()) -> Iterator[Instance]:
+    """A running headless instance whose session shows ``video`` from frame 0 on track t1."""
+    with Instance(["--headless"], defs=defs) as inst:
+        inst.wait_running()
+        build(inst, [video], [{"media": "m1", "track": "t1", "position": 0}])
+        yield inst

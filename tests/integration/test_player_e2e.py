@@ -29,7 +29,7 @@ from lumiera.shm.ring import Consumer
 from lumiera.testing import Instance, Tap, wait_for
 from lumiera.vault.media import MediaPool
 from lumiera.vault.render import render_frame
-from tests.support import build, stop, tmpfs
+from tests.support import build, one_clip, stop, tmpfs
 from tests.unit.vault.mediakit import read_code, write_video
 
 pytestmark = pytest.mark.integration
@@ -229,9 +229,7 @@ def test_a_sigkilled_engine_during_a_render_is_an_emergency_and_leaves_no_file(t
     video = write_video(tmp_path / "v.mkv", 40, "ffv1")
     out = tmp_path / "out.mkv"
     defs = ["debug.faults=yes", "engine.workers=2"]
-    with Instance(["--headless"], defs=defs) as inst:
-        inst.wait_running()
-        build(inst, [video], [{"media": "m1", "track": "t1", "position": 0}])
+    with one_clip(video, defs) as inst:
         inst.request("engine", "slow", {"first": 5, "last": 39, "ms": 200})  # ~3.5 s of render
         started = inst.request("player", "render", {"output": str(out), "codec": "ffv1"})
         wait_for(
@@ -253,9 +251,7 @@ def test_a_render_stopped_by_the_user_ends_stopped_and_leaves_no_file(tmp_path):
     video = write_video(tmp_path / "v.mkv", 40, "ffv1")
     out = tmp_path / "out.mkv"
     defs = ["debug.faults=yes", "engine.workers=2"]
-    with Instance(["--headless"], defs=defs) as inst:
-        inst.wait_running()
-        build(inst, [video], [{"media": "m1", "track": "t1", "position": 0}])
+    with one_clip(video, defs) as inst:
         inst.request("engine", "slow", {"first": 5, "last": 39, "ms": 200})
         tap = synced_tap(inst, ["player.render."])
         try:
@@ -317,9 +313,7 @@ def test_playback_keeps_to_the_rate_drops_a_slow_frame_and_builds_no_backlog(tmp
     # Two workers: a frame's job is queued 6 frames (0.24 s) ahead, so a job of
     # 300 ms cannot be ready in time: frames 10, 11 and 12 are dropped for sure.
     defs = ["debug.faults=yes", "engine.workers=2"]
-    with Instance(["--headless"], defs=defs) as inst:
-        inst.wait_running()
-        build(inst, [video], [{"media": "m1", "track": "t1", "position": 0}])
+    with one_clip(video, defs) as inst:
         inst.request("engine", "slow", {"first": 10, "last": 12, "ms": 300})
         tap = synced_tap(inst, ["engine.render."])
         try:
@@ -363,9 +357,7 @@ def test_playback_keeps_to_the_rate_drops_a_slow_frame_and_builds_no_backlog(tmp
 
 def test_the_play_reply_says_when_its_first_frame_is_due(tmp_path):
     video = write_video(tmp_path / "v.mkv", 10, "ffv1")
-    with Instance(["--headless"]) as inst:
-        inst.wait_running()
-        build(inst, [video], [{"media": "m1", "track": "t1", "position": 0}])
+    with one_clip(video) as inst:
         try:
             asked = time.monotonic()
             reply = inst.request("player", "play")
@@ -429,9 +421,7 @@ def test_seek_pause_resume_and_stop_move_the_frames_that_reach_the_viewer(tmp_pa
 def test_a_seek_while_the_engine_is_busy_keeps_the_viewer_woken(tmp_path):
     video = write_video(tmp_path / "v.mkv", 100, "ffv1")
     defs = ["debug.faults=yes", "engine.workers=2"]
-    with Instance(["--headless"], defs=defs) as inst:
-        inst.wait_running()
-        build(inst, [video], [{"media": "m1", "track": "t1", "position": 0}])
+    with one_clip(video, defs) as inst:
         # Both workers sleep in frames 10 and 11: the stream's next read waits behind
         # them, so the stream that the seek stops ends ~0.5 s after the seek.
         inst.request("engine", "slow", {"first": 10, "last": 11, "ms": 600})

@@ -28,7 +28,7 @@ from lumiera.errors import LumieraError, MediaError
 from lumiera.testing import Instance, run_cli, unique_runtime_dir
 from lumiera.vault.media import MediaPool
 from lumiera.vault.render import render_frame
-from tests.support import build, stop
+from tests.support import build, one_clip, stop
 from tests.unit.vault.mediakit import read_code, write_video
 
 pytestmark = pytest.mark.integration
@@ -269,9 +269,7 @@ with open({str(report)!r}, "w") as f:
 
 def test_the_api_plays_from_frame_0_when_asked_to_while_paused(tmp_path):
     video = write_video(tmp_path / "v.mkv", 100, "ffv1")
-    with Instance(["--headless"]) as inst:
-        inst.wait_running()
-        build(inst, [video], [{"media": "m1", "track": "t1", "position": 0}])
+    with one_clip(video) as inst:
         try:
             with api.connect(inst.rd.instance, str(inst.rd.path)) as app:
                 app.play()
@@ -343,9 +341,7 @@ def test_ctrl_c_during_a_render_ends_it_in_order_with_no_file_and_nothing_left(t
 
 def test_api_render_that_misses_the_end_event_learns_the_end_from_the_player(tmp_path, monkeypatch):
     video = write_video(tmp_path / "v.mkv", 10, "ffv1")
-    with Instance(["--headless"]) as inst:
-        inst.wait_running()
-        build(inst, [video], [{"media": "m1", "track": "t1", "position": 0}])
+    with one_clip(video) as inst:
         monkeypatch.setattr(api, "CHECK_EVERY_S", 0.3)
         with api.connect(inst.rd.instance, str(inst.rd.path)) as app:
             deaf = app.wait_event

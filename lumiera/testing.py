@@ -27,7 +27,7 @@ import zmq
 
 from lumiera import runtime_dir, shm
 from lumiera.bus.client import ControlClient
-from lumiera.bus.codec import unpack
+from lumiera.bus.codec import pack, unpack
 from lumiera.runtime_dir import TEMP_DIR, RuntimeDir
 
 __all__ = [
@@ -437,3 +437,30 @@ def bench_main(main: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         say("interrupted; everything started was stopped and removed")
         sys.exit(130)
+
+
+def synced_tap(rd: RuntimeDir, prefixes: Sequence[str], timeout: float = 10.0) -> Tap:
+    """A Tap on ``prefixes`` whose subscription is known to be in place.
+
+    A probe event is published into the bus until the Tap receives it, so no event
+    published afterwards can be missed by a subscription still on its way.
+    """
+    tap = Tap(rd, [*prefixes, "tapcheck."])
+    pub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.connect(rd.endpoint("publish"))
+    probe = pack({"sender": "test", "ts": time.time()})
+    try:
+
+        def seen() -> bool:
+            pub.send_multipart([b"tapcheck.probe", probe])
+            tap.poll(0.05)
+            return bool(tap.topics("tapcheck."))
+
+        wait_for(seen, timeout, "the tap's subscription")
+    except BaseException:
+        tap.close()
+        raise
+    finally:
+        pub.close()
+    return tap

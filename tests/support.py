@@ -56,6 +56,15 @@ def tmpfs(where: Path, size: str, mode: str = "0700") -> Iterator[Path]:
             )
 
 
+# Two media m1, m2 on tracks t1, t2: m1's frames 0..9, then the cut: frames 10..19 are
+# m2's frames 2..11; the overlay: m2's frames 0..9 at opacity 0.4 over frames 5..14.
+CUT_AND_OVERLAY: list[dict[str, Any]] = [
+    {"media": "m1", "track": "t1", "position": 0, "source_out": 10},
+    {"media": "m2", "track": "t1", "position": 10, "source_in": 2, "source_out": 12},
+    {"media": "m2", "track": "t2", "position": 5, "source_out": 10, "opacity": 0.4},
+]
+
+
 def stop(inst: Instance) -> None:
     """``lumiera stop`` of a test's instance: it must end in order (exit 0)."""
     result = run_cli("stop", "--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path))

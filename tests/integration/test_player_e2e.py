@@ -18,18 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import av
-import msgpack
 import numpy as np
 import pytest
-import zmq
 
 from lumiera import shm
 from lumiera.errors import RingTimeout
 from lumiera.shm.ring import Consumer
-from lumiera.testing import Instance, Tap, wait_for
+from lumiera.testing import Instance, synced_tap, wait_for
 from lumiera.vault.media import MediaPool
 from lumiera.vault.render import render_frame
-from tests.support import build, one_clip, stop, tmpfs
+from tests.support import CUT_AND_OVERLAY, build, one_clip, stop, tmpfs
 from tests.unit.vault.mediakit import read_code, write_video
 
 pytestmark = pytest.mark.integration
@@ -51,30 +49,6 @@ Arrival = tuple[int, float, int]  # pts, time.monotonic() of arrival, number rea
 
 def where(inst: Instance) -> list[str]:
     return ["--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path)]
-
-
-def synced_tap(inst: Instance, prefixes: list[str]) -> Tap:
-    """A Tap whose subscription is known to be in place (a probe event came through)."""
-    tap = Tap(inst.rd, [*prefixes, "tapcheck."])
-    pub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
-    pub.setsockopt(zmq.LINGER, 0)
-    pub.connect(inst.rd.endpoint("publish"))
-    try:
-
-        def seen() -> bool:
-            pub.send_multipart(
-                [b"tapcheck.probe", msgpack.packb({"sender": "test", "ts": time.time()})]
-            )
-            tap.poll(0.05)
-            return bool(tap.topics("tapcheck."))
-
-        wait_for(seen, 10, "the tap's subscription")
-    except BaseException:
-        tap.close()
-        raise
-    finally:
-        pub.close()
-    return tap
 
 
 def yuv_planes(frame: av.VideoFrame) -> Planes:
@@ -185,17 +159,11 @@ def test_a_render_to_ffv1_holds_exactly_the_composite_of_every_frame(tmp_path):
     a = write_video(tmp_path / "a.mkv", 20, "ffv1", first=0)
     b = write_video(tmp_path / "b.mkv", 20, "ffv1", first=100)
     out = tmp_path / "out.mkv"
-    clips = [
-        {"media": "m1", "track": "t1", "position": 0, "source_out": 10},
-        # the cut: frames 10..19 are b's frames 2..11
-        {"media": "m2", "track": "t1", "position": 10, "source_in": 2, "source_out": 12},
-        # the overlay: b's frames 0..9 at opacity 0.4 over frames 5..14
-        {"media": "m2", "track": "t2", "position": 5, "source_out": 10, "opacity": 0.4},
-    ]
+    clips = CUT_AND_OVERLAY
     with Instance(["--headless", str(tmp_path / "edit.lum")]) as inst:
         inst.wait_running()
         timeline = build(inst, [a, b], clips, tracks=2)
-        tap = synced_tap(inst, ["player.render."])
+        tap = synced_tap(inst.rd, ["player.render."])
         try:
             started = inst.request("player", "render", {"output": str(out), "codec": "ffv1"})
             assert started["mode"] == "render" and started["state"] == "running"
@@ -253,7 +221,7 @@ def test_a_render_stopped_by_the_user_ends_stopped_and_leaves_no_file(tmp_path):
     defs = ["debug.faults=yes", "engine.workers=2"]
     with one_clip(video, defs) as inst:
         inst.request("engine", "slow", {"first": 5, "last": 39, "ms": 200})
-        tap = synced_tap(inst, ["player.render."])
+        tap = synced_tap(inst.rd, ["player.render."])
         try:
             started = inst.request("player", "render", {"output": str(out), "codec": "ffv1"})
             wait_for(lambda: inst.request("player", "streams")[0]["frames"] >= 3, 10, "3 frames")
@@ -289,7 +257,7 @@ def test_a_render_onto_a_full_disk_fails_clearly_leaves_nothing_and_the_player_g
     with tmpfs(tmp_path / "disk", "64k", mode="0755") as disk, Instance(["--headless"]) as inst:
         inst.wait_running()
         build(inst, [noise], [{"media": "m1", "track": "t1", "position": 0}])
-        tap = synced_tap(inst, ["player.render."])
+        tap = synced_tap(inst.rd, ["player.render."])
         try:
             inst.request("player", "render", {"output": str(disk / "out.mkv"), "codec": "ffv1"})
             failed = tap.wait_topic("player.render.failed", 30)
@@ -315,7 +283,7 @@ def test_playback_keeps_to_the_rate_drops_a_slow_frame_and_builds_no_backlog(tmp
     defs = ["debug.faults=yes", "engine.workers=2"]
     with one_clip(video, defs) as inst:
         inst.request("engine", "slow", {"first": 10, "last": 12, "ms": 300})
-        tap = synced_tap(inst, ["engine.render."])
+        tap = synced_tap(inst.rd, ["engine.render."])
         try:
             asked = time.monotonic()
             reply = inst.request("player", "play")

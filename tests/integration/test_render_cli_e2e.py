@@ -28,7 +28,7 @@ from lumiera.errors import LumieraError, MediaError
 from lumiera.testing import Instance, run_cli, unique_runtime_dir
 from lumiera.vault.media import MediaPool
 from lumiera.vault.render import render_frame
-from tests.support import build, one_clip, stop
+from tests.support import CUT_AND_OVERLAY, build, one_clip, stop
 from tests.unit.vault.mediakit import read_code, write_video
 
 pytestmark = pytest.mark.integration
@@ -105,11 +105,7 @@ def edit(tmp_path_factory: pytest.TempPathFactory) -> Edit:
     a = write_video(base / "a.mkv", 20, "ffv1", first=0)
     b = write_video(base / "b.mkv", 20, "ffv1", first=100)
     session = base / "edit.lum"
-    clips = [
-        {"media": "m1", "track": "t1", "position": 0, "source_out": 10},
-        {"media": "m2", "track": "t1", "position": 10, "source_in": 2, "source_out": 12},
-        {"media": "m2", "track": "t2", "position": 5, "source_out": 10, "opacity": 0.4},
-    ]
+    clips = CUT_AND_OVERLAY
     with Instance(["--headless", str(session)]) as inst:
         inst.wait_running()
         timeline = build(inst, [a, b], clips, tracks=2)

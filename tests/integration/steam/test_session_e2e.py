@@ -6,15 +6,12 @@ import json
 import random
 import sqlite3
 import threading
-import time
 from typing import Any
 
-import msgpack
 import pytest
-import zmq
 
 from lumiera.errors import BadArguments, LumieraError, NotFound
-from lumiera.testing import Instance, Tap, wait_for
+from lumiera.testing import Instance, Tap, synced_tap, wait_for
 from lumiera.testing import run_cli as lumiera
 from tests.unit.steam.kit import make_video
 
@@ -26,30 +23,8 @@ def where(inst: Instance) -> list[str]:
 
 
 def tap_on(inst: Instance) -> Tap:
-    """A Tap on session.* whose subscription is known to be in place.
-
-    A probe event is published into the bus until the Tap receives it, so no
-    session.changed sent afterwards can be missed by a late subscription.
-    """
-    tap = Tap(inst.rd, ["session.", "tapcheck."])
-    pub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
-    pub.setsockopt(zmq.LINGER, 0)
-    pub.connect(inst.rd.endpoint("publish"))
-    try:
-
-        def seen() -> bool:
-            body = msgpack.packb({"sender": "test", "ts": time.time()})
-            pub.send_multipart([b"tapcheck.probe", body])
-            tap.poll(0.05)
-            return bool(tap.topics("tapcheck."))
-
-        wait_for(seen, 10, "the tap's subscription")
-    except BaseException:
-        tap.close()
-        raise
-    finally:
-        pub.close()
-    return tap
+    """A Tap on session.* whose subscription is known to be in place."""
+    return synced_tap(inst.rd, ["session."])
 
 
 def changes(tap: Tap) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ from lumiera.stage import render_job
 from lumiera.vault.codecs import Registry
 
 PLAIN_EVERY_S = 5.0  # without a terminal: a progress line this often
+STOP_WAIT_S = 30.0  # an interrupted instance's orderly end, then SIGKILL
 
 
 def parse_range(text: str | None) -> tuple[int | None, int | None]:
@@ -88,10 +89,16 @@ def main(args: argparse.Namespace) -> int:
         try:
             done = _follow(proc, rd, sys.stderr)
         except KeyboardInterrupt:
-            proc.terminate()  # the supervisor shuts down in order; the partial file goes
-            proc.wait()
             print("\nlumiera render: interrupted; no file written", file=sys.stderr)
             return 130
+        finally:
+            if proc.poll() is None:  # interrupted, or following failed: never leave it running
+                proc.terminate()  # the supervisor shuts down in order; the partial file goes
+                try:
+                    proc.wait(STOP_WAIT_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()  # its children die with it (parent-death signal)
+                    proc.wait()
         code = proc.wait()
         if code != 0 or done is None:
             log.seek(0)

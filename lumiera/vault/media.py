@@ -156,7 +156,8 @@ class MediaPool:
     ) -> np.ndarray[Any, np.dtype[np.uint8]] | tuple[np.ndarray[Any, np.dtype[np.uint8]], ...]:
         """Frame ``index`` of ``path`` as ``fmt`` (planes as a tuple for yuv420p).
 
-        Raises MediaError when the frame does not exist or the file cannot be
+        yuv420p planes are read-only views of the decoded picture (no copy); the
+        other formats are arrays of their own. Raises MediaError when the frame does not exist or the file cannot be
         decoded, MediaChanged when the file is not the one probed.
         """
         if fmt not in PIXEL_FORMATS:

@@ -20,6 +20,10 @@ RING HEADER (offset 0, 128 bytes)
      64    4 producer waiting  P   1 while the producer sleeps for a free slot (wake it on release)
      68   60 reserved
 
+    The producer holds an exclusive OFD lock on header byte 127 for as long as
+    it is open: a ring has one producer at a time (a second one is refused until
+    the first closed or died; the kernel drops the lock of a dead process).
+
 CONSUMER ENTRY (at 128 + i * 64, for i < max consumers)
 
     off size field            who  meaning
@@ -94,6 +98,7 @@ OFF_DROPS = 40
 OFF_PRODUCER_WAITING = 64
 C_STATE, C_PID, C_RELEASED, C_SKIP_TO, C_READ, C_DROPS, C_WAITING = 0, 4, 8, 16, 24, 32, 40
 S_SEQ = 0
+PRODUCER_LOCK = HEADER_SIZE - 1  # the byte whose exclusive lock says "a producer is open"
 
 MAX_PLANES = 3
 

@@ -28,7 +28,6 @@ import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -51,6 +50,7 @@ from lumiera.shm.layout import (
     OFF_DROPS,
     OFF_PRODUCER_WAITING,
     OFF_WRITE_SEQ,
+    PRODUCER_LOCK,
     SLOT_HEADER_SIZE,
     Header,
     PixelFormat,
@@ -220,6 +220,9 @@ class Producer(_RingAccess):
         super().__init__(rd, name)
         self.timeout = timeout
         self._claimed: Frame | None = None
+        if not self.seg.try_lock(PRODUCER_LOCK, 1, exclusive=True):
+            self.seg.close()
+            raise SegmentError(f"ring {name} has a producer already (one at a time)")
         self.pub = self.ctx.socket(zmq.PUB)
         self.pull = self.ctx.socket(zmq.PULL)
         old = os.umask(0o077)
@@ -228,9 +231,6 @@ class Producer(_RingAccess):
             for sock, ep in ((self.pub, frames), (self.pull, free)):
                 sock.setsockopt(zmq.LINGER, 0)
                 sock.bind(ep)
-            # What we bound, to remove exactly that at close: a producer that
-            # follows this one on the ring may have bound the names again.
-            self._bound = {f: _inode(rd.path / f) for f in self._socket_files()}
         except BaseException:
             self.pub.close(linger=0)
             self.pull.close(linger=0)
@@ -383,15 +383,11 @@ class Producer(_RingAccess):
             self.abort(self._claimed)
         self.pub.close(linger=0)
         self.pull.close(linger=0)
-        for sock_file, inode in self._bound.items():
-            path = self.rd.path / sock_file
-            if inode is not None and _inode(path) == inode:  # ours, not a later producer's
-                path.unlink(missing_ok=True)
-        self._bound = {}
+        for sock_file in (f"ring-{self.name}.frames", f"ring-{self.name}.free"):
+            # ours to remove: no other producer can have bound them while we hold
+            # the producer lock, which goes only with the segment, below
+            (self.rd.path / sock_file).unlink(missing_ok=True)
         self.seg.close()
-
-    def _socket_files(self) -> tuple[str, str]:
-        return f"ring-{self.name}.frames", f"ring-{self.name}.free"
 
     def __enter__(self) -> Producer:
         return self
@@ -400,14 +396,6 @@ class Producer(_RingAccess):
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-def _inode(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 class Consumer(_RingAccess):

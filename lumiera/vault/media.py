@@ -157,8 +157,9 @@ class MediaPool:
         """Frame ``index`` of ``path`` as ``fmt`` (planes as a tuple for yuv420p).
 
         yuv420p planes are read-only views of the decoded picture (no copy); the
-        other formats are arrays of their own. Raises MediaError when the frame does not exist or the file cannot be
-        decoded, MediaChanged when the file is not the one probed.
+        other formats are arrays of their own. Raises MediaError when the frame
+        does not exist or the file cannot be decoded, MediaChanged when the file
+        is not the one probed.
         """
         if fmt not in PIXEL_FORMATS:
             raise ValueError(f"pixel format {fmt!r}: one of {', '.join(PIXEL_FORMATS)}")

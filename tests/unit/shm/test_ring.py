@@ -31,7 +31,7 @@ from lumiera.shm.layout import (
 )
 from lumiera.shm.ring import RingTimeout
 from lumiera.shm.segment import SegmentError
-from tests.unit.shm.ringkit import RingKit, digest, fill_value, frames_read, put, take
+from tests.unit.shm.ringkit import WAIT_S, RingKit, digest, fill_value, frames_read, put, take
 
 SHORT_S = 0.3  # how long a test waits for something that must not happen
 SIZES = [(1, 1), (2, 2), (1, 3), (3, 1), (5, 7), (33, 17), (64, 48)]
@@ -123,6 +123,31 @@ def test_a_second_claim_before_publishing_the_first_is_refused(kit: RingKit):
         p.claim(4, 4, PixelFormat.GRAY)
     p.abort(frame)
     frame.planes = ()
+
+
+def test_a_ring_has_one_producer_at_a_time_and_the_next_may_open_once_it_closed(kit: RingKit):
+    kit.create()
+    first = kit.producer()
+    with pytest.raises(SegmentError, match="has a producer already"):
+        ring.Producer(kit.rd, "r")
+    assert [f.name for f in kit.socket_files()] == ["ring-r.frames", "ring-r.free"]  # untouched
+    kit.detach(first)
+    second = kit.producer()
+    consumer = kit.consumer()
+    seq = put(second, tag=7)
+    frame = consumer.acquire(WAIT_S)
+    assert frame.seq == seq and frame.pts == 7  # the new producer's wake-up sockets work
+    consumer.release(frame)
+
+
+def test_the_producer_lock_of_a_killed_producer_goes_with_its_process(kit: RingKit):
+    kit.create()
+    child = kit.spawn("p = ring.Producer(rd, name)\nsay('open')\ntime.sleep(60)")
+    child.expect("open")
+    with pytest.raises(SegmentError, match="has a producer already"):
+        ring.Producer(kit.rd, "r")
+    child.kill()
+    kit.producer()  # accepted: the kernel dropped the dead producer's lock
 
 
 def test_only_the_claimed_frame_can_be_published(kit: RingKit):

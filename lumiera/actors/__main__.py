@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from lumiera.actors.process import main
-from lumiera.appstate.subsystems import SUBSYSTEMS
 from lumiera.runtime_dir import RuntimeDir
+from lumiera.subsystems import SUBSYSTEMS
 
 if __name__ == "__main__":
     name, path, instance = sys.argv[1:4]

@@ -6,8 +6,8 @@ import enum
 from dataclasses import dataclass
 
 from lumiera.appstate.actions import ExitStatus
-from lumiera.appstate.subsystems import Spec
 from lumiera.lifecycle import Lifecycle
+from lumiera.subsystems import Spec
 
 
 class Phase(enum.StrEnum):

@@ -9,7 +9,7 @@ The rules (DESIGN.md, "The supervisor's rules"):
 
 - Processes of all selected subsystems are spawned at once (hiding interpreter
   start-up), but each is *started* only after all it depends on is running,
-  in :func:`~lumiera.appstate.subsystems.start_order`.
+  in :func:`~lumiera.subsystems.start_order`.
 - A subsystem that fails before it is running (ends, reports a problem, claims
   READY while its process is gone, misses its start timeout) is a start
   failure: it is killed, reported, and the rest shut down in order; exit 1.
@@ -47,8 +47,8 @@ from lumiera.appstate.actions import (
     Spawn,
 )
 from lumiera.appstate.model import Barrier, Phase, State, Sub, Timeouts
-from lumiera.appstate.subsystems import SUBSYSTEMS, Spec
 from lumiera.lifecycle import SESSION_CLOSING, SESSION_OPENING, Lifecycle
+from lumiera.subsystems import SUBSYSTEMS, Spec
 
 __all__ = ["Phase", "Runner", "State", "Sub", "Timeouts"]
 

@@ -39,7 +39,6 @@ from lumiera.appstate.control import Peer, Routing
 from lumiera.appstate.output import Output, log_dir_for
 from lumiera.appstate.rings import Rings
 from lumiera.appstate.runner import Phase, Runner, State, Timeouts
-from lumiera.appstate.subsystems import Options, start_order
 from lumiera.bus import messages as m
 from lumiera.bus.codec import Limits, pack, unpack
 from lumiera.bus.sockets import configure_bounded, recv_bounded
@@ -60,6 +59,7 @@ from lumiera.runtime_dir import (
     write_pid,
 )
 from lumiera.shm.spec import parse_specs
+from lumiera.subsystems import Options, start_order
 
 log = logging.getLogger("lumiera.appstate")
 _ENDING = (Phase.CLOSING, Phase.STOPPING, Phase.EMERGENCY, Phase.DONE)

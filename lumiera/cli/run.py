@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 
 from lumiera import runtime_dir
-from lumiera.appstate.subsystems import SUBSYSTEMS
 from lumiera.errors import NotRunning, UsageError
+from lumiera.subsystems import SUBSYSTEMS
 
 
 def main(args: argparse.Namespace) -> int:

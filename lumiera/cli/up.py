@@ -10,8 +10,8 @@ from pathlib import Path
 from lumiera import config as config_mod
 from lumiera import runtime_dir
 from lumiera.appstate.actions import EXIT_INSTANCE_RUNNING
-from lumiera.appstate.subsystems import SUBSYSTEMS, Options
 from lumiera.errors import InstanceRunning, UsageError
+from lumiera.subsystems import SUBSYSTEMS, Options
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -30,7 +30,7 @@ def options_from(args: argparse.Namespace) -> Options:
         port=args.port,
         debug=args.debug,
     )
-    from lumiera.appstate.subsystems import start_order
+    from lumiera.subsystems import start_order
 
     if args.debug is not None and args.debug not in start_order(options):
         raise UsageError(f"--debug {args.debug}: this command line does not start {args.debug}")

@@ -124,7 +124,7 @@ def test_the_hooks_do_nothing_by_default():
 
 def test_every_shipped_subsystem_actor_answers_ping_and_describe():
     from lumiera.actors.process import actor_class
-    from lumiera.appstate.subsystems import SUBSYSTEMS
+    from lumiera.subsystems import SUBSYSTEMS
 
     for name, spec in SUBSYSTEMS.items():
         cls = actor_class(spec.module)

@@ -29,7 +29,7 @@ from lumiera.appstate.actions import (
     Spawn,
 )
 from lumiera.appstate.runner import Phase, Runner, Timeouts
-from lumiera.appstate.subsystems import Spec
+from lumiera.subsystems import Spec
 
 # Distinct values, so a message naming a timeout shows which one it is.
 TIMEOUTS = Timeouts(start=10.0, barrier=5.0, grace=3.0, emergency=4.0, watchdog=2.0, kill_wait=1.0)

@@ -24,8 +24,8 @@ from lumiera.appstate.actions import (
     Spawn,
 )
 from lumiera.appstate.runner import Phase, Runner, State
-from lumiera.appstate.subsystems import Options, start_order
 from lumiera.lifecycle import Lifecycle
+from lumiera.subsystems import Options, start_order
 from tests.unit.appstate.fake_processes import TIMEOUTS, Behaviour, Said, World, spec, table
 
 SOLO = table(spec("solo", start=True))

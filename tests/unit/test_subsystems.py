@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lumiera.appstate.subsystems import SUBSYSTEMS, Options, Spec, resolve, start_order
+from lumiera.subsystems import SUBSYSTEMS, Options, Spec, resolve, start_order
 
 
 def spec(name: str, *depends: str) -> Spec:

@@ -19,11 +19,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from lumiera import runtime_dir, shm
+from lumiera.exits import EXIT_UNAVAILABLE
 from lumiera.shm.inspect import describe
 from lumiera.shm.layout import HEADER_SIZE, Header
 from lumiera.shm.segment import Segment, SegmentError
-
-EXIT_UNAVAILABLE = 69
 
 
 def render(info: dict[str, Any], header: Header) -> str:

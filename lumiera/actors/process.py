@@ -33,14 +33,12 @@ from lumiera.bus import messages as m
 from lumiera.bus.codec import Limits, check_plain, pack
 from lumiera.config import Config
 from lumiera.errors import BadMessage, InternalError, LumieraError, ShuttingDown
+from lumiera.exits import EXIT_CRASH, EXIT_ERROR, EXIT_NO_SUPERVISOR
 from lumiera.lifecycle import Hooks, Lifecycle
 from lumiera.runtime_dir import ENV_SUPERVISOR_PID, RuntimeDir, read_pid
 
 log = logging.getLogger("lumiera.actors")
 
-# Exit codes of a subsystem process.
-EXIT_CRASH = 70  # an uncaught exception (EX_SOFTWARE)
-EXIT_NO_SUPERVISOR = 71  # the supervisor went away
 # How long a new process waits for the supervisor's welcome (no config yet).
 WELCOME_TIMEOUT_S = 10.0
 # Most requests answered as one batch (one group commit in the session).
@@ -153,7 +151,7 @@ class SubsystemProcess:
         reply = m.decode(self.control.recv(), self.limits)
         if isinstance(reply, m.Error):
             log.error("the supervisor refused %s: %s", self.name, reply.message)
-            raise _End(1)
+            raise _End(EXIT_ERROR)
         if not isinstance(reply, m.Welcome):
             raise BadMessage(f"expected welcome, got {reply.KIND}")
         return reply

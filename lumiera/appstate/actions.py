@@ -91,13 +91,3 @@ class Finish:
 
 
 Action = Spawn | SendStart | SendEvent | SendStop | Kill | Publish | Finish
-
-
-# Exit codes of `lumiera up` (upstream Lumiera's).
-EXIT_OK = 0
-EXIT_ERROR = 1  # clean exit after an error
-EXIT_EMERGENCY = 2  # clean emergency exit
-EXIT_EMERGENCY_FAILED = 3  # a survivor had to be killed
-EXIT_USAGE = 64
-EXIT_UNAVAILABLE = 69  # tools: no instance running
-EXIT_INSTANCE_RUNNING = 73  # up: the instance is already running

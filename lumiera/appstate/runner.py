@@ -32,10 +32,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from lumiera.appstate.actions import (
-    EXIT_EMERGENCY,
-    EXIT_EMERGENCY_FAILED,
-    EXIT_ERROR,
-    EXIT_OK,
     Action,
     ExitStatus,
     Finish,
@@ -47,6 +43,7 @@ from lumiera.appstate.actions import (
     Spawn,
 )
 from lumiera.appstate.model import Barrier, Phase, State, Sub, Timeouts
+from lumiera.exits import EXIT_EMERGENCY, EXIT_EMERGENCY_FAILED, EXIT_ERROR, EXIT_OK
 from lumiera.lifecycle import SESSION_CLOSING, SESSION_OPENING, Lifecycle
 from lumiera.subsystems import SUBSYSTEMS, Spec
 

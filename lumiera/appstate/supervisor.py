@@ -22,7 +22,6 @@ import zmq
 from lumiera import shm
 from lumiera.appstate import children
 from lumiera.appstate.actions import (
-    EXIT_EMERGENCY_FAILED,
     Action,
     ExitStatus,
     Finish,
@@ -50,6 +49,7 @@ from lumiera.errors import (
     Unavailable,
     UnknownSubsystem,
 )
+from lumiera.exits import EXIT_EMERGENCY_FAILED
 from lumiera.runtime_dir import (
     InstanceLock,
     RuntimeDir,

@@ -1,6 +1,6 @@
 """The ``lumiera`` command line: ``up`` (the supervisor) and the bus tools.
 
-Exit codes: see :mod:`lumiera.appstate.actions` and the README. Usage errors
+Exit codes: see :mod:`lumiera.exits` and the README. Usage errors
 (a bad option, a bad configuration value) exit 64 with a message, before
 anything is spawned.
 """
@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from lumiera import __version__
-from lumiera.appstate.actions import EXIT_UNAVAILABLE, EXIT_USAGE
 from lumiera.bus.client import DEFAULT_TIMEOUT
 from lumiera.errors import LumieraError, NotRunning, UsageError
+from lumiera.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, EXIT_USAGE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -146,6 +146,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNAVAILABLE
     except LumieraError as e:
         print(f"lumiera: {e}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED

@@ -29,6 +29,7 @@ import zmq
 from lumiera import runtime_dir
 from lumiera.bus.codec import unpack
 from lumiera.errors import UsageError
+from lumiera.exits import EXIT_INTERRUPTED
 from lumiera.stage import render_job
 from lumiera.vault.codecs import Registry
 
@@ -90,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
             done = _follow(proc, rd, sys.stderr)
         except KeyboardInterrupt:
             print("\nlumiera render: interrupted; no file written", file=sys.stderr)
-            return 130
+            return EXIT_INTERRUPTED
         finally:
             if proc.poll() is None:  # interrupted, or following failed: never leave it running
                 proc.terminate()  # the supervisor shuts down in order; the partial file goes

@@ -17,7 +17,6 @@ from typing import Any
 import zmq
 
 from lumiera import runtime_dir
-from lumiera.appstate.actions import EXIT_UNAVAILABLE
 from lumiera.bus.client import ControlClient
 from lumiera.bus.codec import unpack
 from lumiera.errors import (
@@ -28,6 +27,7 @@ from lumiera.errors import (
     Unreachable,
     UsageError,
 )
+from lumiera.exits import EXIT_UNAVAILABLE
 
 
 def _rd(args: argparse.Namespace) -> runtime_dir.RuntimeDir:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from lumiera import config as config_mod
 from lumiera import runtime_dir
-from lumiera.appstate.actions import EXIT_INSTANCE_RUNNING
 from lumiera.errors import InstanceRunning, UsageError
+from lumiera.exits import EXIT_INSTANCE_RUNNING
 from lumiera.subsystems import SUBSYSTEMS, Options
 
 

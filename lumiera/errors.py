@@ -52,6 +52,12 @@ class Unreachable(LumieraError):
     code = "unreachable"
 
 
+class EventTimeout(LumieraError, TimeoutError):
+    """An awaited event did not come within its timeout (a TimeoutError). Never on the wire."""
+
+    code = "event_timeout"
+
+
 class NotRunning(LumieraError):
     """No instance answers at the runtime directory (tools exit 69)."""
 

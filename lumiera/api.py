@@ -36,7 +36,7 @@ import zmq
 from lumiera import runtime_dir
 from lumiera.bus.client import ControlClient
 from lumiera.bus.codec import unpack
-from lumiera.errors import LumieraError, NotRunning
+from lumiera.errors import NotRunning, RenderFailed
 from lumiera.runtime_dir import RuntimeDir
 
 # Set by the script runner for the scripts it runs.
@@ -44,10 +44,6 @@ ENV_INSTANCE = "LUMIERA_INSTANCE"
 ENV_RUNTIME_DIR = "LUMIERA_RUNTIME_DIR"
 REQUEST_TIMEOUT_S = 60.0
 CHECK_EVERY_S = 5.0  # render(): with no event for this long, ask the Player how it stands
-
-
-class RenderFailed(LumieraError):
-    """A render ended without a complete file (the reason is in the message). Not on the wire."""
 
 
 class Session:

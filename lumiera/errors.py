@@ -5,6 +5,11 @@ attribute is what travels in an ``error`` reply, and :func:`from_wire` turns a
 received error back into the matching exception class. Anything that is not a
 :class:`LumieraError` is a bug: it is logged with its traceback and reported as
 ``internal``.
+
+Where a meaning is the standard library's, the class says so too: every "no
+answer, no frame, no event in time" is also a :class:`TimeoutError`, so one
+``except TimeoutError`` catches a bounded wait that ran out, whichever layer
+it was in.
 """
 
 from __future__ import annotations
@@ -42,8 +47,10 @@ class InstanceRunning(LumieraError):
     code = "instance_running"
 
 
-class Unreachable(LumieraError):
+class Unreachable(LumieraError, TimeoutError):
     """No answer at all from the instance within the client's timeout (tools exit 69).
+
+    Also a subsystem's "no welcome from the supervisor in time" at its start.
 
     Never on the wire: distinct from a ``timeout`` error reply, which is the
     supervisor's answer that a subsystem did not reply in time.
@@ -97,8 +104,8 @@ class BadArguments(LumieraError):
     code = "bad_args"
 
 
-class RequestTimeout(LumieraError):
-    """No reply came within the request timeout."""
+class RequestTimeout(LumieraError, TimeoutError):
+    """The supervisor's answer: the subsystem sent no reply within the request timeout."""
 
     code = "timeout"
 
@@ -127,7 +134,7 @@ class SegmentError(LumieraError):
     code = "segment"
 
 
-class RingTimeout(LumieraError):
+class RingTimeout(LumieraError, TimeoutError):
     """A bounded wait on a frame ring ran out (no free slot, no new frame)."""
 
     code = "ring_timeout"
@@ -181,6 +188,36 @@ class JournalError(LumieraError):
     code = "journal"
 
 
+class RenderFailed(LumieraError):
+    """A render ended without a complete file; the message says why (base of the causes below)."""
+
+    code = "render_failed"
+
+
+class RenderStopped(RenderFailed):
+    """The render was stopped (``stop``) before its last frame; its partial file is gone."""
+
+    code = "render_stopped"
+
+
+class EngineStreamEnded(RenderFailed):
+    """The engine's stream ended (failed or stopped) before it delivered every frame."""
+
+    code = "engine_stream_ended"
+
+
+class EngineSilent(RenderFailed, TimeoutError):
+    """No frame came from the engine for too long, though its stream had not ended."""
+
+    code = "engine_silent"
+
+
+class FrameOutOfOrder(RenderFailed):
+    """A frame came where another was due: a stream skipped or repeated one."""
+
+    code = "frame_out_of_order"
+
+
 class InternalError(LumieraError):
     """An unexpected exception in the handler (a bug; the subsystem then ends as a crash)."""
 
@@ -212,6 +249,11 @@ _BY_CODE: dict[str, type[LumieraError]] = {
         DeadlineMissed,
         NothingToUndo,
         JournalError,
+        RenderFailed,
+        RenderStopped,
+        EngineStreamEnded,
+        EngineSilent,
+        FrameOutOfOrder,
         InternalError,
     )
 }

@@ -32,7 +32,7 @@ from lumiera.actors.actor import Actor, ActorContext
 from lumiera.bus import messages as m
 from lumiera.bus.codec import Limits, check_plain, pack
 from lumiera.config import Config
-from lumiera.errors import BadMessage, InternalError, LumieraError, ShuttingDown
+from lumiera.errors import BadMessage, InternalError, LumieraError, ShuttingDown, Unreachable
 from lumiera.exits import EXIT_CRASH, EXIT_ERROR, EXIT_NO_SUPERVISOR
 from lumiera.lifecycle import Hooks, Lifecycle
 from lumiera.runtime_dir import ENV_SUPERVISOR_PID, RuntimeDir, read_pid
@@ -147,7 +147,9 @@ class SubsystemProcess:
     def _handshake(self) -> m.Welcome:
         self.send(m.Hello(self.name, os.getpid(), self.attached))
         if not self.control.poll(int(WELCOME_TIMEOUT_S * 1000)):
-            raise LumieraError(f"no welcome from the supervisor at {self.rd.path}")
+            raise Unreachable(
+                f"no welcome from the supervisor at {self.rd.path} within {WELCOME_TIMEOUT_S:g} s"
+            )
         reply = m.decode(self.control.recv(), self.limits)
         if isinstance(reply, m.Error):
             log.error("the supervisor refused %s: %s", self.name, reply.message)

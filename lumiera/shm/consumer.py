@@ -1,0 +1,191 @@
+"""A reader of a frame ring, with its own read position: acquire a frame in place, release it.
+
+Runs in the calling thread; a Consumer is used by one thread. Any number of
+consumers (up to the ring's table size) read one ring; each sees the frames
+published after it attached. Every wait is bounded and ends in :class:`RingTimeout`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from types import TracebackType
+
+import zmq
+
+from lumiera.errors import RingTimeout
+from lumiera.runtime_dir import RuntimeDir
+from lumiera.shm.access import (
+    DEFAULT_TIMEOUT_S,
+    RECHECK_S,
+    U32,
+    U64,
+    Frame,
+    RingAccess,
+    endpoints,
+)
+from lumiera.shm.layout import (
+    C_DROPS,
+    C_PID,
+    C_READ,
+    C_RELEASED,
+    C_SKIP_TO,
+    C_STATE,
+    C_WAITING,
+    CONSUMER_SIZE,
+    OFF_PRODUCER_WAITING,
+    SLOT_HEADER_SIZE,
+    PixelFormat,
+    SlotHeader,
+)
+from lumiera.shm.segment import SegmentError
+
+
+class Consumer(RingAccess):
+    """One reader of a ring, with its own read position.
+
+    It sees the frames published after it attached.
+    """
+
+    def __init__(self, rd: RuntimeDir, name: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        super().__init__(rd, name)
+        self.timeout = timeout
+        self.index = self._take_entry()
+        self.off = self.entry(self.index)
+        self.last = self.released
+        self.held: dict[int, Frame] = {}
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.push = self.ctx.socket(zmq.PUSH)
+        try:
+            frames, free = endpoints(rd, name)
+            for sock in (self.sub, self.push):
+                sock.setsockopt(zmq.LINGER, 0)
+            self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+            self.push.setsockopt(zmq.SNDHWM, 16)
+            self.sub.connect(frames)
+            self.push.connect(free)
+        except BaseException:
+            self.close()  # gives the table entry back: no ghost for a producer to wait on
+            raise
+
+    def _take_entry(self) -> int:
+        for i in range(self.header.max_consumers):
+            off = self.entry(i)
+            if self.seg.try_lock(off, CONSUMER_SIZE, exclusive=True):  # free, or its owner died
+                self.buf[off : off + CONSUMER_SIZE] = bytes(CONSUMER_SIZE)
+                U32.pack_into(self.buf, off + C_PID, os.getpid())
+                self.set_u64(off + C_RELEASED, self.write_seq)
+                U32.pack_into(self.buf, off + C_STATE, 1)
+                return i
+        self.seg.close()
+        raise SegmentError(
+            f"ring {self.name}: all {self.header.max_consumers} consumer entries are taken"
+        )
+
+    @property
+    def released(self) -> int:
+        return self.u64(self.off + C_RELEASED)
+
+    @property
+    def drops(self) -> int:
+        return self.u64(self.off + C_DROPS)
+
+    def acquire(self, timeout: float | None = None) -> Frame:
+        """The next frame for this consumer, read-only and in place; RingTimeout if none comes."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            frame = self._next()
+            if frame is not None:
+                return frame
+            left = deadline - time.monotonic()
+            if left <= 0:
+                waited = self.timeout if timeout is None else timeout
+                raise RingTimeout(f"ring {self.name}: no new frame within {waited:g} s")
+            # The flag, a barrier, one more look, then sleep (layout.py, WAKE-UPS).
+            self.set_u32(self.off + C_WAITING, 1)
+            self.seg.barrier()
+            try:
+                frame = self._next()
+                if frame is not None:
+                    return frame
+                if self.sub.poll(int(min(left, RECHECK_S) * 1000) + 1):
+                    while self.sub.poll(0):
+                        self.sub.recv()
+            finally:
+                self.set_u32(self.off + C_WAITING, 0)
+
+    def _next(self) -> Frame | None:
+        # self.last: the newest sequence number handed out or given up on. What
+        # lies between it and the frame handed out next was dropped for us.
+        want = max(self.last + 1, self.u64(self.off + C_SKIP_TO))
+        top = self.write_seq
+        while want <= top:
+            slot = want % self.n
+            base = self.slot_base(slot)
+            if self.seg.try_lock(base, self.header.slot_size, exclusive=False):
+                hdr = SlotHeader.unpack(self.buf[base : base + SLOT_HEADER_SIZE])
+                if hdr.seq == want:
+                    self._advance(want)
+                    fmt = PixelFormat(hdr.fmt)
+                    planes = self.views(base, fmt, hdr.width, hdr.height, writable=False)
+                    frame = Frame(want, slot, hdr.width, hdr.height, fmt, hdr.pts, planes)
+                    self.held[want] = frame
+                    return frame
+                self.seg.unlock(base, self.header.slot_size)
+            elif want == top:
+                break  # the newest: its producer is between the write-seq store and the unlock
+            want += 1  # being rewritten, overwritten, or left torn by a dead producer: gone
+        if want - 1 > self.last:  # we gave up on some: they count as dropped
+            self._advance(want)
+            self.last = want - 1
+            if not self.held:
+                self.set_u64(self.off + C_RELEASED, self.last)
+        return None
+
+    def _advance(self, seq: int) -> None:
+        if seq - self.last > 1:
+            self.set_u64(self.off + C_DROPS, self.drops + seq - self.last - 1)
+        self.last = seq
+
+    def release(self, frame: Frame) -> None:
+        """Give the frame's slot back; its views must not be used any more."""
+        if self.held.pop(frame.seq, None) is None:
+            return
+        frame.planes = ()
+        if frame.seq > self.released:
+            self.set_u64(self.off + C_RELEASED, frame.seq)
+        self.set_u64(self.off + C_READ, self.u64(self.off + C_READ) + 1)
+        self.seg.unlock(self.slot_base(frame.slot), self.header.slot_size)  # also a barrier
+        if self.u32(OFF_PRODUCER_WAITING):
+            with contextlib.suppress(zmq.Again):
+                self.push.send(U64.pack(frame.seq), zmq.NOBLOCK)
+
+    def frames(self, timeout: float | None = None) -> Iterator[Frame]:
+        """Frames as they come, each released when the loop moves on."""
+        while True:
+            frame = self.acquire(timeout)
+            try:
+                yield frame
+            finally:
+                self.release(frame)
+
+    def close(self) -> None:
+        if self.seg.fd < 0:
+            return
+        for frame in list(self.held.values()):
+            self.release(frame)
+        U32.pack_into(self.buf, self.off + C_STATE, 0)
+        self.seg.unlock(self.off, CONSUMER_SIZE)
+        self.sub.close(linger=0)
+        self.push.close(linger=0)
+        self.seg.close()
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

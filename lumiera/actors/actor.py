@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from lumiera.bus.commands import Commands, CommandSpec, command
+from lumiera.bus.topics import EventBody
 from lumiera.config import Config
 from lumiera.errors import BadArguments, FaultsDisabled, LumieraError
 from lumiera.lifecycle import Hooks
@@ -32,8 +33,9 @@ class ActorContext:
     config: Config
     options: dict[str, Any]
     hooks: Hooks = field(default_factory=Hooks)
-    # Publish on the events bus: (topic, body). The runtime adds sender and ts.
-    publish: Callable[[str, dict[str, Any]], None] = lambda _t, _b: None
+    # Publish on the events bus: (topic, body of the topic's declared kind). The runtime
+    # adds sender and ts. Thread-safe: any thread of the subsystem may publish.
+    publish: Callable[[str, EventBody], None] = lambda _t, _b: None
     # Announce a regular end of this subsystem (``error``: the user's work failed).
     end: Callable[[str | None], None] = lambda _e: None
     attached: bool = False

@@ -7,8 +7,9 @@ actions and the driver (:mod:`.supervisor`, or a test) carries them out.
 from __future__ import annotations
 
 import signal as _signal
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+
+from lumiera.bus.topics import EventBody
 
 
 @dataclass(frozen=True)
@@ -77,10 +78,10 @@ class Kill:
 
 @dataclass(frozen=True)
 class Publish:
-    """Publish on the events bus (the driver adds ``sender`` and ``ts``)."""
+    """Publish ``body`` (of ``topic``'s declared kind) on the events bus."""
 
     topic: str
-    body: dict[str, Any] = field(default_factory=dict)
+    body: EventBody
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,12 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
+from lumiera.bus.topics import EventBody, LogLine
 from lumiera.config import Config
 
-Publish = Callable[[str, dict[str, Any]], None]
+Publish = Callable[[str, EventBody, str], None]  # (topic, body, sender)
 
 
 def log_dir_for(config: Config, instance: str) -> Path:
@@ -47,7 +48,7 @@ class Output:
 
     def line(self, name: str, stream: str, line: str) -> None:
         self.show(f"{name:<8}| {line}")
-        self.publish(f"log.{name}", {"sender": name, "stream": stream, "line": line})
+        self.publish(f"log.{name}", LogLine(stream=stream, line=line), name)
         if name in self._broken:
             return
         try:

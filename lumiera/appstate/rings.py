@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from lumiera.bus.topics import EventBody, RingConsumer, RingStats
 from lumiera.errors import BadArguments
 from lumiera.shm import ring
 from lumiera.shm.inspect import describe, reap_dead_consumers
@@ -26,7 +27,7 @@ log = logging.getLogger("lumiera.appstate")
 class Rings:
     """The rings of one instance, by name."""
 
-    def __init__(self, instance: str, publish: Callable[[str, dict[str, Any]], None]) -> None:
+    def __init__(self, instance: str, publish: Callable[[str, EventBody], None]) -> None:
         self.instance = instance
         self.publish = publish
         self.segments: dict[str, Segment] = {}
@@ -58,7 +59,7 @@ class Rings:
         for name, seg in self.segments.items():
             for pid in reap_dead_consumers(seg):
                 log.warning("ring %s: released the hold of dead consumer pid %d", name, pid)
-            self.publish(f"stats.{name}", describe(seg, name))
+            self.publish(f"stats.{name}", ring_stats(describe(seg, name)))
 
     def close(self) -> None:
         """Unlink and unmap every ring (the supervisor's exit, emergency included)."""
@@ -67,3 +68,9 @@ class Rings:
             with contextlib.suppress(BufferError):
                 seg.close()
         self.segments.clear()
+
+
+def ring_stats(described: dict[str, Any]) -> RingStats:
+    """The ``stats.<ring>`` body of a ring's description (:func:`~lumiera.shm.inspect.describe`)."""
+    consumers = [RingConsumer(**c) for c in described["consumers"]]
+    return RingStats(**{**described, "consumers": consumers})

@@ -43,6 +43,15 @@ from lumiera.appstate.actions import (
     Spawn,
 )
 from lumiera.appstate.model import Barrier, Phase, State, Sub, Timeouts
+from lumiera.bus.topics import (
+    EmergencyExit,
+    EventBody,
+    LifecycleEvent,
+    PhaseChanged,
+    ProblemReported,
+    Shutdown,
+    SubsystemState,
+)
 from lumiera.exits import EXIT_EMERGENCY, EXIT_EMERGENCY_FAILED, EXIT_ERROR, EXIT_OK
 from lumiera.lifecycle import SESSION_CLOSING, SESSION_OPENING, Lifecycle
 from lumiera.subsystems import SUBSYSTEMS, Spec
@@ -213,12 +222,12 @@ class Runner:
     def _shutdown(self, reason: str, now: float) -> None:
         # Internal callers use this one: only public inputs may _take() the actions.
         if self.phase in (Phase.OPENING, Phase.RUNNING):
-            self._publish("appstate.shutdown", reason=reason)
+            self._publish("appstate.shutdown", Shutdown(reason=reason))
             self._set_phase(Phase.CLOSING)
             self._events = list(SESSION_CLOSING)
             self._next_barrier(now)
         elif self.phase in (Phase.INIT, Phase.STARTING):
-            self._publish("appstate.shutdown", reason=reason)
+            self._publish("appstate.shutdown", Shutdown(reason=reason))
             self._begin_stopping(now)
 
     def tick(self, now: float) -> list[Action]:
@@ -385,7 +394,8 @@ class Runner:
             "signal": status.signal if status else None,
             "reason": reason,
         }
-        self._publish_lifecycle(Lifecycle.ON_EMERGENCY_EXIT, **self.emergency)
+        event = Lifecycle.ON_EMERGENCY_EXIT
+        self._publish(f"lifecycle.{event}", EmergencyExit(event=event.value, **self.emergency))
         for other in self.subs.values():
             if other.alive and other is not sub:
                 self._set_state(other, State.STOPPING)
@@ -482,7 +492,7 @@ class Runner:
 
     def _error(self, message: str) -> None:
         self.errors.append(message)
-        self._publish("appstate.problem", message=message)
+        self._publish("appstate.problem", ProblemReported(message=message))
 
     def _finish(self, code: int) -> None:
         if self.phase is not Phase.EMERGENCY:
@@ -493,19 +503,19 @@ class Runner:
 
     def _set_phase(self, phase: Phase) -> None:
         self.phase = phase
-        self._publish("appstate.phase", phase=phase.value)
+        self._publish("appstate.phase", PhaseChanged(phase=phase.value))
 
-    def _set_state(self, sub: Sub, state: State, **extra: Any) -> None:
+    def _set_state(self, sub: Sub, state: State, reason: str | None = None) -> None:
         changed = sub.state.public != state.public
         sub.state = state
         if changed:
-            body = {"name": sub.name, "state": state.public, "pid": sub.pid, **extra}
-            self._publish(f"subsystem.{sub.name}.{state.public}", **body)
+            body = SubsystemState(name=sub.name, state=state.public, pid=sub.pid, reason=reason)
+            self._publish(f"subsystem.{sub.name}.{state.public}", body)
 
-    def _publish_lifecycle(self, event: Lifecycle, **extra: Any) -> None:
-        self._publish(f"lifecycle.{event.value}", event=event.value, **extra)
+    def _publish_lifecycle(self, event: Lifecycle) -> None:
+        self._publish(f"lifecycle.{event.value}", LifecycleEvent(event=event.value))
 
-    def _publish(self, topic: str, **body: Any) -> None:
+    def _publish(self, topic: str, body: EventBody) -> None:
         self._out.append(Publish(topic, body))
 
     def _take(self) -> list[Action]:

@@ -37,9 +37,21 @@ from lumiera.appstate.commands import APPSTATE, AppStateCommands
 from lumiera.appstate.control import Peer, Routing
 from lumiera.appstate.output import Output, log_dir_for
 from lumiera.appstate.rings import Rings
-from lumiera.appstate.runner import Phase, Runner, State, Timeouts
+from lumiera.appstate.runner import MAX_REASON, Phase, Runner, State, Timeouts
 from lumiera.bus import messages as m
-from lumiera.bus.codec import Limits, pack, unpack
+from lumiera.bus.codec import Limits
+from lumiera.bus.events import (
+    EmergencyExit,
+    EventBody,
+    LifecycleEvent,
+    PhaseChanged,
+    ProblemReported,
+    SubsystemState,
+    check_topic,
+    decode_event,
+    encode_event,
+    topic_of,
+)
 from lumiera.bus.sockets import configure_bounded, recv_bounded
 from lumiera.config import Config
 from lumiera.errors import (
@@ -50,6 +62,7 @@ from lumiera.errors import (
     UnknownSubsystem,
 )
 from lumiera.exits import EXIT_EMERGENCY_FAILED
+from lumiera.lifecycle import Lifecycle
 from lumiera.runtime_dir import (
     InstanceLock,
     RuntimeDir,
@@ -63,11 +76,7 @@ from lumiera.subsystems import Options, start_order
 
 log = logging.getLogger("lumiera.appstate")
 _ENDING = (Phase.CLOSING, Phase.STOPPING, Phase.EMERGENCY, Phase.DONE)
-MAX_TOPIC = 256
 LAST_EVENTS_LINGER_MS = 200
-# Topics only the supervisor publishes: a subsystem or tool cannot forge them.
-# (stats.* stays open: subsystems publish their own stats there.)
-RESERVED_TOPICS = (b"lifecycle", b"appstate", b"subsystem", b"log.")
 
 
 class Supervisor:
@@ -130,15 +139,16 @@ class Supervisor:
                 self._loop()
             except Exception as e:  # the supervisor itself failed: a failed emergency, exit 3
                 log.exception("the supervisor failed; killing every subsystem")
+                reason = f"supervisor failed: {type(e).__name__}: {e}"[:MAX_REASON]
                 self._publish(
                     "lifecycle.ON_EMERGENCY_EXIT",
-                    {
-                        "event": "ON_EMERGENCY_EXIT",
-                        "subsystem": APPSTATE,
-                        "exit_code": None,
-                        "signal": None,
-                        "reason": f"supervisor failed: {type(e).__name__}: {e}",
-                    },
+                    EmergencyExit(
+                        event=Lifecycle.ON_EMERGENCY_EXIT.value,
+                        subsystem=APPSTATE,
+                        exit_code=None,
+                        signal=None,
+                        reason=reason,
+                    ),
                 )
                 self.exit_code = EXIT_EMERGENCY_FAILED
         finally:
@@ -171,7 +181,9 @@ class Supervisor:
             os.getpid(),
             ", ".join(self.runner.order),
         )
-        self._publish("lifecycle.ON_BASIC_INIT", {"event": "ON_BASIC_INIT"})
+        self._publish(
+            "lifecycle.ON_BASIC_INIT", LifecycleEvent(event=Lifecycle.ON_BASIC_INIT.value)
+        )
 
     def _sweep_stale(self) -> None:
         files = remove_instance_files(self.rd)
@@ -328,29 +340,36 @@ class Supervisor:
 
     # -- the events plane -----------------------------------------------------------
 
-    def _publish(self, topic: str, body: dict[str, Any]) -> None:
+    def _publish(self, topic: str, body: EventBody, sender: str = APPSTATE) -> None:
+        """Publish on ``events``; ``sender`` is ours but for a subsystem's output lines."""
         if self.xpub is None:  # not bound (yet): nobody can be listening
             return
-        full = {"sender": APPSTATE, "ts": time.time(), **body}
+        try:
+            frames = encode_event(topic, body, sender)
+        except (BadMessage, TypeError):  # a bug, but publishing must not end the supervisor
+            log.exception("could not publish %s", topic)
+            return
         with contextlib.suppress(zmq.ZMQError):
-            self.xpub.send_multipart([topic.encode(), pack(full)])
+            self.xpub.send_multipart(frames)
 
     def _on_publish(self) -> None:
-        """Forward a subsystem's event to the tools, if it is a well-formed one."""
+        """Forward an event from a publisher to the tools if it is a declared, valid one.
+
+        Dropped, with one warning saying why: not two frames, a bad topic, a topic
+        reserved for the supervisor or not declared (a tool's own go under ``ext.``),
+        a body that is not its topic's kind, a sender claiming to be the supervisor.
+        """
         assert self.xsub is not None and self.xpub is not None  # polled only once bound
         frames, total = recv_bounded(self.xsub, 2)
         try:
             if total != 2:
                 raise BadMessage(f"an event has 2 frames, not {total}")
-            topic, body = frames
-            if not 0 < len(topic) <= MAX_TOPIC or not all(0x21 <= c <= 0x7E for c in topic):
-                raise BadMessage("topic must be 1-256 printable ASCII bytes")
-            if topic.startswith(RESERVED_TOPICS):
-                raise BadMessage(f"topic {topic.decode()!r} is reserved for the supervisor")
-            decoded = unpack(body, self.limits)
-            sender, ts = decoded.get("sender"), decoded.get("ts")
-            if not isinstance(sender, str) or sender == APPSTATE or type(ts) not in (int, float):
-                raise BadMessage("event body needs sender (str, not appstate) and ts (number)")
+            topic = frames[0].decode("ascii", errors="replace")
+            check_topic(topic)
+            if topic_of(topic).reserved:
+                raise BadMessage(f"topic {topic!r} is reserved for the supervisor")
+            if decode_event(frames, self.limits).sender == APPSTATE:
+                raise BadMessage(f"{topic}: only the supervisor's events have sender appstate")
         except BadMessage as e:
             log.warning("dropped a bad event from a publisher: %s", e)
             return
@@ -500,12 +519,13 @@ class Supervisor:
     def _execute(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Publish):
-                self._publish(action.topic, action.body)
-                if action.topic.startswith("subsystem."):
-                    self._release_parked(action.body["name"], action.body["state"])
-                if action.topic == "appstate.problem":
-                    log.error("%s", action.body.get("message"))
-                elif action.topic == "appstate.phase" and action.body.get("phase") == Phase.RUNNING:
+                body = action.body
+                self._publish(action.topic, body)
+                if isinstance(body, SubsystemState):
+                    self._release_parked(body.name, body.state)
+                elif isinstance(body, ProblemReported):
+                    log.error("%s", body.message)
+                elif isinstance(body, PhaseChanged) and body.phase == Phase.RUNNING:
                     self._print_status()
             elif isinstance(action, Spawn):
                 self._spawn(action.name)

@@ -87,8 +87,10 @@ __all__ = [
     "Subscriber",
     "SubsystemState",
     "Topic",
+    "check_topic",
     "decode_event",
     "encode_event",
+    "from_plain",
     "kind_of",
     "to_plain",
     "topic_of",
@@ -169,6 +171,16 @@ def decode_event(frames: list[bytes], limits: Limits = DEFAULT_LIMITS) -> Event:
         return Event(topic, sender, ts, _build(kind, body, ""))
     except BadMessage as e:
         raise BadMessage(f"event {topic}: {e}") from None
+
+
+def from_plain(kind: type[EventBody], data: dict[str, Any]) -> EventBody:
+    """A body of class ``kind`` from a plain map of its fields (e.g. a command's answer).
+
+    Every field is checked as :func:`decode_event` checks it; BadMessage names
+    the field that fails.
+    """
+    body: EventBody = _build(kind, data, "")
+    return body
 
 
 def to_plain(value: Any) -> Any:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lumiera.actors import Actor, command
+from lumiera.bus.events import SessionChanged
 from lumiera.errors import BadArguments, LumieraError, Unavailable
 from lumiera.steam.core import SessionCore
 
@@ -103,14 +104,10 @@ class SessionActor(Actor):
         outcomes = self._core().execute_many(run)
         for outcome in outcomes:
             if isinstance(outcome, dict) and not outcome.get("duplicate"):
-                self.ctx.publish(
-                    "session.changed",
-                    {
-                        "command": outcome["command"],
-                        "id": outcome["id"],
-                        "revision": outcome["revision"],
-                    },
+                changed = SessionChanged(
+                    command=outcome["command"], id=outcome["id"], revision=outcome["revision"]
                 )
+                self.ctx.publish("session.changed", changed)
         return list(outcomes)
 
     def _core(self) -> SessionCore:

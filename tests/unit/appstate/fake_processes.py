@@ -29,6 +29,7 @@ from lumiera.appstate.actions import (
     Spawn,
 )
 from lumiera.appstate.runner import Phase, Runner, Timeouts
+from lumiera.bus.events import to_plain
 from lumiera.subsystems import Spec
 
 # Distinct values, so a message naming a timeout shows which one it is.
@@ -212,7 +213,8 @@ class World:
         return [p.topic for p in self.actions(Publish)]
 
     def published(self, topic: str) -> list[dict[str, object]]:
-        return [p.body for p in self.actions(Publish) if p.topic == topic]
+        """The bodies published on ``topic``, as plain dicts (as a tool sees them)."""
+        return [to_plain(p.body) for p in self.actions(Publish) if p.topic == topic]
 
     def lifecycle(self) -> list[str]:
         """The lifecycle events published, in order."""

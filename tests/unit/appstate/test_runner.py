@@ -24,6 +24,7 @@ from lumiera.appstate.actions import (
     Spawn,
 )
 from lumiera.appstate.runner import Phase, Runner, State
+from lumiera.bus.topics import LifecycleEvent, PhaseChanged, Shutdown, SubsystemState
 from lumiera.lifecycle import Lifecycle
 from lumiera.subsystems import Options, start_order
 from tests.unit.appstate.fake_processes import TIMEOUTS, Behaviour, Said, World, spec, table
@@ -71,7 +72,10 @@ def test_a_single_subsystem_is_spawned_started_on_hello_and_running_after_the_se
     assert r.subs["solo"].state is State.STARTING
 
     out = r.ready("solo", True, 0.2)
-    assert Publish("subsystem.solo.running", {"name": "solo", "state": "running", "pid": 42}) in out
+    assert (
+        Publish("subsystem.solo.running", SubsystemState(name="solo", state="running", pid=42))
+        in out
+    )
     assert [a for a in out if isinstance(a, SendEvent)] == [
         SendEvent("solo", Lifecycle.ON_SESSION_START)
     ]
@@ -82,7 +86,7 @@ def test_a_single_subsystem_is_spawned_started_on_hello_and_running_after_the_se
     out = r.ack("solo", "ON_SESSION_INIT", 0.3)
     assert SendEvent("solo", Lifecycle.ON_SESSION_READY) in out
     out = r.ack("solo", "ON_SESSION_READY", 0.3)
-    assert out == [Publish("appstate.phase", {"phase": "running"})]
+    assert out == [Publish("appstate.phase", PhaseChanged(phase="running"))]
     assert phase(r) is Phase.RUNNING
 
 
@@ -95,7 +99,7 @@ def test_a_single_subsystem_cycle_shuts_down_through_the_closing_barriers_and_fi
         r.ack("solo", event, 0.0)
 
     out = r.shutdown("SIGINT received", 1.0)
-    assert Publish("appstate.shutdown", {"reason": "SIGINT received"}) in out
+    assert Publish("appstate.shutdown", Shutdown(reason="SIGINT received")) in out
     assert SendEvent("solo", Lifecycle.ON_SESSION_CLOSE) in out
     assert phase(r) is Phase.CLOSING
     out = r.ack("solo", "ON_SESSION_CLOSE", 1.1)
@@ -106,7 +110,9 @@ def test_a_single_subsystem_cycle_shuts_down_through_the_closing_barriers_and_fi
 
     out = r.exited("solo", ExitStatus(code=0), 1.3)
     assert out[-1] == Finish(0)
-    assert Publish("lifecycle.ON_GLOBAL_SHUTDOWN", {"event": "ON_GLOBAL_SHUTDOWN"}) in out
+    assert (
+        Publish("lifecycle.ON_GLOBAL_SHUTDOWN", LifecycleEvent(event="ON_GLOBAL_SHUTDOWN")) in out
+    )
     assert phase(r) is Phase.DONE and r.exit_code == 0 and r.errors == []
 
 

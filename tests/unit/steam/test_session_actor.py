@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from lumiera.actors import ActorContext
+from lumiera.bus.events import EventBody, kind_of, to_plain
 from lumiera.config import load
 from lumiera.errors import (
     BadArguments,
@@ -29,7 +30,12 @@ Events = list[tuple[str, dict[str, Any]]]
 def actor_on(session: Path | None, events: Events) -> SessionActor:
     options = {} if session is None else {"session": str(session)}
     ctx = ActorContext(name="session", instance="t1", config=load(), options=options)
-    ctx.publish = lambda topic, body: events.append((topic, body))
+
+    def publish(topic: str, body: EventBody) -> None:
+        assert isinstance(body, kind_of(topic))  # the topic's declared kind
+        events.append((topic, to_plain(body)))
+
+    ctx.publish = publish
     return SessionActor(ctx)
 
 

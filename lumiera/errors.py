@@ -80,6 +80,12 @@ class BadMessage(LumieraError):
     code = "bad_message"
 
 
+class BadTimeline(BadMessage):
+    """A timeline that breaks the contract (:mod:`lumiera.bus.timeline`); names the field."""
+
+    code = "bad_timeline"
+
+
 class UnknownSubsystem(LumieraError):
     """A request named a subsystem this instance does not have."""
 
@@ -231,6 +237,7 @@ _BY_CODE: dict[str, type[LumieraError]] = {
         UsageError,
         ConfigError,
         BadMessage,
+        BadTimeline,
         UnknownSubsystem,
         Unavailable,
         UnknownCommand,

@@ -12,6 +12,9 @@ import av
 import numpy as np
 import pytest
 
+from lumiera.bus.timeline import Timeline
+from lumiera.errors import MediaError
+from lumiera.steam.edits import probe_media
 from lumiera.testing import Instance, run_cli
 
 
@@ -80,7 +83,7 @@ def build(
     *,
     size: tuple[int, int] = (64, 48),
     rate: int = 25,
-) -> dict[str, Any]:
+) -> Timeline:
     """Media m1.., tracks t1.. (bottom up), the output size and rate, the clips; the timeline."""
     for path in media:
         inst.request("session", "add_media", {"path": str(path)})
@@ -89,8 +92,23 @@ def build(
     inst.request("session", "set_output", {"width": size[0], "height": size[1], "rate": str(rate)})
     for clip in clips:
         inst.request("session", "add_clip", clip)
-    timeline: dict[str, Any] = inst.request("session", "describe")["session"]
-    return timeline
+    return Timeline.from_wire(inst.request("session", "timeline"))
+
+
+def timeline_of(data: dict[str, Any]) -> Timeline:
+    """A Timeline from a test's short form: each media's unnamed fields probed from its file.
+
+    A media whose file is missing gets zeros (a render of it fails as missing).
+    """
+    media = []
+    for m in data["media"]:
+        try:
+            probed = probe_media(m["path"])
+        except MediaError:
+            probed = dict.fromkeys(("frames", "width", "height", "size", "mtime_ns"), 0)
+            probed.update(rate="25", pix_fmt="")
+        media.append({**probed, **m})
+    return Timeline.from_wire({**data, "media": media})
 
 
 @contextlib.contextmanager

@@ -46,9 +46,20 @@ def _refuse_ext(code: int, data: bytes) -> NoReturn:
 
 
 def pack(body: dict[str, Any]) -> bytes:
-    """Encode a message body (a map with string keys)."""
-    packed: bytes = msgpack.packb(body, use_bin_type=True)
+    """Encode a message body (a map with string keys).
+
+    Values may be the contract's types (anything with ``to_wire()``, e.g. a
+    :class:`~lumiera.bus.timeline.Timeline`): they are encoded here, the one place.
+    """
+    packed: bytes = msgpack.packb(body, use_bin_type=True, default=_to_wire)
     return packed
+
+
+def _to_wire(value: Any) -> Any:
+    to_wire = getattr(value, "to_wire", None)
+    if to_wire is None:
+        raise TypeError(f"cannot send a {type(value).__name__} on the bus")
+    return to_wire()
 
 
 def unpack(

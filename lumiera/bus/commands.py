@@ -114,5 +114,7 @@ class Commands:
             try:
                 checked[pname] = check_type(f"{spec.name}.{pname}", args[pname], hint)
             except BadMessage as e:
+                if type(e) is not BadMessage:  # a contract's own error (BadTimeline) keeps its code
+                    raise
                 raise BadArguments(str(e)) from None
         return checked

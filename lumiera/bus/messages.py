@@ -257,8 +257,10 @@ def checker(where: str, hint: Any) -> Check:
 
     Understands the hints used in message and command declarations: str (with
     MaxLen), int, float (ints accepted and converted), bool, None, unions,
-    list, dict with str keys, and Any. Free-form values (Any, dict, list) must
-    be built only of plain msgpack values. Built once per (place, hint).
+    list, dict with str keys, Any, and the contract's types (a class with a
+    ``from_wire`` classmethod, e.g. :class:`~lumiera.bus.timeline.Timeline`).
+    Free-form values (Any, dict, list) must be built only of plain msgpack
+    values. Built once per (place, hint).
     """
     key = (where, hint)
     found = _CHECKERS.get(key)
@@ -284,6 +286,14 @@ def _compile(where: str, hint: Any) -> Check:
             return value
 
         return bounded
+    wire = getattr(hint, "from_wire", None)
+    if isinstance(hint, type) and wire is not None:
+        # A contract type (lumiera.bus.timeline): it decodes and checks itself, and its
+        # own error (BadTimeline, a BadMessage) names the field that failed.
+        def contract(value: Any) -> Any:
+            return wire(value, where)
+
+        return contract
     if origin in (Union, types.UnionType):
         options = [_compile(where, h) for h in typing.get_args(hint)]
 

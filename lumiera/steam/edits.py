@@ -24,8 +24,9 @@ from fractions import Fraction
 from typing import Any
 
 from lumiera.bus.commands import Commands, command
+from lumiera.bus.timeline import Clip, Media, Output, Track, rate_of, rate_text
 from lumiera.errors import BadArguments, Conflict, MediaError, NotFound
-from lumiera.steam.model import Clip, Media, Output, Session, Track, rate_of, rate_text
+from lumiera.steam.model import Session
 
 Memento = dict[str, Any]
 Prober = Callable[[str], dict[str, Any]]
@@ -59,6 +60,7 @@ def probe_media(path: str) -> dict[str, Any]:
                 "pix_fmt": str(ctx.pix_fmt or ""),
                 "size": st.st_size,
                 "mtime_ns": st.st_mtime_ns,
+                "inode": st.st_ino,
             }
     except MediaError:
         raise
@@ -90,13 +92,13 @@ class Edits(Commands):
         s = self.session
         memento: Memento = {}
         if tracks:
-            memento["tracks"] = [dataclasses.asdict(t) for t in s.tracks]
+            memento["tracks"] = [t.to_wire() for t in s.tracks]
         if clips:
-            memento["clips"] = {c: _asdict(s.clips.get(c)) for c in clips}
+            memento["clips"] = {c: _wire(s.clips.get(c)) for c in clips}
         if media:
-            memento["media"] = {m: _media_data(s.media.get(m)) for m in media}
+            memento["media"] = {m: _wire(s.media.get(m)) for m in media}
         if output:
-            memento["output"] = {**dataclasses.asdict(s.output), "rate": rate_text(s.output.rate)}
+            memento["output"] = s.output.to_wire()
         return memento
 
     def restore(self, memento: Memento) -> Memento:
@@ -109,20 +111,19 @@ class Edits(Commands):
             output="output" in memento,
         )
         if "tracks" in memento:
-            s.tracks = [Track(**t) for t in memento["tracks"]]
+            s.tracks = [Track.from_wire(t) for t in memento["tracks"]]
         for cid, data in memento.get("clips", {}).items():
             if data is None:
                 s.clips.pop(cid, None)
             else:
-                s.clips[cid] = Clip(**data)
+                s.clips[cid] = Clip.from_wire(data)
         for mid, data in memento.get("media", {}).items():
             if data is None:
                 s.media.pop(mid, None)
             else:
-                s.media[mid] = Media(**{**data, "rate": rate_of(data["rate"])})
+                s.media[mid] = Media.from_wire(data)
         if "output" in memento:
-            out = memento["output"]
-            s.output = Output(out["width"], out["height"], rate_of(out["rate"]))
+            s.output = Output.from_wire(memento["output"])
         return current
 
     # -- helpers for validation -----------------------------------------------------
@@ -167,7 +168,7 @@ class Edits(Commands):
         if not 0.0 <= clip.opacity <= 1.0:
             raise BadArguments(f"opacity {clip.opacity} is not within 0..1")
         for other in self.session.clips_on(clip.track):
-            if other.id != clip.id and other.position < clip.end and clip.position < other.end:
+            if other.id != clip.id and other.overlaps(clip):
                 raise Conflict(
                     f"clip would overlap {other.id} on {clip.track} "
                     f"(frames {other.position}..{other.end})"
@@ -183,7 +184,7 @@ class Edits(Commands):
 
     def apply_add_media(self, a: dict[str, Any]) -> Memento:
         memento = self.capture(media=(a["id"],))
-        self.session.media[a["id"]] = Media(**{**a, "rate": rate_of(a["rate"])})
+        self.session.media[a["id"]] = Media.from_wire(a)
         return memento
 
     @command
@@ -237,11 +238,11 @@ class Edits(Commands):
         out = m.frames if source_out is None else source_out
         clip = Clip(cid, media, track, position, source_in, out, opacity)
         self._check_place(clip)
-        return dataclasses.asdict(clip)
+        return clip.to_wire()
 
     def apply_add_clip(self, a: dict[str, Any]) -> Memento:
         memento = self.capture(clips=(a["id"],))
-        self.session.clips[a["id"]] = Clip(**a)
+        self.session.clips[a["id"]] = Clip.from_wire(a)
         return memento
 
     @command
@@ -317,13 +318,9 @@ class Edits(Commands):
 
     def apply_set_output(self, a: dict[str, Any]) -> Memento:
         memento = self.capture(output=True)
-        self.session.output = Output(a["width"], a["height"], rate_of(a["rate"]))
+        self.session.output = Output.from_wire(a)
         return memento
 
 
-def _asdict(clip: Clip | None) -> dict[str, Any] | None:
-    return None if clip is None else dataclasses.asdict(clip)
-
-
-def _media_data(media: Media | None) -> dict[str, Any] | None:
-    return None if media is None else {**dataclasses.asdict(media), "rate": rate_text(media.rate)}
+def _wire(part: Clip | Media | None) -> dict[str, Any] | None:
+    return None if part is None else part.to_wire()

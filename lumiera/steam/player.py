@@ -32,29 +32,29 @@ it was then.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import zmq
 
-from lumiera.actors import Actor, command
+from lumiera.actors import Actor, ActorContext, command
 from lumiera.actors.publisher import SharedPublisher
 from lumiera.bus.client import ControlClient
 from lumiera.bus.codec import unpack
+from lumiera.bus.timeline import Timeline, rate_of, rate_text
 from lumiera.errors import (
     BadArguments,
     BadMessage,
     Conflict,
     LumieraError,
-    MediaError,
     NotFound,
     RingTimeout,
+    Unavailable,
 )
 from lumiera.runtime_dir import RuntimeDir
+from lumiera.steam.playout import PlayerStream, parse_range, ring_slot_mb
 from lumiera.vault.codecs import Encoder, Registry
 
 KEEP_ENDED = 64  # ended streams (and engine stream ends) kept
@@ -64,114 +64,12 @@ FRAME_WAIT_S = 1.0  # a render's reader checks on the engine after this long wit
 ENGINE_SILENT_S = 120.0  # ... and gives up when the engine says nothing for this long
 
 
-def timeline_length(timeline: dict[str, Any]) -> int:
-    """Frames up to the end of the last clip."""
-    ends = [c["position"] + c["source_out"] - c["source_in"] for c in timeline["clips"]]
-    return max(ends, default=0)
-
-
-def parse_range(timeline: dict[str, Any], first: int | None, count: int | None) -> tuple[int, int]:
-    length = timeline_length(timeline)
-    start = 0 if first is None else first
-    n = (length - start) if count is None else count
-    if start < 0 or n < 1:
-        raise BadArguments(
-            f"nothing to render: frames {start}..{start + n - 1} (the timeline has {length})"
-        )
-    return start, n
-
-
-def check_media(timeline: dict[str, Any], first: int, count: int) -> None:
-    """Every media used in the range is there: fail before any frame is computed."""
-    used = {
-        c["media"]
-        for c in timeline["clips"]
-        if c["position"] < first + count
-        and c["position"] + c["source_out"] - c["source_in"] > first
-    }
-    for media in timeline["media"]:
-        if media["id"] in used and not os.path.isfile(media["path"]):
-            raise MediaError(f"media {media['id']}: {media['path']} is missing")
-
-
-def ring_slot_mb(width: int, height: int, channels: int = 3) -> int:
-    return max(1, -(-width * height * channels // 2**20))
-
-
-class PlayerStream:
-    """One stream of the Player: where it stands (what ``streams`` and stats show)."""
-
-    def __init__(self, sid: str, mode: str, first: int, count: int, rate: Fraction) -> None:
-        self.id, self.mode, self.first, self.count, self.rate = sid, mode, first, count, rate
-        self.state = "starting"
-        self.frames = 0  # render: frames encoded
-        self.dropped = 0
-        self.engine_stream: str | None = None
-        self.ring: str | None = None
-        self.output: str | None = None
-        self.error: str | None = None
-        self.started = time.monotonic()
-        self.ended: float | None = None
-        self.start_due = 0.0  # playback: when frame ``position_at_start`` is due
-        self.position_at_start = first
-        self.paused_at: int | None = None
-        self.cancel = threading.Event()
-        self.timeline: dict[str, Any] = {}  # playback: what it plays (a pause keeps it)
-
-    def position(self) -> int:
-        if self.mode == "render":
-            return self.first + self.frames
-        if self.paused_at is not None:
-            return self.paused_at
-        elapsed = max(0.0, time.monotonic() - self.start_due)
-        pos = self.position_at_start + int(elapsed * self.rate)
-        return min(pos, self.first + self.count)
-
-    def info(self) -> dict[str, Any]:
-        seconds = (self.ended or time.monotonic()) - self.started
-        done = self.position() - self.first
-        fps = done / seconds if seconds > 0 and self.mode == "render" else float(self.rate)
-        left = self.first + self.count - self.position()
-        eta = left / fps if fps > 0 and self.state in ("running", "starting") else 0.0
-        return {
-            "id": self.id,
-            "mode": self.mode,
-            "state": self.state,
-            "first": self.first,
-            "count": self.count,
-            "frame": self.position(),
-            "frames": self.frames if self.mode == "render" else done,
-            "fps": round(fps, 2),
-            "dropped": self.dropped,
-            "eta_s": round(eta, 2),
-            "seconds": round(seconds, 3),
-            "rate": str(self.rate),
-            "engine_stream": self.engine_stream,
-            # playback: when frame ``start_frame`` is (was) due, on CLOCK_MONOTONIC
-            **(
-                {"start": self.start_due, "start_frame": self.position_at_start}
-                if self.mode == "playback"
-                else {}
-            ),
-            "ring": self.ring,
-            **({"output": self.output} if self.output else {}),
-            **({"error": self.error} if self.error else {}),
-        }
-
-
 class PlayerActor(Actor):
     name = "player"
     summary = "calculation streams: render a timeline to a file, play it into the viewer ring"
 
-    def on_start(self) -> None:
-        assert self.ctx.runtime_dir is not None
-        self.rd = RuntimeDir(Path(self.ctx.runtime_dir), self.ctx.instance, False)
-        # The main thread's connection. Its requests (session describe, engine render,
-        # stop_stream) are answered in milliseconds; the bound keeps a slow answer from
-        # holding the main loop past the heartbeat watchdog (the request fails instead).
-        watchdog = self.ctx.config.get_float("appstate.watchdog_timeout")
-        self.client = ControlClient(self.rd, timeout=watchdog / 2)
-        self.events = SharedPublisher(self.rd, self.ctx.name)  # for the render threads
+    def __init__(self, ctx: ActorContext) -> None:
+        super().__init__(ctx)
         self.codecs = Registry()
         self.streams: dict[str, PlayerStream] = {}
         self.rings: set[str] = set()
@@ -181,11 +79,45 @@ class PlayerActor(Actor):
         self._stopping = threading.Event()
         self._monitor = threading.Thread(target=self._watch_engine, name="engine-events")
         self._monitor.daemon = True
+        self.tick_interval = ctx.config.get_float("engine.stats_interval")
+        # The bus connections, from on_start on (None before; the properties below say so).
+        self._rd: RuntimeDir | None = None
+        self._client: ControlClient | None = None
+        self._events: SharedPublisher | None = None
+
+    @property
+    def rd(self) -> RuntimeDir:
+        if self._rd is None:
+            raise Unavailable("the player has not started")
+        return self._rd
+
+    @property
+    def client(self) -> ControlClient:
+        """The main thread's connection (render threads make their own)."""
+        if self._client is None:
+            raise Unavailable("the player has not started")
+        return self._client
+
+    @property
+    def events(self) -> SharedPublisher:
+        """The publisher of the render threads."""
+        if self._events is None:
+            raise Unavailable("the player has not started")
+        return self._events
+
+    def on_start(self) -> None:
+        assert self.ctx.runtime_dir is not None
+        self._rd = RuntimeDir(Path(self.ctx.runtime_dir), self.ctx.instance, False)
+        # The main thread's requests (session timeline, engine render, stop_stream) are
+        # answered in milliseconds; the bound keeps a slow answer from holding the main
+        # loop past the heartbeat watchdog (the request fails instead).
+        watchdog = self.ctx.config.get_float("appstate.watchdog_timeout")
+        self._client = ControlClient(self._rd, timeout=watchdog / 2)
+        self._events = SharedPublisher(self._rd, self.ctx.name)
         self._monitor.start()
-        self.tick_interval = self.ctx.config.get_float("engine.stats_interval")
 
     def on_stop(self) -> None:
-        if not hasattr(self, "_stopping"):  # stopped before it was started
+        if self._client is None:  # stopped before it was started
             return
         self._stopping.set()
         for stream in self.streams.values():
@@ -214,10 +146,9 @@ class PlayerActor(Actor):
             del self.streams[key]
         return f"p{self._ids}"
 
-    def _timeline(self) -> dict[str, Any]:
-        desc = self.client.request("session", "describe")
-        timeline: dict[str, Any] = desc["session"]
-        return timeline
+    def _timeline(self) -> Timeline:
+        """The session's edit now (BadTimeline if what the session sent breaks the contract)."""
+        return Timeline.from_wire(self.client.request("session", "timeline"))
 
     def _ring(self, client: ControlClient, kind: str, width: int, height: int) -> str:
         name = f"{kind}-{width}x{height}"
@@ -294,10 +225,7 @@ class PlayerActor(Actor):
             raise BadArguments(f"output {target}: no directory {target.parent}")
         timeline = self._timeline()
         start, n = parse_range(timeline, first, count)
-        check_media(timeline, start, n)
-        out = timeline["output"]
-        width, height = int(out["width"]), int(out["height"])
-        rate = Fraction(str(out.get("rate", 25)))
+        width, height, rate = timeline.output.width, timeline.output.height, timeline.output.rate
         stream = PlayerStream(self._new_id(), "render", start, n, rate)
         stream.output = str(target)
         stream.ring = self._ring(self.client, "render", width, height)
@@ -395,10 +323,10 @@ class PlayerActor(Actor):
             self._halt(current, "stopped")
         timeline = self._timeline()
         start, n = parse_range(timeline, first, count)
-        check_media(timeline, start, n)
-        fps = Fraction(rate if rate is not None else str(timeline["output"].get("rate", 25)))
-        if fps <= 0:
-            raise BadArguments(f"rate {rate}: must be positive")
+        try:
+            fps = timeline.output.rate if rate is None else rate_of(rate)
+        except ValueError as e:
+            raise BadArguments(f"rate: {e}") from None
         stream = PlayerStream(self._new_id(), "playback", start, n, fps)
         self.streams[stream.id] = stream
         stream.timeline = timeline
@@ -406,8 +334,9 @@ class PlayerActor(Actor):
 
     def _start_playback(self, stream: PlayerStream, at: int) -> dict[str, Any]:
         timeline = stream.timeline
-        out = timeline["output"]
-        stream.ring = self._ring(self.client, "viewer", int(out["width"]), int(out["height"]))
+        assert timeline is not None  # a playback stream keeps what it plays
+        out = timeline.output
+        stream.ring = self._ring(self.client, "viewer", out.width, out.height)
         left = stream.first + stream.count - at
         if left < 1:
             stream.state, stream.ended = "done", time.monotonic()
@@ -422,7 +351,7 @@ class PlayerActor(Actor):
                 "ring": stream.ring,
                 "fmt": "rgb24",
                 "mode": "playback",
-                "rate": str(stream.rate),
+                "rate": rate_text(stream.rate),
             },
         )
         stream.engine_stream = reply["stream"]
@@ -490,8 +419,7 @@ class PlayerActor(Actor):
         return [s.info() for s in self.streams.values()]
 
     def describe_state(self) -> dict[str, Any]:
-        streams = getattr(self, "streams", {})
-        return {"built": True, "streams": [s.info() for s in streams.values()]}
+        return {"built": True, "streams": [s.info() for s in self.streams.values()]}
 
 
 ACTOR = PlayerActor

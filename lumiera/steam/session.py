@@ -130,6 +130,11 @@ class SessionActor(Actor):
         }
 
     @command
+    def on_timeline(self) -> dict[str, Any]:
+        """The edit as the Engine renders it: a Timeline (lumiera.bus.timeline) in wire form."""
+        return self._core().session.to_data()
+
+    @command
     def on_history(self) -> dict[str, Any]:
         """The undo history: done (oldest first) and undone (next redo first)."""
         return self._core().history()

@@ -1,7 +1,9 @@
 """The Engine subsystem (Vault): calculation streams of render jobs on a worker pool.
 
 ``render`` starts a stream: frames ``first .. first+count-1`` of a timeline
-(the session's ``describe()["session"]`` data) into a ring the supervisor
+(the contract's :class:`~lumiera.bus.timeline.Timeline`, as the session's
+``timeline`` command gives it; decoded and checked before the handler runs)
+into a ring the supervisor
 created (e.g. ``[rings] declared = render:block``), in mode ``render`` (every
 frame, as fast as possible) or ``playback`` (real time at the output's rate,
 late frames dropped and counted); see :mod:`lumiera.vault.stream` for how a
@@ -30,16 +32,16 @@ import itertools
 import os
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from lumiera.actors import Actor, command
+from lumiera.actors import Actor, ActorContext, command
 from lumiera.actors.publisher import SharedPublisher
-from lumiera.errors import BadArguments, FaultsDisabled, NotFound
+from lumiera.bus.timeline import Timeline, rate_of, rate_text
+from lumiera.errors import BadArguments, FaultsDisabled, NotFound, Unavailable
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.vault.cache import FrameCache
-from lumiera.vault.media import MediaPool
+from lumiera.vault.media import MediaPool, check_sources
 from lumiera.vault.scheduler import Scheduler
 from lumiera.vault.stream import FORMATS, MODES, WAIT_FRAME_S, RenderStream, StreamSpec
 
@@ -51,13 +53,17 @@ class EngineActor(Actor):
     name = "engine"
     summary = "calculation streams of render jobs on a worker pool, media I/O, frame cache"
 
-    def on_start(self) -> None:
-        cfg = self.ctx.config
+    def __init__(self, ctx: ActorContext) -> None:
+        super().__init__(ctx)
+        cfg = ctx.config
         self.workers = cfg.get_int("engine.workers") or os.cpu_count() or 1
         self.lead = cfg.get_int("engine.prefetch_frames")
-        self.scheduler = Scheduler(self.workers)
         self.cache = FrameCache(cfg.get_int("vault.cache_mb") * 2**20)
         self.max_open = cfg.get_int("vault.max_open_files")
+        self.tick_interval = cfg.get_float("engine.stats_interval")
+        self.scheduler: Scheduler | None = None  # its worker threads run from on_start on
+        self.events: SharedPublisher | None = None  # for the streams' threads
+        self.rd: RuntimeDir | None = None
         self._local = threading.local()
         self._pools: list[MediaPool] = []
         self._pools_lock = threading.Lock()
@@ -65,14 +71,16 @@ class EngineActor(Actor):
         self._ids = itertools.count(1)
         self._threads: list[threading.Thread] = []
         self._ring_threads: dict[str, threading.Thread] = {}  # the last stream's, per ring
-        self.tick_interval = cfg.get_float("engine.stats_interval")
         self.slow: dict[int, float] = {}  # fault injection: output frame -> seconds
+
+    def on_start(self) -> None:
         assert self.ctx.runtime_dir is not None
         self.rd = RuntimeDir(Path(self.ctx.runtime_dir), self.ctx.instance, False)
-        self.events = SharedPublisher(self.rd, self.ctx.name)  # for the streams' threads
+        self.events = SharedPublisher(self.rd, self.ctx.name)
+        self.scheduler = Scheduler(self.workers)
 
     def on_stop(self) -> None:
-        if not hasattr(self, "scheduler"):  # stopped before it was started
+        if self.scheduler is None:  # stopped before it was started
             return
         for stream in self.streams.values():
             stream.stop()
@@ -84,7 +92,8 @@ class EngineActor(Actor):
         with self._pools_lock:
             for pool in self._pools:
                 pool.close()
-        self.events.close()
+        if self.events is not None:
+            self.events.close()
 
     def on_tick(self) -> None:
         self.ctx.publish("stats.engine", self.stats())
@@ -102,7 +111,7 @@ class EngineActor(Actor):
     def on_render(
         self,
         *,
-        timeline: dict[str, Any],
+        timeline: Timeline,
         first: int,
         count: int,
         ring: str,
@@ -115,6 +124,8 @@ class EngineActor(Actor):
 
         ``mode``: render (every frame) or playback (real time; ``rate``, default
         the output's, and ``start``, the time.monotonic() when frame ``first`` is due).
+        Fails before any frame when a media of the range is missing (``media``) or
+        is not the file the session probed (``media_changed``).
         """
         if fmt not in FORMATS:
             raise BadArguments(f"fmt {fmt!r}: one of {', '.join(FORMATS)}")
@@ -123,27 +134,17 @@ class EngineActor(Actor):
         if first < 0 or count < 1:
             raise BadArguments("first must be 0 or more and count at least 1")
         try:
-            size = (int(timeline["output"]["width"]), int(timeline["output"]["height"]))
-            if size[0] < 1 or size[1] < 1:
-                raise ValueError("output size")
-            for key in ("media", "tracks", "clips"):
-                if not isinstance(timeline[key], list):
-                    raise TypeError(key)
-            media = {m["id"] for m in timeline["media"]}
-            for clip in timeline["clips"]:
-                if clip["media"] not in media:
-                    raise ValueError(f"clip {clip['id']}: no media {clip['media']}")
-            fps = Fraction(rate if rate is not None else str(timeline["output"].get("rate", 25)))
-            if fps <= 0:
-                raise ValueError("rate")
-        except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
-            raise BadArguments(f"timeline is not a session description ({e})") from None
+            fps = timeline.output.rate if rate is None else rate_of(rate)
+        except ValueError as e:
+            raise BadArguments(f"rate: {e}") from None
+        check_sources(timeline, first, count)
+        scheduler = self._scheduler()
         sid = f"s{next(self._ids)}"
         due = start if start is not None else time.monotonic() + PREROLL_S
         spec = StreamSpec(sid, timeline, first, count, ring, fmt, mode, fps, due)
         stream = RenderStream(
             spec,
-            self.scheduler,
+            scheduler,
             self.cache,
             self._pool,
             workers=self.workers,
@@ -163,7 +164,12 @@ class EngineActor(Actor):
         self._ring_threads[ring] = thread
         stream.thread = thread
         thread.start()
-        return {"stream": sid, "frames": count, "mode": mode, "rate": str(fps), "start": due}
+        return {"stream": sid, "frames": count, "mode": mode, "rate": rate_text(fps), "start": due}
+
+    def _scheduler(self) -> Scheduler:
+        if self.scheduler is None:
+            raise Unavailable("the engine has not started")
+        return self.scheduler
 
     def _run_stream(self, stream: RenderStream, before: threading.Thread | None) -> None:
         """The stream's thread: the ring's one producer; publishes the stream's end itself.
@@ -173,6 +179,7 @@ class EngineActor(Actor):
         """
         from lumiera.shm.ring import Producer
 
+        assert self.rd is not None and self.events is not None  # set by on_start
         if before is not None:
             before.join(WAIT_FRAME_S)
         started = time.monotonic()
@@ -227,17 +234,17 @@ class EngineActor(Actor):
         return [s.info() for s in self.streams.values()]
 
     def stats(self) -> dict[str, Any]:
+        scheduler = self._scheduler()
         return {
             "workers": self.workers,
-            "queued": self.scheduler.queued,
-            "jobs": dict(self.scheduler.stats),
+            "queued": scheduler.queued,
+            "jobs": dict(scheduler.stats),
             "cache": self.cache.stats(),
             "streams": [s.info() for s in self.streams.values() if s.status.state == "running"],
         }
 
     def describe_state(self) -> dict[str, Any]:
-        started = hasattr(self, "scheduler")
-        return {"built": True, **(self.stats() if started else {})}
+        return {"built": True, **(self.stats() if self.scheduler is not None else {})}
 
 
 ACTOR = EngineActor

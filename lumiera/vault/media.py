@@ -31,6 +31,7 @@ from typing import Any
 import av
 import numpy as np
 
+from lumiera.bus.timeline import Media, Timeline
 from lumiera.errors import MediaChanged, MediaError
 
 # Jumping ahead by more than this many frames seeks instead of decoding through.
@@ -46,15 +47,48 @@ class Identity:
 
     size: int
     mtime_ns: int
-    inode: int
+    inode: int  # 0: not recorded (a session made before it was); size and mtime decide
 
     @classmethod
     def of(cls, path: str) -> Identity:
+        """The file's identity now; MediaError when it is missing or unreadable."""
         try:
             st = os.stat(path)
         except OSError as e:
             raise MediaError(f"media {path}: {e.strerror}") from None
         return cls(st.st_size, st.st_mtime_ns, st.st_ino)
+
+    @classmethod
+    def probed(cls, media: Media) -> Identity:
+        """The identity the session took when it probed ``media``."""
+        return cls(media.size, media.mtime_ns, media.inode)
+
+    def matches(self, now: Identity) -> bool:
+        """Whether ``now`` is the file this identity was taken of."""
+        same_inode = self.inode in (0, now.inode)
+        return same_inode and (self.size, self.mtime_ns) == (now.size, now.mtime_ns)
+
+
+def check_sources(timeline: Timeline, first: int, count: int) -> None:
+    """Every media shown in frames ``first .. first+count-1`` is the file that was probed.
+
+    Raises MediaError naming the file when one is missing, MediaChanged when one
+    was replaced or rewritten since ``add_media``: a render fails before any frame.
+    """
+    used = {c.media for c in timeline.clips_within(first, count)}
+    for media in (m for m in timeline.media if m.id in used):
+        if not os.path.isfile(media.path):
+            raise MediaError(f"media {media.id}: {media.path} is missing")
+        expected, now = Identity.probed(media), Identity.of(media.path)
+        if not expected.matches(now):
+            raise MediaChanged(f"media {media.id}: {_changed(media.path, expected, now)}")
+
+
+def _changed(path: str, expected: Identity, now: Identity) -> str:
+    return (
+        f"media {path} changed on disk since it was probed "
+        f"(size {expected.size} -> {now.size}, mtime or inode differ)"
+    )
 
 
 class _Open:
@@ -124,15 +158,17 @@ class MediaPool:
         self._identity[path] = ident
         return ident
 
+    def expect(self, media: Media) -> None:
+        """Decode ``media.path`` only while it is the file the session probed."""
+        if self._identity.get(media.path) != (ident := Identity.probed(media)):
+            self._identity[media.path] = ident
+
     def _get(self, path: str) -> _Open:
         expected = self._identity.get(path)
         now = Identity.of(path)  # every time: a file rewritten while open is caught too
-        if expected is not None and now != expected:
+        if expected is not None and not expected.matches(now):
             self._drop(path)
-            raise MediaChanged(
-                f"media {path} changed on disk since it was probed "
-                f"(size {expected.size} -> {now.size}, mtime or inode differ)"
-            )
+            raise MediaChanged(_changed(path, expected, now))
         if expected is None:
             self._identity[path] = now
         entry = self._open.get(path)

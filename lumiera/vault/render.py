@@ -1,9 +1,8 @@
 """One output frame of a timeline: the work of a render job.
 
-The timeline is the session's own data (``describe``'s ``session``: output,
-media, tracks bottom to top, clips). For output frame *n*, every clip with
-``position <= n < position + (source_out - source_in)`` is visible and shows
-its media's frame ``source_in + n - position``. The frames are fetched
+The timeline is the contract's :class:`~lumiera.bus.timeline.Timeline`. For
+output frame *n*, every clip that shows it (``Timeline.visible``) shows its
+media's frame ``source_in + n - position``. The frames are fetched
 (through the cache, else decoded by the pool) at the output size, and
 composited bottom track first with each clip's opacity, over black, into the
 caller's buffer (a ring slot's planes, or arrays of the same shapes).
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from lumiera.bus.timeline import Timeline
 from lumiera.vault.cache import FrameCache
 from lumiera.vault.composite import alpha_of, over
 from lumiera.vault.media import MediaPool
@@ -26,20 +26,8 @@ Planes = tuple[np.ndarray[Any, np.dtype[np.uint8]], ...]
 BLACK = {"rgb24": (0,), "gray": (16,), "yuv420p": (16, 128, 128)}
 
 
-def visible(timeline: dict[str, Any], index: int) -> list[tuple[dict[str, Any], int]]:
-    """(clip, source frame) of the clips visible at output frame ``index``, bottom track first."""
-    order = {t["id"]: k for k, t in enumerate(timeline["tracks"])}
-    out = []
-    for clip in timeline["clips"]:
-        length = clip["source_out"] - clip["source_in"]
-        if clip["position"] <= index < clip["position"] + length and clip["track"] in order:
-            out.append((clip, clip["source_in"] + index - clip["position"]))
-    out.sort(key=lambda cs: order[cs[0]["track"]])
-    return out
-
-
 def render_frame(
-    timeline: dict[str, Any],
+    timeline: Timeline,
     index: int,
     pool: MediaPool,
     out: Planes,
@@ -54,22 +42,22 @@ def render_frame(
     """
     if fmt not in BLACK:
         raise ValueError(f"render format {fmt!r}: one of {', '.join(BLACK)}")
-    size = (timeline["output"]["width"], timeline["output"]["height"])
-    paths = {m["id"]: m["path"] for m in timeline["media"]}
-    shown = visible(timeline, index)
-    if not shown or alpha_of(shown[0][0]["opacity"]) < 255:
+    size = (timeline.output.width, timeline.output.height)
+    shown = timeline.visible(index)
+    if not shown or alpha_of(shown[0][0].opacity) < 255:
         for plane, level in zip(out, BLACK[fmt], strict=True):
             plane.fill(level)
     # else the bottom layer is opaque: it covers the black, and over() copies it
     for clip, source_index in shown:
-        path = paths[clip["media"]]
-        key = (path, source_index, fmt, size)
+        media = timeline.media_of(clip)
+        key = (media.path, source_index, fmt, size)
         pixels = cache.get(key) if cache is not None else None
         if pixels is None:
-            pixels = pool.frame(path, source_index, fmt, size)
+            pool.expect(media)  # decoded only if it is still the file that was probed
+            pixels = pool.frame(media.path, source_index, fmt, size)
             if cache is not None:
                 cache.put(key, pixels)
         layers = pixels if isinstance(pixels, tuple) else (pixels,)
         for plane, layer in zip(out, layers, strict=True):
-            over(plane, layer, clip["opacity"], plane)
+            over(plane, layer, clip.opacity, plane)
     return out

@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from lumiera.bus.timeline import Clip, Media, Timeline
 from lumiera.errors import DeadlineMissed
 from lumiera.shm.layout import PixelFormat
 from lumiera.vault.cache import FrameCache
@@ -68,7 +69,7 @@ class StreamSpec:
     """What to compute: a frame range of a timeline, into a ring, in a mode."""
 
     id: str
-    timeline: dict[str, Any]
+    timeline: Timeline
     first: int
     count: int
     ring: str
@@ -79,7 +80,7 @@ class StreamSpec:
 
     @property
     def size(self) -> tuple[int, int]:
-        return int(self.timeline["output"]["width"]), int(self.timeline["output"]["height"])
+        return self.timeline.output.width, self.timeline.output.height
 
     @property
     def end(self) -> int:
@@ -106,14 +107,12 @@ def frame_buffers(fmt: str, size: tuple[int, int]) -> Planes:
 class ClipReader:
     """The prefetcher of one clip: decodes its source frames in order into the cache."""
 
-    def __init__(
-        self, clip: dict[str, Any], path: str, spec: StreamSpec, cache: FrameCache
-    ) -> None:
-        self.clip, self.path, self.spec, self.cache = clip, path, spec, cache
-        self.begin = int(clip["position"])
-        self.end = self.begin + int(clip["source_out"]) - int(clip["source_in"])
+    def __init__(self, clip: Clip, media: Media, spec: StreamSpec, cache: FrameCache) -> None:
+        self.clip, self.path, self.spec, self.cache = clip, media.path, spec, cache
+        self.begin, self.end = clip.position, clip.end
         self.next = max(self.begin, spec.first)  # the first output frame not read yet
         self.pool = MediaPool(1)  # its own decoder: used by one job at a time
+        self.pool.expect(media)
         self.job: JobHandle | None = None
         self.decoded = 0
         self.retired = False
@@ -122,8 +121,7 @@ class ClipReader:
 
     def key(self, index: int) -> tuple[str, int, str, tuple[int, int]]:
         """The cache key of the source frame shown at output frame ``index``."""
-        source = int(self.clip["source_in"]) + index - self.begin
-        return (self.path, source, self.spec.fmt, self.spec.size)
+        return (self.path, self.clip.source(index), self.spec.fmt, self.spec.size)
 
     def needed(self, index: int) -> bool:
         return self.begin <= index < self.end
@@ -215,14 +213,10 @@ class RenderStream:
         self.stopping = threading.Event()
         self.missed = 0  # frames whose job a worker took after its deadline
         self.thread: threading.Thread | None = None  # the owner's thread running it
-        paths = {m["id"]: m["path"] for m in spec.timeline["media"]}
-        tracks = {t["id"] for t in spec.timeline["tracks"]}
+        timeline = spec.timeline
         self.readers = [
-            ClipReader(clip, paths[clip["media"]], spec, cache)
-            for clip in spec.timeline["clips"]
-            if clip["track"] in tracks
-            and clip["position"] < spec.end
-            and clip["position"] + clip["source_out"] - clip["source_in"] > spec.first
+            ClipReader(clip, timeline.media_of(clip), spec, cache)
+            for clip in timeline.clips_within(spec.first, spec.count)
         ]
         self.window = 2 * workers + 2  # render jobs queued or running ahead of the position
         # Frames read ahead of the position: at least the window, and within half the
@@ -373,7 +367,7 @@ class RenderStream:
                 reader.read(upto, self.woken),
                 deadline,
                 self.priority,
-                f"{spec.id} read {reader.clip['id']} {reader.next}..{upto - 1}",
+                f"{spec.id} read {reader.clip.id} {reader.next}..{upto - 1}",
             )
 
     def _render_job(self, index: int) -> JobHandle:

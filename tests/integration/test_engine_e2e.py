@@ -6,6 +6,8 @@ import av
 import numpy as np
 import pytest
 
+from lumiera.bus.timeline import Timeline
+from lumiera.errors import MediaError
 from lumiera.shm import ring
 from lumiera.testing import Instance, Tap, run_cli, wait_for
 from lumiera.vault.media import MediaPool
@@ -58,7 +60,7 @@ def test_the_engine_renders_a_session_timeline_into_a_ring_exactly_and_in_order(
             "add_clip",
             {"media": "m2", "track": "t2", "position": 5, "source_out": 10, "opacity": 0.4},
         )
-        timeline = inst.request("session", "describe")["session"]
+        timeline = Timeline.from_wire(inst.request("session", "timeline"))
 
         tap = Tap(inst.rd, ["engine.render."])
         consumer = ring.Consumer(inst.rd, "render", timeout=30)
@@ -98,7 +100,8 @@ def test_the_engine_renders_a_session_timeline_into_a_ring_exactly_and_in_order(
             "--runtime-dir",
             str(inst.rd.path),
         )
-        assert bad.returncode == 1 and "bad_args" in bad.stdout
+        assert bad.returncode == 1 and "bad_timeline" in bad.stdout
+        assert "timeline: missing field 'output'" in bad.stdout
         assert (
             run_cli(
                 "stop", "--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path)
@@ -108,7 +111,9 @@ def test_the_engine_renders_a_session_timeline_into_a_ring_exactly_and_in_order(
         assert inst.wait() == 0
 
 
-def test_a_render_stream_whose_source_is_missing_fails_alone_and_the_engine_goes_on(tmp_path):
+def test_a_render_whose_source_is_missing_is_refused_before_any_stream_and_the_engine_goes_on(
+    tmp_path,
+):
     timeline = {
         "output": {"width": W, "height": H, "rate": "25"},
         "media": [{"id": "m1", "path": str(tmp_path / "gone.mkv"), "frames": 10}],
@@ -125,18 +130,15 @@ def test_a_render_stream_whose_source_is_missing_fails_alone_and_the_engine_goes
             }
         ],
     }
+    timeline["media"][0].update(
+        rate="25", width=W, height=H, pix_fmt="yuv420p", size=1, mtime_ns=1, inode=1
+    )
     with Instance(["--headless"], defs=["rings.declared=render:block:2:1"]) as inst:
         inst.wait_running()
-        tap = Tap(inst.rd, ["engine.render."])
-        try:
-            wait_for(lambda: inst.request("appstate", "ping"), 5, "ping")
+        wait_for(lambda: inst.request("appstate", "ping"), 5, "ping")
+        with pytest.raises(MediaError, match=r"gone\.mkv"):
             inst.request(
                 "engine", "render", {"timeline": timeline, "first": 0, "count": 3, "ring": "render"}
             )
-            failed = tap.wait_topic("engine.render.failed", 30)
-        finally:
-            tap.close()
-        assert failed["failed"] == 1 and failed["frames"] == 0
-        assert "gone.mkv" in failed["error"]
         assert inst.request("engine", "ping")["pong"] is True
-        assert inst.request("engine", "streams")[0]["state"] == "failed"
+        assert inst.request("engine", "streams") == []

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from lumiera import shm
-from lumiera.errors import RingTimeout
+from lumiera.bus.timeline import Timeline
+from lumiera.errors import MediaChanged, RingTimeout
 from lumiera.shm.ring import Consumer
 from lumiera.testing import Instance, synced_tap, wait_for
 from lumiera.vault.media import MediaPool
@@ -69,7 +70,7 @@ def decode(path: Path) -> tuple[list[Planes], Fraction]:
         return frames, Fraction(container.duration, av.time_base)
 
 
-def expected_frames(timeline: dict[str, Any], frames: range) -> list[Planes]:
+def expected_frames(timeline: Timeline, frames: range) -> list[Planes]:
     """The composite of each frame, computed here as the engine does (yuv420p)."""
     pool = MediaPool()
     try:
@@ -191,6 +192,26 @@ def test_a_render_to_ffv1_holds_exactly_the_composite_of_every_frame(tmp_path):
     codes = [read_code(planes[0]) for planes in frames]
     assert codes[:5] == [0, 1, 2, 3, 4]  # a's frames 0..4, no overlay yet
     assert codes[15:] == [107, 108, 109, 110, 111]  # after the cut and the overlay: b's 7..11
+
+
+def test_a_media_replaced_on_disk_after_add_media_fails_the_render_before_any_frame(tmp_path):
+    video = write_video(tmp_path / "v.mkv", 10, "ffv1")
+    out = tmp_path / "out.mkv"
+    with one_clip(video) as inst:
+        # The same path, other content: what the session probed is not there any more.
+        os.replace(write_video(tmp_path / "other.mkv", 10, "ffv1", first=50), video)
+        tap = synced_tap(inst.rd, ["engine.render.", "player.render."])
+        try:
+            with pytest.raises(MediaChanged, match=r"v\.mkv changed on disk"):
+                inst.request("player", "render", {"output": str(out), "codec": "ffv1"})
+            tap.poll(0.5)  # anything published would have arrived by now
+        finally:
+            tap.close()
+        assert tap.topics("engine.render.") == [] and tap.topics("player.render.") == []
+        assert inst.request("engine", "streams") == []  # no stream, so no frame, was started
+        assert inst.request("player", "streams") == []
+        stop(inst)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".out", "out"))]
 
 
 def test_a_sigkilled_engine_during_a_render_is_an_emergency_and_leaves_no_file(tmp_path):

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from lumiera import api, testing
+from lumiera.bus.timeline import Timeline
 from lumiera.errors import LumieraError, MediaError
 from lumiera.testing import Instance, run_cli, unique_runtime_dir
 from lumiera.vault.media import MediaPool
@@ -39,7 +40,7 @@ EXIT_USAGE = 64
 
 Array = np.ndarray[Any, np.dtype[np.uint8]]
 Planes = tuple[Array, ...]
-Edit = tuple[Path, dict[str, Any]]
+Edit = tuple[Path, Timeline]
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -84,7 +85,7 @@ def yuv_planes(frame: av.VideoFrame) -> Planes:
     return tuple(out)
 
 
-def expected(timeline: dict[str, Any], n: int, pool: MediaPool) -> Planes:
+def expected(timeline: Timeline, n: int, pool: MediaPool) -> Planes:
     buffers = (
         np.empty((H, W), np.uint8),
         np.empty((H // 2, W // 2), np.uint8),

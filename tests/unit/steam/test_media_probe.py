@@ -37,7 +37,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def test_an_mp4_is_probed_for_its_frames_rate_size_and_pixel_format(media):
+def test_an_mp4_is_probed_for_its_frames_rate_size_pixel_format_and_identity(media):
     path = media["mp4"]
     st = os.stat(path)
     assert probe_media(str(path)) == {
@@ -48,6 +48,7 @@ def test_an_mp4_is_probed_for_its_frames_rate_size_and_pixel_format(media):
         "pix_fmt": "yuv420p",
         "size": st.st_size,
         "mtime_ns": st.st_mtime_ns,
+        "inode": st.st_ino,
     }
 
 

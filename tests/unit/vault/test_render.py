@@ -12,7 +12,8 @@ import pytest
 from lumiera.errors import MediaError
 from lumiera.vault.cache import FrameCache
 from lumiera.vault.media import MediaPool
-from lumiera.vault.render import render_frame, visible
+from lumiera.vault.render import render_frame
+from tests.support import timeline_of
 
 W, H = 32, 24
 
@@ -78,16 +79,18 @@ def timeline(tmp_path):
 
 
 def test_visible_clips_come_bottom_track_first_with_their_source_frame(timeline):
-    assert visible(timeline, 3) == [(timeline["clips"][0], 3)]
-    assert [(c["id"], s) for c, s in visible(timeline, 7)] == [("c1", 7), ("c3", 2)]
-    assert [(c["id"], s) for c, s in visible(timeline, 12)] == [("c2", 4), ("c3", 7)]
-    assert visible(timeline, 25) == []
+    contract = timeline_of(timeline)
+    assert contract.visible(3) == [(contract.clips[0], 3)]
+    assert [(c.id, s) for c, s in contract.visible(7)] == [("c1", 7), ("c3", 2)]
+    assert [(c.id, s) for c, s in contract.visible(12)] == [("c2", 4), ("c3", 7)]
+    assert contract.visible(25) == []
 
 
 @pytest.mark.parametrize("fmt", ["rgb24", "yuv420p", "gray"])
 @pytest.mark.parametrize("bottom", [1.0, 0.6])  # opaque: no black under it; else black shows
 def test_every_output_frame_is_the_exact_composite_of_its_sources(timeline, fmt, bottom):
     timeline["clips"][0]["opacity"] = bottom
+    contract = timeline_of(timeline)
     pool, check = MediaPool(max_open=1), MediaPool()
     cache = FrameCache(64 << 20)
     try:
@@ -103,18 +106,17 @@ def test_every_output_frame_is_the_exact_composite_of_its_sources(timeline, fmt,
                 out = (np.empty((H, W, 3), np.uint8),)
             else:
                 out = (np.empty((H, W), np.uint8),)
-            render_frame(timeline, index, pool, out, fmt=fmt, cache=cache)
+            render_frame(contract, index, pool, out, fmt=fmt, cache=cache)
             expected = [
                 np.full(p.shape, lvl, np.int64)
                 for p, lvl in zip(
                     out, {"rgb24": (0,), "gray": (16,), "yuv420p": (16, 128, 128)}[fmt], strict=True
                 )
             ]
-            for clip, source in visible(timeline, index):
-                path = next(m["path"] for m in timeline["media"] if m["id"] == clip["media"])
-                got = check.frame(path, source, fmt, (W, H))
+            for clip, source in contract.visible(index):
+                got = check.frame(contract.media_of(clip).path, source, fmt, (W, H))
                 layers = got if isinstance(got, tuple) else (got,)
-                a = round(clip["opacity"] * 255)
+                a = round(clip.opacity * 255)
                 expected = [
                     (lay.astype(np.int64) * a + e * (255 - a) + 127) // 255
                     for lay, e in zip(layers, expected, strict=True)
@@ -130,11 +132,12 @@ def test_every_output_frame_is_the_exact_composite_of_its_sources(timeline, fmt,
 
 def test_a_missing_source_is_a_media_error(timeline, tmp_path):
     timeline["media"][0]["path"] = str(tmp_path / "gone.mkv")
+    contract = timeline_of(timeline)
     pool = MediaPool()
     try:
         with pytest.raises(MediaError, match=r"gone\.mkv"):
-            render_frame(timeline, 0, pool, (np.empty((H, W, 3), np.uint8),))
+            render_frame(contract, 0, pool, (np.empty((H, W, 3), np.uint8),))
         out = (np.empty((H, W, 3), np.uint8),)
-        render_frame(timeline, 12, pool, out)  # other sources still work
+        render_frame(contract, 12, pool, out)  # other sources still work
     finally:
         pool.close()

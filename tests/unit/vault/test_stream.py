@@ -18,9 +18,11 @@ from lumiera.shm.layout import PixelFormat
 from lumiera.vault import stream as stream_module
 from lumiera.vault.cache import FrameCache
 from lumiera.vault.media import MediaPool
-from lumiera.vault.render import render_frame, visible
+from lumiera.vault.render import render_frame
 from lumiera.vault.scheduler import Priority, Scheduler
 from lumiera.vault.stream import RenderStream, StreamSpec, frame_buffers
+
+from tests.support import timeline_of
 
 from .mediakit import H, W, read_code, write_video
 
@@ -138,7 +140,7 @@ class Engine:
         lead: int = 16,
         cache: FrameCache | None = None,
     ) -> RenderStream:
-        spec = StreamSpec("s1", timeline, first, count, "ring", fmt, mode, rate, start)
+        spec = StreamSpec("s1", timeline_of(timeline), first, count, "ring", fmt, mode, rate, start)
         cache = cache if cache is not None else FrameCache(64 << 20)
         made = RenderStream(spec, self.scheduler, cache, self.pool, workers=WORKERS, lead=lead)
         self.streams.append(made)
@@ -172,12 +174,12 @@ def engine() -> Iterator[Engine]:
 
 def expected_frames(timeline: dict[str, Any], fmt: str, indices: range) -> dict[int, Any]:
     """Each output frame rendered on its own: a fresh pool, no cache."""
-    pool = MediaPool()
+    pool, contract = MediaPool(), timeline_of(timeline)
     try:
         return {
             n: tuple(
                 p.copy()
-                for p in render_frame(timeline, n, pool, frame_buffers(fmt, (W, H)), fmt=fmt)
+                for p in render_frame(contract, n, pool, frame_buffers(fmt, (W, H)), fmt=fmt)
             )
             for n in indices
         }
@@ -186,7 +188,8 @@ def expected_frames(timeline: dict[str, Any], fmt: str, indices: range) -> dict[
 
 
 def distinct_sources(timeline: dict[str, Any], indices: range) -> set[tuple[str, int]]:
-    return {(clip["id"], source) for n in indices for clip, source in visible(timeline, n)}
+    contract = timeline_of(timeline)
+    return {(clip.id, source) for n in indices for clip, source in contract.visible(n)}
 
 
 # -- render mode ---------------------------------------------------------------------------
@@ -226,7 +229,7 @@ def test_each_source_frame_is_decoded_once_and_render_jobs_find_it_prefetched(en
     sources = distinct_sources(timeline, frames)
     assert len(sources) == 46  # c1: 2..19, c2: 20..35, c3: 12..23
     assert info["decoded"] == len(sources)
-    shown = sum(len(visible(timeline, n)) for n in frames)
+    shown = sum(len(timeline_of(timeline).visible(n)) for n in frames)
     stats = cache.stats()
     assert stats["hits"] >= shown
     assert stats["misses"] == 0  # no render job decoded a frame itself
@@ -309,7 +312,7 @@ def test_a_cache_too_small_for_the_lead_still_gives_every_frame_exactly(engine, 
     assert info["decoded"] == len(distinct_sources(timeline, frames))
     stats = cache.stats()
     assert stats["frames"] == 0 and stats["hits"] == 0
-    assert stats["misses"] == sum(len(visible(timeline, n)) for n in frames)
+    assert stats["misses"] == sum(len(timeline_of(timeline).visible(n)) for n in frames)
 
 
 def test_a_render_job_that_raises_fails_the_stream_after_the_frames_before_it(

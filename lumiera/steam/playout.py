@@ -1,0 +1,93 @@
+"""Where a stream of the Player stands, and the frame range a request names.
+
+Runs in the player process: the main thread changes a stream (start, pause,
+seek, stop); the render thread and the engine-event watcher update its counts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from fractions import Fraction
+from typing import Any
+
+from lumiera.bus.timeline import Timeline, rate_text
+from lumiera.errors import BadArguments
+
+
+def parse_range(timeline: Timeline, first: int | None, count: int | None) -> tuple[int, int]:
+    """(first, count) of a request, defaulting to the whole timeline; BadArguments if empty."""
+    length = timeline.length
+    start = 0 if first is None else first
+    n = (length - start) if count is None else count
+    if start < 0 or n < 1:
+        raise BadArguments(
+            f"nothing to render: frames {start}..{start + n - 1} (the timeline has {length})"
+        )
+    return start, n
+
+
+def ring_slot_mb(width: int, height: int, channels: int = 3) -> int:
+    """Slot size (MiB) of a ring for frames of this size."""
+    return max(1, -(-width * height * channels // 2**20))
+
+
+class PlayerStream:
+    """One stream of the Player: where it stands (what ``streams`` and stats show)."""
+
+    def __init__(self, sid: str, mode: str, first: int, count: int, rate: Fraction) -> None:
+        self.id, self.mode, self.first, self.count, self.rate = sid, mode, first, count, rate
+        self.state = "starting"
+        self.frames = 0  # render: frames encoded
+        self.dropped = 0
+        self.engine_stream: str | None = None
+        self.ring: str | None = None
+        self.output: str | None = None
+        self.error: str | None = None
+        self.started = time.monotonic()
+        self.ended: float | None = None
+        self.start_due = 0.0  # playback: when frame ``position_at_start`` is due
+        self.position_at_start = first
+        self.paused_at: int | None = None
+        self.cancel = threading.Event()
+        self.timeline: Timeline | None = None  # playback: what it plays (a pause keeps it)
+
+    def position(self) -> int:
+        if self.mode == "render":
+            return self.first + self.frames
+        if self.paused_at is not None:
+            return self.paused_at
+        elapsed = max(0.0, time.monotonic() - self.start_due)
+        pos = self.position_at_start + int(elapsed * self.rate)
+        return min(pos, self.first + self.count)
+
+    def info(self) -> dict[str, Any]:
+        seconds = (self.ended or time.monotonic()) - self.started
+        done = self.position() - self.first
+        fps = done / seconds if seconds > 0 and self.mode == "render" else float(self.rate)
+        left = self.first + self.count - self.position()
+        eta = left / fps if fps > 0 and self.state in ("running", "starting") else 0.0
+        return {
+            "id": self.id,
+            "mode": self.mode,
+            "state": self.state,
+            "first": self.first,
+            "count": self.count,
+            "frame": self.position(),
+            "frames": self.frames if self.mode == "render" else done,
+            "fps": round(fps, 2),
+            "dropped": self.dropped,
+            "eta_s": round(eta, 2),
+            "seconds": round(seconds, 3),
+            "rate": rate_text(self.rate),
+            "engine_stream": self.engine_stream,
+            # playback: when frame ``start_frame`` is (was) due, on CLOCK_MONOTONIC
+            **(
+                {"start": self.start_due, "start_frame": self.position_at_start}
+                if self.mode == "playback"
+                else {}
+            ),
+            "ring": self.ring,
+            **({"output": self.output} if self.output else {}),
+            **({"error": self.error} if self.error else {}),
+        }

@@ -44,13 +44,19 @@ ENV_INSTANCE = "LUMIERA_INSTANCE"
 ENV_RUNTIME_DIR = "LUMIERA_RUNTIME_DIR"
 REQUEST_TIMEOUT_S = 60.0
 CHECK_EVERY_S = 5.0  # render(): with no event for this long, ask the Player how it stands
+Answer = dict[str, Any]  # the session's answer to an edit (see Session)
 
 
 class Session:
-    """The session's commands, as methods.
+    """The session's commands, as methods: one per command of the session's table.
 
+    The table is :attr:`lumiera.steam.edits.Edits.commands` (plus ``undo`` and
+    ``redo``); each method has its command's parameters, hints and docstring
+    (tests/unit/test_api.py holds them to it), except that the ``id`` of the
+    element a command changes is named after it (``move_clip(clip, ...)``).
     ``add_*`` return the new element's id; the others return the session's
     answer: ``{"id": command id, "command", "revision", "applied": {...}}``.
+    A None argument means the command's default.
     """
 
     def __init__(self, app: App) -> None:
@@ -61,13 +67,32 @@ class Session:
         given = {k: v for k, v in args.items() if v is not None}
         return self._app.request("session", command_name, **given)
 
-    def add_media(self, path: str | Path) -> str:
-        """Probe a media file and add it; returns its id."""
-        return str(self.command("add_media", path=str(Path(path).absolute()))["applied"]["id"])
+    def _edit(self, command_name: str, **args: Any) -> Answer:
+        answer: Answer = self.command(command_name, **args)
+        return answer
 
-    def add_track(self, name: str | None = None) -> str:
-        """Add a track on top; returns its id."""
-        return str(self.command("add_track", name=name)["applied"]["id"])
+    def _new(self, command_name: str, **args: Any) -> str:
+        return str(self._edit(command_name, **args)["applied"]["id"])
+
+    def add_media(self, path: str | Path, *, id: str | None = None) -> str:
+        """Add a media file (probed now; the session keeps what the probe found).
+
+        Returns its id.
+        """
+        return self._new("add_media", path=str(Path(path).absolute()), id=id)
+
+    def add_track(
+        self, name: str | None = None, *, id: str | None = None, index: int | None = None
+    ) -> str:
+        """Add a track (on top, or at ``index`` counting from the bottom).
+
+        Returns its id.
+        """
+        return self._new("add_track", name=name, id=id, index=index)
+
+    def remove_track(self, track: str) -> Answer:
+        """Remove a track and every clip on it."""
+        return self._edit("remove_track", id=track)
 
     def add_clip(
         self,
@@ -78,41 +103,50 @@ class Session:
         source_in: int = 0,
         source_out: int | None = None,
         opacity: float = 1.0,
+        id: str | None = None,
     ) -> str:
-        """Place frames [source_in, source_out) of ``media`` at ``position``; returns its id."""
-        return str(
-            self.command(
-                "add_clip",
-                media=media,
-                track=track,
-                position=position,
-                source_in=source_in,
-                source_out=source_out,
-                opacity=opacity,
-            )["applied"]["id"]
+        """Place frames [source_in, source_out) of a media at ``position`` (frames) on a track.
+
+        Returns its id.
+        """
+        return self._new(
+            "add_clip",
+            media=media,
+            track=track,
+            position=position,
+            source_in=source_in,
+            source_out=source_out,
+            opacity=opacity,
+            id=id,
         )
 
-    def move_clip(self, clip: str, position: int, track: str | None = None) -> Any:
-        return self.command("move_clip", id=clip, position=position, track=track)
+    def move_clip(self, clip: str, position: int | None = None, track: str | None = None) -> Answer:
+        """Move a clip to another position and/or track."""
+        return self._edit("move_clip", id=clip, position=position, track=track)
 
     def trim_clip(
         self, clip: str, source_in: int | None = None, source_out: int | None = None
-    ) -> Any:
-        return self.command("trim_clip", id=clip, source_in=source_in, source_out=source_out)
+    ) -> Answer:
+        """Change which frames of its media a clip shows (its position stays)."""
+        return self._edit("trim_clip", id=clip, source_in=source_in, source_out=source_out)
 
-    def remove_clip(self, clip: str) -> Any:
-        return self.command("remove_clip", id=clip)
+    def remove_clip(self, clip: str) -> Answer:
+        """Remove a clip."""
+        return self._edit("remove_clip", id=clip)
 
     def set_output(
         self, width: int | None = None, height: int | None = None, rate: str | None = None
-    ) -> Any:
-        return self.command("set_output", width=width, height=height, rate=rate)
+    ) -> Answer:
+        """Set the output frame size and rate (rate as "25" or "30000/1001")."""
+        return self._edit("set_output", width=width, height=height, rate=rate)
 
-    def undo(self) -> Any:
-        return self.command("undo")
+    def undo(self) -> Answer:
+        """Undo the newest edit (``nothing_to_undo`` when there is none)."""
+        return self._edit("undo")
 
-    def redo(self) -> Any:
-        return self.command("redo")
+    def redo(self) -> Answer:
+        """Do again the edit undone last (``nothing_to_undo`` when there is none)."""
+        return self._edit("redo")
 
     def describe(self) -> dict[str, Any]:
         """The whole session: output, media, tracks, clips (the timeline the engine renders)."""

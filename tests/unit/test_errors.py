@@ -98,7 +98,7 @@ def silent_instance(rd: RuntimeDir) -> Iterator[RuntimeDir]:
     prepare(rd)
     lock = InstanceLock(rd)
     lock.acquire()
-    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
     try:
         sock.bind(rd.endpoint("control"))
@@ -110,6 +110,8 @@ def silent_instance(rd: RuntimeDir) -> Iterator[RuntimeDir]:
 
 
 def test_a_client_that_gets_no_reply_raises_a_timeouterror(silent_instance: RuntimeDir) -> None:
-    with ControlClient(silent_instance, timeout=0.05) as client:
-        with pytest.raises(TimeoutError, match="no reply from 'appstate'"):
-            client.request("appstate", "ping")
+    with (
+        ControlClient(silent_instance, timeout=0.05) as client,
+        pytest.raises(TimeoutError, match="no reply from 'appstate'"),
+    ):
+        client.request("appstate", "ping")

@@ -47,10 +47,8 @@ from lumiera.bus.events import (
     PhaseChanged,
     ProblemReported,
     SubsystemState,
-    check_topic,
-    decode_event,
+    check_forwardable,
     encode_event,
-    topic_of,
 )
 from lumiera.bus.sockets import configure_bounded, recv_bounded
 from lumiera.config import Config
@@ -355,21 +353,13 @@ class Supervisor:
     def _on_publish(self) -> None:
         """Forward an event from a publisher to the tools if it is a declared, valid one.
 
-        Dropped, with one warning saying why: not two frames, a bad topic, a topic
-        reserved for the supervisor or not declared (a tool's own go under ``ext.``),
-        a body that is not its topic's kind, a sender claiming to be the supervisor.
+        Anything else is dropped with one warning saying why (see
+        :func:`~lumiera.bus.events.check_forwardable`); the publisher is not told.
         """
         assert self.xsub is not None and self.xpub is not None  # polled only once bound
         frames, total = recv_bounded(self.xsub, 2)
         try:
-            if total != 2:
-                raise BadMessage(f"an event has 2 frames, not {total}")
-            topic = frames[0].decode("ascii", errors="replace")
-            check_topic(topic)
-            if topic_of(topic).reserved:
-                raise BadMessage(f"topic {topic!r} is reserved for the supervisor")
-            if decode_event(frames, self.limits).sender == APPSTATE:
-                raise BadMessage(f"{topic}: only the supervisor's events have sender appstate")
+            check_forwardable(frames, total, self.limits)
         except BadMessage as e:
             log.warning("dropped a bad event from a publisher: %s", e)
             return

@@ -87,6 +87,7 @@ __all__ = [
     "Subscriber",
     "SubsystemState",
     "Topic",
+    "check_forwardable",
     "check_topic",
     "decode_event",
     "encode_event",
@@ -171,6 +172,26 @@ def decode_event(frames: list[bytes], limits: Limits = DEFAULT_LIMITS) -> Event:
         return Event(topic, sender, ts, _build(kind, body, ""))
     except BadMessage as e:
         raise BadMessage(f"event {topic}: {e}") from None
+
+
+def check_forwardable(frames: list[bytes], total: int, limits: Limits = DEFAULT_LIMITS) -> Event:
+    """The event a publisher sent (``total`` frames, the first kept), if it may be forwarded.
+
+    The supervisor's rule for what goes from ``publish`` to ``events``. Raises
+    BadMessage saying why not: not two frames, a bad or undeclared topic (a
+    tool's own topics go under ``ext.``), a topic only the supervisor publishes,
+    a body that is not its topic's kind, or a sender claiming to be the supervisor.
+    """
+    if total != 2 or len(frames) != 2:
+        raise BadMessage(f"an event has 2 frames, not {total}")
+    topic = frames[0].decode("ascii", errors="replace")
+    check_topic(topic)
+    if topic_of(topic).reserved:
+        raise BadMessage(f"topic {topic!r} is reserved for the supervisor")
+    event = decode_event(frames, limits)
+    if event.sender == APPSTATE:
+        raise BadMessage(f"{topic}: only the supervisor's events have sender {APPSTATE!r}")
+    return event
 
 
 def from_plain(kind: type[EventBody], data: dict[str, Any]) -> EventBody:

@@ -32,24 +32,25 @@ it was then.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import zmq
-
 from lumiera.actors import Actor, ActorContext, command
-from lumiera.actors.publisher import SharedPublisher
 from lumiera.bus.client import ControlClient
-from lumiera.bus.codec import unpack
+from lumiera.bus.events import Subscriber
 from lumiera.bus.timeline import Timeline, rate_of, rate_text
+from lumiera.bus.topics import EngineRenderEnded, PlayerRenderEnded, StatsPlayer
 from lumiera.errors import (
     BadArguments,
-    BadMessage,
     Conflict,
-    LumieraError,
+    EngineSilent,
+    EngineStreamEnded,
+    FrameOutOfOrder,
     NotFound,
+    RenderStopped,
     RingTimeout,
     Unavailable,
 )
@@ -75,7 +76,7 @@ class PlayerActor(Actor):
         self.rings: set[str] = set()
         self._ids = 0
         self._threads: list[threading.Thread] = []
-        self.engine_ended: dict[str, dict[str, Any]] = {}  # engine stream id -> its end event
+        self.engine_ended: dict[str, EngineRenderEnded] = {}  # engine stream id -> its end
         self._stopping = threading.Event()
         self._monitor = threading.Thread(target=self._watch_engine, name="engine-events")
         self._monitor.daemon = True
@@ -83,7 +84,6 @@ class PlayerActor(Actor):
         # The bus connections, from on_start on (None before; the properties below say so).
         self._rd: RuntimeDir | None = None
         self._client: ControlClient | None = None
-        self._events: SharedPublisher | None = None
 
     @property
     def rd(self) -> RuntimeDir:
@@ -98,13 +98,6 @@ class PlayerActor(Actor):
             raise Unavailable("the player has not started")
         return self._client
 
-    @property
-    def events(self) -> SharedPublisher:
-        """The publisher of the render threads."""
-        if self._events is None:
-            raise Unavailable("the player has not started")
-        return self._events
-
     def on_start(self) -> None:
         assert self.ctx.runtime_dir is not None
         self._rd = RuntimeDir(Path(self.ctx.runtime_dir), self.ctx.instance, False)
@@ -113,7 +106,6 @@ class PlayerActor(Actor):
         # loop past the heartbeat watchdog (the request fails instead).
         watchdog = self.ctx.config.get_float("appstate.watchdog_timeout")
         self._client = ControlClient(self._rd, timeout=watchdog / 2)
-        self._events = SharedPublisher(self._rd, self.ctx.name)
         self._monitor.start()
 
     def on_stop(self) -> None:
@@ -128,14 +120,13 @@ class PlayerActor(Actor):
         for t in [*self._threads, self._monitor]:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
         self.client.close()
-        self.events.close()
 
     def on_tick(self) -> None:
         live = [
             s.info() for s in self.streams.values() if s.state in ("starting", "running", "paused")
         ]
         if live:
-            self.ctx.publish("stats.player", {"streams": live})
+            self.ctx.publish("stats.player", StatsPlayer(streams=live))
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -170,30 +161,24 @@ class PlayerActor(Actor):
         return name
 
     def _watch_engine(self) -> None:
-        """Collect the engine's stream ends (for the render threads and for drops)."""
-        sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
-        sub.setsockopt(zmq.SUBSCRIBE, b"engine.render.")
-        sub.connect(self.rd.endpoint("events"))
-        try:
-            while not self._stopping.is_set():
-                if not sub.poll(200):
-                    continue
-                _topic, raw = sub.recv_multipart()
-                try:
-                    self._engine_stream_ended(unpack(raw))
-                except (BadMessage, KeyError, TypeError, ValueError) as e:
-                    self.log.warning("ignored a malformed engine.render event: %s", e)
-        finally:
-            sub.close(linger=0)
+        """Collect the engine's stream ends (for the render threads and for drops).
 
-    def _engine_stream_ended(self, body: dict[str, Any]) -> None:
-        self.engine_ended[str(body["id"])] = body
+        Runs in its own thread; a malformed event is dropped (and logged) by the Subscriber.
+        """
+        with Subscriber(self.rd, "engine.render.") as sub:
+            while not self._stopping.is_set():
+                event = sub.receive(0.2)
+                if event is not None and isinstance(event.body, EngineRenderEnded):
+                    self._engine_stream_ended(event.body)
+
+    def _engine_stream_ended(self, ended: EngineRenderEnded) -> None:
+        self.engine_ended[ended.id] = ended
         while len(self.engine_ended) > KEEP_ENDED:  # the oldest go
             del self.engine_ended[next(iter(self.engine_ended))]
         for s in list(self.streams.values()):  # a copy: the main thread adds streams
-            if s.engine_stream == body["id"] and s.mode == "playback":
-                s.dropped += int(body.get("dropped", 0))
-                if s.state == "running" and body["state"] == "done":
+            if s.engine_stream == ended.id and s.mode == "playback":
+                s.dropped += ended.dropped
+                if s.state == "running" and ended.state == "done":
                     s.state, s.ended = "done", time.monotonic()
 
     def _running(self, mode: str) -> PlayerStream | None:
@@ -257,7 +242,7 @@ class PlayerActor(Actor):
         )
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
-        return stream.info()
+        return stream.data()
 
     def _encode(self, stream: PlayerStream, consumer: Any, encoder: Encoder) -> None:
         """The render's thread: frames from the ring, in order, into the encoder."""
@@ -266,25 +251,24 @@ class PlayerActor(Actor):
             expected = stream.first
             while expected < stream.first + stream.count:
                 if stream.cancel.is_set():
-                    raise LumieraError("the render was stopped")
+                    raise RenderStopped("the render was stopped")
                 try:
                     frame = consumer.acquire(FRAME_WAIT_S)
                 except RingTimeout:  # no frame for a while: is the engine's stream still on?
                     ended = self.engine_ended.get(stream.engine_stream or "")
-                    if ended is not None and ended["frames"] <= expected - stream.first:
-                        raise LumieraError(
-                            f"the engine's stream {ended['state']}: "
-                            f"{ended.get('error', 'no more frames')}"
+                    if ended is not None and ended.frames <= expected - stream.first:
+                        raise EngineStreamEnded(
+                            f"the engine's stream {ended.state}: {ended.error or 'no more frames'}"
                         ) from None
                     if time.monotonic() - silent_since > ENGINE_SILENT_S:
-                        raise LumieraError(
+                        raise EngineSilent(
                             f"no frame from the engine for {ENGINE_SILENT_S:g} s"
                         ) from None
                     continue
                 silent_since = time.monotonic()
                 try:
                     if frame.pts != expected:
-                        raise LumieraError(f"frame {frame.pts} came where {expected} was due")
+                        raise FrameOutOfOrder(f"frame {frame.pts} came where {expected} was due")
                     # No local name for the planes: views of the ring must not outlive
                     # the release (the consumer could not unmap at close).
                     encoder.write(tuple(frame.planes) if len(frame.planes) > 1 else frame.planes[0])
@@ -307,7 +291,7 @@ class PlayerActor(Actor):
             consumer.close()
             stream.ended = time.monotonic()
             topic = "player.render.done" if stream.state == "done" else "player.render.failed"
-            self.events.publish(topic, stream.info())
+            self.ctx.publish(topic, PlayerRenderEnded(**dataclasses.asdict(stream.info())))
 
     # -- playback into the viewer ring -----------------------------------------------------
 
@@ -340,7 +324,7 @@ class PlayerActor(Actor):
         left = stream.first + stream.count - at
         if left < 1:
             stream.state, stream.ended = "done", time.monotonic()
-            return stream.info()
+            return stream.data()
         reply = self.client.request(
             "engine",
             "render",
@@ -358,7 +342,7 @@ class PlayerActor(Actor):
         stream.start_due, stream.position_at_start = float(reply["start"]), at
         stream.paused_at = None
         stream.state = "running"
-        return stream.info()
+        return stream.data()
 
     def _halt(self, stream: PlayerStream, state: str) -> None:
         """Stop the engine's stream of ``stream``; the position stays where it was."""
@@ -383,7 +367,7 @@ class PlayerActor(Actor):
         found = self._playback(stream)
         if found.state == "running":
             self._halt(found, "paused")
-        return found.info()
+        return found.data()
 
     @command
     def on_seek(self, *, frame: int, stream: str | None = None) -> dict[str, Any]:
@@ -397,7 +381,7 @@ class PlayerActor(Actor):
             self._halt(found, "paused")
             return self._start_playback(found, frame)
         found.paused_at = frame
-        return found.info()
+        return found.data()
 
     @command
     def cmd_stop(self, *, stream: str | None = None) -> dict[str, Any]:
@@ -407,19 +391,19 @@ class PlayerActor(Actor):
             found.cancel.set()
             with contextlib.suppress(NotFound):
                 self.client.request("engine", "stop_stream", {"stream": found.engine_stream})
-            return found.info()
+            return found.data()
         found = self._playback(stream)
         if found.state in ("running", "paused", "starting"):
             self._halt(found, "stopped")
-        return found.info()
+        return found.data()
 
     @command
     def on_streams(self) -> list[dict[str, Any]]:
         """The Player's streams and where each stands."""
-        return [s.info() for s in self.streams.values()]
+        return [s.data() for s in self.streams.values()]
 
     def describe_state(self) -> dict[str, Any]:
-        return {"built": True, "streams": [s.info() for s in self.streams.values()]}
+        return {"built": True, "streams": [s.data() for s in self.streams.values()]}
 
 
 ACTOR = PlayerActor

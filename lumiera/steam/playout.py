@@ -11,7 +11,9 @@ import time
 from fractions import Fraction
 from typing import Any
 
+from lumiera.bus.events import to_plain
 from lumiera.bus.timeline import Timeline, rate_text
+from lumiera.bus.topics import PlayerStreamInfo
 from lumiera.errors import BadArguments
 
 
@@ -61,33 +63,37 @@ class PlayerStream:
         pos = self.position_at_start + int(elapsed * self.rate)
         return min(pos, self.first + self.count)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> PlayerStreamInfo:
+        """Where it stands, as ``stats.player`` and its end event show it."""
         seconds = (self.ended or time.monotonic()) - self.started
         done = self.position() - self.first
         fps = done / seconds if seconds > 0 and self.mode == "render" else float(self.rate)
         left = self.first + self.count - self.position()
         eta = left / fps if fps > 0 and self.state in ("running", "starting") else 0.0
-        return {
-            "id": self.id,
-            "mode": self.mode,
-            "state": self.state,
-            "first": self.first,
-            "count": self.count,
-            "frame": self.position(),
-            "frames": self.frames if self.mode == "render" else done,
-            "fps": round(fps, 2),
-            "dropped": self.dropped,
-            "eta_s": round(eta, 2),
-            "seconds": round(seconds, 3),
-            "rate": rate_text(self.rate),
-            "engine_stream": self.engine_stream,
+        playback = self.mode == "playback"
+        return PlayerStreamInfo(
+            id=self.id,
+            mode=self.mode,
+            state=self.state,
+            first=self.first,
+            count=self.count,
+            frame=self.position(),
+            frames=self.frames if self.mode == "render" else done,
+            fps=round(fps, 2),
+            dropped=self.dropped,
+            eta_s=round(eta, 2),
+            seconds=round(seconds, 3),
+            rate=rate_text(self.rate),
+            engine_stream=self.engine_stream,
             # playback: when frame ``start_frame`` is (was) due, on CLOCK_MONOTONIC
-            **(
-                {"start": self.start_due, "start_frame": self.position_at_start}
-                if self.mode == "playback"
-                else {}
-            ),
-            "ring": self.ring,
-            **({"output": self.output} if self.output else {}),
-            **({"error": self.error} if self.error else {}),
-        }
+            start=self.start_due if playback else None,
+            start_frame=self.position_at_start if playback else None,
+            ring=self.ring,
+            output=self.output or None,
+            error=self.error or None,
+        )
+
+    def data(self) -> dict[str, Any]:
+        """:meth:`info` as plain data (a command's answer)."""
+        plain: dict[str, Any] = to_plain(self.info())
+        return plain

@@ -28,6 +28,7 @@ the GIL; the README's Figures give the scaling measured on 2 cores).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import threading
@@ -36,8 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from lumiera.actors import Actor, ActorContext, command
-from lumiera.actors.publisher import SharedPublisher
+from lumiera.bus.events import to_plain
 from lumiera.bus.timeline import Timeline, rate_of, rate_text
+from lumiera.bus.topics import EngineRenderEnded, StatsEngine
 from lumiera.errors import BadArguments, FaultsDisabled, NotFound, Unavailable
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.vault.cache import FrameCache
@@ -62,7 +64,6 @@ class EngineActor(Actor):
         self.max_open = cfg.get_int("vault.max_open_files")
         self.tick_interval = cfg.get_float("engine.stats_interval")
         self.scheduler: Scheduler | None = None  # its worker threads run from on_start on
-        self.events: SharedPublisher | None = None  # for the streams' threads
         self.rd: RuntimeDir | None = None
         self._local = threading.local()
         self._pools: list[MediaPool] = []
@@ -76,7 +77,6 @@ class EngineActor(Actor):
     def on_start(self) -> None:
         assert self.ctx.runtime_dir is not None
         self.rd = RuntimeDir(Path(self.ctx.runtime_dir), self.ctx.instance, False)
-        self.events = SharedPublisher(self.rd, self.ctx.name)
         self.scheduler = Scheduler(self.workers)
 
     def on_stop(self) -> None:
@@ -92,8 +92,6 @@ class EngineActor(Actor):
         with self._pools_lock:
             for pool in self._pools:
                 pool.close()
-        if self.events is not None:
-            self.events.close()
 
     def on_tick(self) -> None:
         self.ctx.publish("stats.engine", self.stats())
@@ -179,7 +177,7 @@ class EngineActor(Actor):
         """
         from lumiera.shm.ring import Producer
 
-        assert self.rd is not None and self.events is not None  # set by on_start
+        assert self.rd is not None  # set by on_start
         if before is not None:
             before.join(WAIT_FRAME_S)
         started = time.monotonic()
@@ -190,11 +188,13 @@ class EngineActor(Actor):
             stream.status.state = "failed"
             stream.status.error = f"{type(e).__name__}: {e}"
         info = stream.info()
-        if info["state"] == "failed":
-            self.log.error("stream %s failed: %s", info["id"], info["error"])
-        info["seconds"] = round(time.monotonic() - started, 3)
-        topic = "engine.render.failed" if info["state"] == "failed" else "engine.render.done"
-        self.events.publish(topic, info)
+        if info.state == "failed":
+            self.log.error("stream %s failed: %s", info.id, info.error)
+        ended = EngineRenderEnded(
+            **dataclasses.asdict(info), seconds=round(time.monotonic() - started, 3)
+        )
+        topic = "engine.render.failed" if info.state == "failed" else "engine.render.done"
+        self.ctx.publish(topic, ended)
 
     def _forget_ended(self) -> None:
         ended = [k for k, s in self.streams.items() if s.status.state != "running"]
@@ -231,20 +231,21 @@ class EngineActor(Actor):
     @command
     def on_streams(self) -> list[dict[str, Any]]:
         """The streams of this engine and where each stands."""
-        return [s.info() for s in self.streams.values()]
+        return [to_plain(s.info()) for s in self.streams.values()]
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> StatsEngine:
         scheduler = self._scheduler()
-        return {
-            "workers": self.workers,
-            "queued": scheduler.queued,
-            "jobs": dict(scheduler.stats),
-            "cache": self.cache.stats(),
-            "streams": [s.info() for s in self.streams.values() if s.status.state == "running"],
-        }
+        return StatsEngine(
+            workers=self.workers,
+            queued=scheduler.queued,
+            jobs=dict(scheduler.stats),
+            cache=self.cache.stats(),
+            streams=[s.info() for s in self.streams.values() if s.status.state == "running"],
+        )
 
     def describe_state(self) -> dict[str, Any]:
-        return {"built": True, **(self.stats() if self.scheduler is not None else {})}
+        started = self.scheduler is not None
+        return {"built": True, **(to_plain(self.stats()) if started else {})}
 
 
 ACTOR = EngineActor

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from lumiera.bus.timeline import Clip, Media, Timeline
+from lumiera.bus.topics import EngineStreamInfo
 from lumiera.errors import DeadlineMissed
 from lumiera.shm.layout import PixelFormat
 from lumiera.vault.cache import FrameCache
@@ -238,26 +239,27 @@ class RenderStream:
         leads = [r.next - pos for r in self.readers if r.needed(pos)]
         return min(leads) if leads else None
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> EngineStreamInfo:
+        """Where it stands, as ``streams``, ``stats.engine`` and its end event show it."""
         s, spec = self.status, self.spec
         lateness = sorted(s.lateness_ms)
-        return {
-            "id": spec.id,
-            "ring": spec.ring,
-            "mode": spec.mode,
-            "first": spec.first,
-            "count": spec.count,
-            "position": s.position,
-            "state": s.state,
-            "frames": s.frames,
-            "dropped": s.dropped,
-            "missed": self.missed,
-            "failed": s.failed,
-            "decoded": sum(r.decoded for r in self.readers),
-            "prefetch_lead": self.prefetch_lead(),
-            "lateness_ms_p50": lateness[len(lateness) // 2] if lateness else None,
-            **({"error": s.error} if s.error else {}),
-        }
+        return EngineStreamInfo(
+            id=spec.id,
+            ring=spec.ring,
+            mode=spec.mode,
+            first=spec.first,
+            count=spec.count,
+            position=s.position,
+            state=s.state,
+            frames=s.frames,
+            dropped=s.dropped,
+            missed=self.missed,
+            failed=s.failed,
+            decoded=sum(r.decoded for r in self.readers),
+            prefetch_lead=self.prefetch_lead(),
+            lateness_ms_p50=lateness[len(lateness) // 2] if lateness else None,
+            error=s.error or None,
+        )
 
     # -- the stream's thread ------------------------------------------------------------
 

@@ -41,12 +41,8 @@ processes, socket files and shm segments.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
-import math
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -60,22 +56,27 @@ from typing import Any
 
 import msgpack
 import zmq
+from harness import (
+    BenchContext,
+    Child,
+    Table,
+    alternate,
+    bench_context,
+    bench_main,
+    finish,
+    header,
+    median,
+    parser,
+    pct,
+    say,
+    verdict,
+)
 
 from lumiera.bus import messages as m
 from lumiera.bus.client import ControlClient
 from lumiera.bus.codec import unpack
 from lumiera.runtime_dir import RuntimeDir
-from lumiera.testing import (
-    BenchContext,
-    Instance,
-    bench_context,
-    bench_main,
-    median,
-    pct,
-    problem_lines,
-    say,
-    table,
-)
+from lumiera.testing import Instance
 
 SUBSYSTEMS = ("engine", "session", "player")
 START_TIMEOUT_S = 30.0
@@ -132,17 +133,6 @@ back.connect(sys.argv[2])
 print("ready", flush=True)
 zmq.proxy(front, back)
 """
-
-
-# -- statistics --------------------------------------------------------------------------
-
-
-# -- cleanup -----------------------------------------------------------------------------
-
-
-def stop_instance(inst: Instance, ctx: BenchContext) -> None:
-    """SIGTERM, wait, SIGKILL as a last resort; then check that nothing is left."""
-    ctx.problems.extend(inst.close_and_check())
 
 
 # -- an instance and its events ----------------------------------------------------------
@@ -226,7 +216,7 @@ def running_instance(ctx: BenchContext) -> Iterator[Started]:
         yield Started(inst, sub, t0, running_s, bound_s, subsystem_s, method)
     finally:
         sub.close(linger=0)
-        stop_instance(inst, ctx)
+        ctx.problems.extend(inst.close_and_check())
 
 
 # -- startup -----------------------------------------------------------------------------
@@ -374,14 +364,14 @@ class RawEcho:
     def __init__(self, base: Path, via_proxy: bool = False) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="raw-", dir=base))
         self.endpoint = f"ipc://{self.dir / 'echo'}"
-        self.procs: list[subprocess.Popen[str]] = []
+        self.helpers: list[Child] = []
         self.sock: zmq.Socket[bytes] | None = None
         try:
-            self._start(ECHO_SRC, self.endpoint)
+            self._start("echo", ECHO_SRC, self.endpoint)
             target = self.endpoint
             if via_proxy:
                 target = f"ipc://{self.dir / 'proxy'}"
-                self._start(PROXY_SRC, target, self.endpoint)
+                self._start("proxy", PROXY_SRC, target, self.endpoint)
             self.sock = zmq.Context.instance().socket(zmq.DEALER)
             self.sock.setsockopt(zmq.LINGER, 0)
             self.sock.connect(target)
@@ -389,18 +379,9 @@ class RawEcho:
             self.close()
             raise
 
-    def _start(self, src: str, *args: str) -> None:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", src, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.procs.append(proc)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if line.strip() != "ready":
-            raise RuntimeError(f"helper process did not start (said {line!r})")
+    def _start(self, name: str, src: str, *args: str) -> None:
+        self.helpers.append(Child(name, [sys.executable, "-c", src, *args]))
+        self.helpers[-1].expect("ready", START_TIMEOUT_S)
 
     def request(self, body: bytes) -> dict[str, Any]:
         assert self.sock is not None
@@ -416,27 +397,19 @@ class RawEcho:
                 self.sock.send(b"quit")  # the echo ends; the proxy is terminated below
             self.sock.close(linger=0)
             self.sock = None
-        for proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=0.5 if proc is self.procs[0] else 0)
-            except subprocess.TimeoutExpired:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+        for helper in reversed(self.helpers):
+            helper.close(grace=0.5 if helper is self.helpers[0] else 0)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _timed_us(fn: Callable[[], object], n: int, out: list[float]) -> None:
+def timed_us(fn: Callable[[], object], n: int) -> list[float]:
     clock = time.perf_counter_ns
+    out = []
     for _ in range(n):
         t = clock()
         fn()
         out.append((clock() - t) / 1000)
+    return out
 
 
 def bench_rtt(ctx: BenchContext, requests: int, warmup: int, blocks: int = 4) -> RttResult:
@@ -454,65 +427,35 @@ def bench_rtt(ctx: BenchContext, requests: int, warmup: int, blocks: int = 4) ->
                 sample = client.request("session", "ping")
                 res.request_bytes = len(raw_body())
                 res.reply_bytes = len(m.encode(m.Reply(f"{os.getpid()}-99999", sample)))
-
-                def lum() -> object:
-                    return client.request("session", "ping")
-
-                def app() -> object:
-                    return client.request("appstate", "ping")
-
-                def raw() -> object:
-                    return echo.request(raw_body())
-
-                def raw2() -> object:
-                    return echo2.request(raw_body())
-
-                for fn in (lum, app, raw, raw2):  # warm-up, not recorded
-                    _timed_us(fn, warmup, [])
+                paths: dict[str, Callable[[], object]] = {
+                    "lumiera": lambda: client.request("session", "ping"),
+                    "raw": lambda: echo.request(raw_body()),
+                    "raw2": lambda: echo2.request(raw_body()),
+                    "appstate": lambda: client.request("appstate", "ping"),
+                }
+                for fn in paths.values():  # warm-up, not recorded
+                    timed_us(fn, warmup)
                 per_block = max(1, requests // blocks)
-                for _ in range(blocks):  # alternate, so drift of the machine hits both
-                    _timed_us(lum, per_block, res.lumiera_us)
-                    _timed_us(raw, per_block, res.raw_us)
-                    _timed_us(raw2, per_block, res.raw2_us)
-                    _timed_us(app, per_block // 2, res.appstate_us)
+                counts = {"appstate": per_block // 2}
+
+                def block(name: str) -> Callable[[int], list[float]]:
+                    return lambda _: timed_us(paths[name], counts.get(name, per_block))
+
+                # in blocks, alternating, so drift of the machine hits all paths
+                runs = alternate({name: block(name) for name in paths}, blocks, mirror=False)
         finally:
             echo.close()
             echo2.close()
+    res.lumiera_us, res.raw_us, res.raw2_us, res.appstate_us = (
+        [x for b in runs[name] for x in b] for name in ("lumiera", "raw", "raw2", "appstate")
+    )
     return res
 
 
 # -- report ------------------------------------------------------------------------------
 
 
-def machine_header() -> list[str]:
-    try:
-        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        load = "?"
-    return [
-        "lumiera kernel benchmark",
-        f"machine: {platform.machine()}, nproc {len(os.sched_getaffinity(0))} "
-        f"(cpu_count {os.cpu_count()}), load avg {load}, {platform.platform()}",
-        f"python {platform.python_version()} ({sys.executable}); pyzmq {zmq.__version__}, "
-        f"libzmq {zmq.zmq_version()}, msgpack {'.'.join(map(str, msgpack.version))}",
-    ]
-
-
-def verdict(value: float, aim: float) -> str:
-    if math.isnan(value):
-        return "n/a"
-    return "pass" if value < aim else "MISS"
-
-
-def report(
-    args: argparse.Namespace,
-    *,
-    su: StartupResult,
-    cr: CrashResult,
-    rt: RttResult,
-    problems: list[str],
-    elapsed: float,
-) -> dict[str, float]:
+def report(*, su: StartupResult, cr: CrashResult, rt: RttResult, ctx: BenchContext) -> int:
     fig = {
         "startup_s": median(su.running),
         "bare_python_s": median(su.spawn["python -c pass"]),
@@ -525,184 +468,129 @@ def report(
         "raw_2hop_rtt_us_p50": median(rt.raw2_us),
     }
     ratio = fig["rtt_us_p50"] / fig["raw_rtt_us_p50"]
-    rows: list[tuple[str, str, str, str, str]] = [("figure", "value", "aim", "ok?", "how")]
+    rtt_ok = verdict(ratio, AIM_RTT_RATIO + 1e-9, below=True)
+    t = Table("figure", "value", "aim", "ok?", "how")
     methods = ", ".join(f"{k} x{v}" for k, v in sorted(su.methods.items()))
-    rows += [
-        (
-            "startup (spawn -> phase running), median",
-            f"{fig['startup_s']:.3f} s",
-            f"< {AIM_STARTUP_S} s",
-            verdict(fig["startup_s"], AIM_STARTUP_S),
-            f"{len(su.running)} runs; seen via {methods}",
-        ),
-        (
-            "  bare python -c pass, median",
-            f"{fig['bare_python_s']:.3f} s",
-            "",
-            "",
-            f"{len(su.spawn['python -c pass'])} runs, sys.executable",
-        ),
-        (
-            "  startup p90 / max",
-            f"{pct(su.running, 90):.3f} / {max(su.running):.3f} s",
-            "",
-            "",
-            "",
-        ),
-        (
-            "  events socket bound, median",
-            f"{median(su.bound):.3f} s",
-            "",
-            "",
-            "supervisor imported, config read, bound",
-        ),
-    ]
+    t.add(
+        "startup (spawn -> phase running), median",
+        f"{fig['startup_s']:.3f} s",
+        f"< {AIM_STARTUP_S} s",
+        verdict(fig["startup_s"], AIM_STARTUP_S, below=True),
+        how=f"{len(su.running)} runs; seen via {methods}",
+    )
+    t.add(
+        "  bare python -c pass, median",
+        f"{fig['bare_python_s']:.3f} s",
+        how=f"{len(su.spawn['python -c pass'])} runs, sys.executable",
+    )
+    t.add("  startup p90 / max", f"{pct(su.running, 90):.3f} / {max(su.running):.3f} s")
+    t.add(
+        "  events socket bound, median",
+        f"{median(su.bound):.3f} s",
+        how="supervisor imported, config read, bound",
+    )
     for name in SUBSYSTEMS:
         if name in su.subsystem:
-            rows.append(
-                (
-                    f"  {name} running, median",
-                    f"{median(su.subsystem[name]):.3f} s",
-                    "",
-                    "",
-                    "subsystem.<name>.running received",
-                )
+            t.add(
+                f"  {name} running, median",
+                f"{median(su.subsystem[name]):.3f} s",
+                how="subsystem.<name>.running received",
             )
     for label, samples in su.spawn.items():
         if label != "python -c pass":
-            rows.append((f"  {label}, median", f"{median(samples):.3f} s", "", "", ""))
+            t.add(f"  {label}, median", f"{median(samples):.3f} s")
     codes = ", ".join(f"exit {k} x{v}" for k, v in sorted(cr.exit_codes.items()))
-    rows += [
-        (
-            "crash: SIGKILL -> ON_EMERGENCY_EXIT, p50",
-            f"{fig['crash_to_event_ms_p50']:.2f} ms",
+    for p, how in (
+        ("p50", f"{len(cr.to_event_ms)} runs, engine/session/player in turn"),
+        ("p99", "SUB on events; few runs: p99 ~ max"),
+    ):
+        value = fig[f"crash_to_event_ms_{p}"]
+        t.add(
+            f"crash: SIGKILL -> ON_EMERGENCY_EXIT, {p}",
+            f"{value:.2f} ms",
             f"< {AIM_CRASH_EVENT_MS:g} ms",
-            verdict(fig["crash_to_event_ms_p50"], AIM_CRASH_EVENT_MS),
-            f"{len(cr.to_event_ms)} runs, engine/session/player in turn",
-        ),
-        (
-            "crash: SIGKILL -> ON_EMERGENCY_EXIT, p99",
-            f"{fig['crash_to_event_ms_p99']:.2f} ms",
-            f"< {AIM_CRASH_EVENT_MS:g} ms",
-            verdict(fig["crash_to_event_ms_p99"], AIM_CRASH_EVENT_MS),
-            "SUB on events; few runs: p99 ~ max",
-        ),
-        (
-            "crash: SIGKILL -> all processes gone, p50",
-            f"{fig['crash_to_gone_ms_p50']:.1f} ms",
-            f"< {AIM_CRASH_GONE_MS:g} ms",
-            verdict(fig["crash_to_gone_ms_p50"], AIM_CRASH_GONE_MS),
-            f"pidfds of supervisor + subsystems; {codes}",
-        ),
-        (
-            "crash: all gone p99 / max",
-            f"{pct(cr.to_gone_ms, 99):.1f} / {max(cr.to_gone_ms):.1f} ms",
-            "",
-            "",
-            "",
-        ),
-        (
-            "rtt ControlClient -> session ping, p50",
-            f"{fig['rtt_us_p50']:.0f} us",
-            f"<= {AIM_RTT_RATIO:g}x raw",
-            verdict(ratio, AIM_RTT_RATIO + 1e-9),
-            f"{len(rt.lumiera_us)} requests; 2 hops via the supervisor",
-        ),
-        (
-            "rtt ControlClient -> session ping, p99",
-            f"{fig['rtt_us_p99']:.0f} us",
-            "",
-            "",
-            "",
-        ),
-        (
-            "rtt raw DEALER/ROUTER echo, p50",
-            f"{fig['raw_rtt_us_p50']:.0f} us",
-            "",
-            "",
-            f"{len(rt.raw_us)} requests; ipc, separate process, msgpack",
-        ),
-        (
-            "rtt raw DEALER/ROUTER echo, p99",
-            f"{pct(rt.raw_us, 99):.0f} us",
-            "",
-            "",
-            "",
-        ),
-        (
-            "rtt ratio lumiera / raw (p50)",
-            f"{ratio:.2f}x",
-            f"<= {AIM_RTT_RATIO:g}x",
-            verdict(ratio, AIM_RTT_RATIO + 1e-9),
-            "",
-        ),
-        (
-            "rtt raw 2-hop via zmq.proxy (C), p50 / p99",
-            f"{fig['raw_2hop_rtt_us_p50']:.0f} / {pct(rt.raw2_us, 99):.0f} us",
-            "",
-            "",
-            "the floor of any routed request: DEALER -> proxy -> ROUTER echo",
-        ),
-        (
-            "rtt ratio lumiera / raw 2-hop (p50)",
-            f"{fig['rtt_us_p50'] / fig['raw_2hop_rtt_us_p50']:.2f}x",
-            "",
-            "",
-            "what the Python supervisor and subsystem add over C forwarding",
-        ),
-        (
-            "rtt ControlClient -> appstate ping, p50 / p99",
-            f"{median(rt.appstate_us):.0f} / {pct(rt.appstate_us, 99):.0f} us",
-            "",
-            "",
-            f"{len(rt.appstate_us)} requests; 1 hop (supervisor answers)",
-        ),
-    ]
-    lines = machine_header()
-    mode = "quick" if args.quick else "full"
-    lines.append(
-        f"mode: {mode}; {elapsed:.1f} s; message sizes: request {rt.request_bytes} B, "
-        f"reply {rt.reply_bytes} B (msgpack)"
+            verdict(value, AIM_CRASH_EVENT_MS, below=True),
+            how=how,
+        )
+    t.add(
+        "crash: SIGKILL -> all processes gone, p50",
+        f"{fig['crash_to_gone_ms_p50']:.1f} ms",
+        f"< {AIM_CRASH_GONE_MS:g} ms",
+        verdict(fig["crash_to_gone_ms_p50"], AIM_CRASH_GONE_MS, below=True),
+        how=f"pidfds of supervisor + subsystems; {codes}",
     )
-    lines.append("")
-    lines += table(rows)
-    lines += problem_lines(problems)
-    print("\n".join(lines), flush=True)
-    return fig
+    t.add(
+        "crash: all gone p99 / max",
+        f"{pct(cr.to_gone_ms, 99):.1f} / {max(cr.to_gone_ms):.1f} ms",
+    )
+    t.add(
+        "rtt ControlClient -> session ping, p50",
+        f"{fig['rtt_us_p50']:.0f} us",
+        f"<= {AIM_RTT_RATIO:g}x raw",
+        rtt_ok,
+        how=f"{len(rt.lumiera_us)} requests; 2 hops via the supervisor",
+    )
+    t.add("rtt ControlClient -> session ping, p99", f"{fig['rtt_us_p99']:.0f} us")
+    t.add(
+        "rtt raw DEALER/ROUTER echo, p50",
+        f"{fig['raw_rtt_us_p50']:.0f} us",
+        how=f"{len(rt.raw_us)} requests; ipc, separate process, msgpack",
+    )
+    t.add("rtt raw DEALER/ROUTER echo, p99", f"{pct(rt.raw_us, 99):.0f} us")
+    t.add("rtt ratio lumiera / raw (p50)", f"{ratio:.2f}x", f"<= {AIM_RTT_RATIO:g}x", rtt_ok)
+    t.add(
+        "rtt raw 2-hop via zmq.proxy (C), p50 / p99",
+        f"{fig['raw_2hop_rtt_us_p50']:.0f} / {pct(rt.raw2_us, 99):.0f} us",
+        how="the floor of any routed request: DEALER -> proxy -> ROUTER echo",
+    )
+    t.add(
+        "rtt ratio lumiera / raw 2-hop (p50)",
+        f"{fig['rtt_us_p50'] / fig['raw_2hop_rtt_us_p50']:.2f}x",
+        how="what the Python supervisor and subsystem add over C forwarding",
+    )
+    t.add(
+        "rtt ControlClient -> appstate ping, p50 / p99",
+        f"{median(rt.appstate_us):.0f} / {pct(rt.appstate_us, 99):.0f} us",
+        how=f"{len(rt.appstate_us)} requests; 1 hop (supervisor answers)",
+    )
+    versions = (
+        f"pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()},"
+        f" msgpack {'.'.join(map(str, msgpack.version))}"
+    )
+    lines = [
+        *header("lumiera kernel benchmark", versions),
+        f"mode: {'quick' if ctx.quick else 'full'}; {ctx.elapsed():.1f} s; message sizes:"
+        f" request {rt.request_bytes} B, reply {rt.reply_bytes} B (msgpack)",
+    ]
+    return finish(lines, t, ctx.problems, fig, 6)
 
 
 # -- main --------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (< 60 s)")
-    parser.add_argument(
+    parse = parser(__doc__, "fewer repetitions (< 60 s)")
+    parse.add_argument(
         "--runs", type=int, help="instance runs for startup and for crash detection each"
     )
-    parser.add_argument("--requests", type=int, help="timed round trips per path")
-    args = parser.parse_args(argv)
+    parse.add_argument("--requests", type=int, help="timed round trips per path")
+    args = parse.parse_args(argv)
     startup_runs = args.runs or (10 if args.quick else 20)
     crash_runs = args.runs or (9 if args.quick else 20)
     probe_runs = 5 if args.quick else 10
     requests = args.requests or (500 if args.quick else 2000)
     warmup = 100 if args.quick else 300
     if min(startup_runs, crash_runs, requests) < 1:
-        parser.error("--runs and --requests must be at least 1")
+        parse.error("--runs and --requests must be at least 1")
 
-    with bench_context("lumbench-") as ctx:
-        started = time.perf_counter()
+    with bench_context("lumbench-", args.quick) as ctx:
         say(f"startup: {startup_runs} runs")
         su = bench_startup(ctx, startup_runs, probe_runs)
         say(f"crash detection: {crash_runs} runs")
         cr = bench_crash(ctx, crash_runs)
         say(f"round trip: {requests} requests per path")
         rt = bench_rtt(ctx, requests, warmup)
-    fig = report(
-        args, su=su, cr=cr, rt=rt, problems=ctx.problems, elapsed=time.perf_counter() - started
-    )
-    print(json.dumps({k: round(v, 6) for k, v in fig.items()}), flush=True)
-    return 1 if ctx.problems else 0
+    return report(su=su, cr=cr, rt=rt, ctx=ctx)
 
 
 if __name__ == "__main__":

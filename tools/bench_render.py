@@ -72,39 +72,42 @@ and checked for left-over processes, socket files and shm segments.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
-import math
 import os
-import platform
-import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
-
-from lumiera.appstate.children import proc_usage
-from lumiera.errors import RingTimeout
-from lumiera.shm import ring
-from lumiera.testing import (
+from harness import (
     BenchContext,
-    Instance,
-    Tap,
+    Cpu,
+    Media,
+    Table,
+    alternate,
     bench_context,
     bench_instance,
     bench_main,
+    finish,
+    header,
+    load_note,
     median,
-    minor_faults,
+    paired,
+    parser,
     pct,
+    plane,
     say,
-    table,
+    verdict,
+    write_h264,
 )
+
+from lumiera.errors import RingTimeout
+from lumiera.shm import ring
+from lumiera.testing import Instance, Tap
 from lumiera.vault.composite import over
 
 WIDTH, HEIGHT = 1920, 1080
@@ -121,79 +124,8 @@ START_TIMEOUT_S = 30.0
 RENDER_TIMEOUT_S = 300.0
 END_TIMEOUT_S = 30.0
 
-Pixels = np.ndarray[Any, np.dtype[np.uint8]]
-
-
-# -- CPU ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Usage:
-    """What one process used over a stretch of time."""
-
-    cpu_s: float
-    faults: int  # minor page faults
-
-
-@dataclass
-class Cpu:
-    """CPU used so far: by the machine, this process (all threads), and given processes."""
-
-    wall: float
-    machine: float
-    own: Usage
-    pids: dict[int, Usage]
-
-    @classmethod
-    def now(cls, pids: Sequence[int] = ()) -> Cpu:
-        with open("/proc/stat") as f:
-            user, nice, system, _idle, _iowait, irq, softirq, steal = (
-                int(x) for x in f.readline().split()[1:9]
-            )
-        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-        t = os.times()
-        own = Usage(t.user + t.system + t.children_user + t.children_system, 0)
-        own.faults = minor_faults(os.getpid())
-        theirs = {
-            pid: Usage(float(proc_usage(pid)["cpu_s"] or 0.0), minor_faults(pid)) for pid in pids
-        }
-        return cls(time.monotonic(), busy, own, theirs)
-
-    def since(self, before: Cpu) -> tuple[dict[int, Usage], Usage, float]:
-        """(use of each given process, use of this one, cores everyone else used)."""
-        wall = max(self.wall - before.wall, 1e-9)
-
-        def delta(now: Usage, then: Usage) -> Usage:
-            return Usage(now.cpu_s - then.cpu_s, now.faults - then.faults)
-
-        pids = {p: delta(u, before.pids[p]) for p, u in self.pids.items()}
-        own = delta(self.own, before.own)
-        used = own.cpu_s + sum(u.cpu_s for u in pids.values())
-        return pids, own, max(0.0, ((self.machine - before.machine) - used) / wall)
-
 
 # -- media -------------------------------------------------------------------------------
-
-
-@dataclass
-class Media:
-    path: Path
-    frames: int
-    bytes: int
-    encode_s: float
-
-    @property
-    def mbit_s(self) -> float:
-        return self.bytes * 8 / (self.frames / RATE) / 1e6
-
-
-def _rows(frame: av.VideoFrame, i: int) -> Pixels:
-    """Plane ``i`` of a yuv420p frame as a (height, width) view, without the line padding."""
-    plane = frame.planes[i]
-    w = frame.width if i == 0 else (frame.width + 1) // 2
-    h = frame.height if i == 0 else (frame.height + 1) // 2
-    raw: Pixels = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
-    return raw[:h, :w]
 
 
 def make_media(path: Path, frames: int, seed: int) -> Media:
@@ -208,28 +140,20 @@ def make_media(path: Path, frames: int, seed: int) -> Media:
     u = np.full((ch, cw), 100 + 20 * seed, np.uint8)
     v = np.full((ch, cw), 150 - 20 * seed, np.uint8)
     box = 240
-    t0 = time.perf_counter()
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=RATE)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.options = {"preset": PRESET}
-        stream.thread_type = "AUTO"
-        for k in range(frames):
-            frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
-            y = _rows(frame, 0)
-            x0 = step * k if seed % 2 else step * (frames - 1 - k)
-            np.add(texture[:, x0 : x0 + WIDTH], gradient, out=y)
-            bx = (7 * k * (1 + seed)) % (WIDTH - box)
-            by = (3 * k * (2 + seed)) % (HEIGHT - box)
-            y[by : by + box, bx : bx + box] = 235
-            _rows(frame, 1)[:] = u
-            _rows(frame, 2)[:] = v
-            frame.pts = k
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return Media(path, frames, path.stat().st_size, time.perf_counter() - t0)
+
+    def paint(frame: av.VideoFrame, k: int) -> None:
+        y = plane(frame, 0)
+        x0 = step * k if seed % 2 else step * (frames - 1 - k)
+        np.add(texture[:, x0 : x0 + WIDTH], gradient, out=y)
+        bx = (7 * k * (1 + seed)) % (WIDTH - box)
+        by = (3 * k * (2 + seed)) % (HEIGHT - box)
+        y[by : by + box, bx : bx + box] = 235
+        plane(frame, 1)[:] = u
+        plane(frame, 2)[:] = v
+
+    return write_h264(
+        path, frames, paint, size=(WIDTH, HEIGHT), rate=RATE, options={"preset": PRESET}
+    )
 
 
 def packets_of(path: Path) -> tuple[int, str]:
@@ -285,7 +209,7 @@ def single_process(a: Path, b: Path, out: Path, frames: int) -> tuple[float, dic
             t2 = clock()
             frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
             for i in range(3):
-                over(_rows(fa, i), _rows(fb, i), OPACITY, _rows(frame, i))
+                over(plane(fa, i), plane(fb, i), OPACITY, plane(frame, i))
             frame.pts = k
             t3 = clock()
             for packet in enc.encode(frame):
@@ -306,7 +230,7 @@ def single_run(ctx: BenchContext, a: Media, b: Media, frames: int, k: int) -> Si
     try:
         before = Cpu.now()
         seconds, stages = single_process(a.path, b.path, out, frames)
-        _, own, others = Cpu.now().since(before)
+        span = Cpu.now().since(before)
         packets, digest = packets_of(out)
     finally:
         out.unlink(missing_ok=True)
@@ -314,7 +238,8 @@ def single_run(ctx: BenchContext, a: Media, b: Media, frames: int, k: int) -> Si
         ctx.problems.append(
             f"single process {run_name(k)}: {packets} frames in the file, not {frames}"
         )
-    return SingleRun(frames, seconds, own.cpu_s, own.faults, others, stages, packets, digest)
+    own = span.own
+    return SingleRun(frames, seconds, own.cpu_s, own.faults, span.others, stages, packets, digest)
 
 
 # -- render through lumiera --------------------------------------------------------------
@@ -409,7 +334,7 @@ def pipeline_run(
             tap, ("player.render.done", "player.render.failed"), reply["id"], RENDER_TIMEOUT_S
         )
         seconds = time.perf_counter() - t0
-        used, _own, others = Cpu.now(list(procs.values())).since(before)
+        span = Cpu.now(list(procs.values())).since(before)
         if topic != "player.render.done":
             raise RuntimeError(f"the render failed: {player.get('error')}")
         _, engine = wait_event(
@@ -429,15 +354,15 @@ def pipeline_run(
         )
     if engine.get("frames") != frames or engine.get("failed"):
         ctx.problems.append(f"pipeline {run_name(k)}: the engine reports {engine}")
-    cpu = {name: used[pid].cpu_s for name, pid in procs.items()}
-    faults = {name: used[pid].faults for name, pid in procs.items()}
-    return PipelineRun(frames, seconds, cpu, faults, others, engine, player, packets, digest)
+    cpu = {name: span.pids[pid].cpu_s for name, pid in procs.items()}
+    faults = {name: span.pids[pid].faults for name, pid in procs.items()}
+    return PipelineRun(frames, seconds, cpu, faults, span.others, engine, player, packets, digest)
 
 
 @dataclass
 class RenderResult:
-    pipeline: list[PipelineRun] = field(default_factory=list)
-    single: list[SingleRun] = field(default_factory=list)
+    pipeline: list[PipelineRun]
+    single: list[SingleRun]
 
     def best_pipeline(self) -> PipelineRun:
         return max(self.pipeline, key=lambda r: r.fps)
@@ -447,35 +372,36 @@ class RenderResult:
 
     def paired(self) -> float:
         """Median over the rounds of pipeline / single process (the two runs of a round adjoin)."""
-        pairs = zip(self.pipeline, self.single, strict=True)
-        return median([p.fps / s.fps for p, s in pairs])
+        return paired([p.fps for p in self.pipeline], [s.fps for s in self.single])
 
 
 def bench_render(
     ctx: BenchContext, inst: Instance, a: Media, b: Media, *, frames: int, repeats: int
 ) -> RenderResult:
-    res = RenderResult()
     warm = pipeline_run(ctx, inst, WARMUP_FRAMES, -1, first=frames - WARMUP_FRAMES)
     say(f"  warm-up: pipeline, the last {WARMUP_FRAMES} frames ({warm.seconds:.2f} s)")
-    for r in range(repeats):
-        order = ("pipeline", "single") if r % 2 == 0 else ("single", "pipeline")  # against drift
-        for what in order:
-            if what == "pipeline":
-                p = pipeline_run(ctx, inst, frames, r)
-                res.pipeline.append(p)
-                say(
-                    f"  {r + 1}/{repeats} pipeline       {p.fps:5.1f} frames/s ({p.seconds:.2f} s;"
-                    f" CPU engine {p.cpu_s['engine']:.1f} s, player {p.cpu_s['player']:.1f} s;"
-                    f" engine page faults/frame {p.faults['engine'] / frames:,.0f};"
-                    f" others {p.others:.2f} cores)"
-                )
-            else:
-                s = single_run(ctx, a, b, frames, r)
-                res.single.append(s)
-                say(
-                    f"  {r + 1}/{repeats} single process {s.fps:5.1f} frames/s ({s.seconds:.2f} s;"
-                    f" CPU {s.cpu_s:.1f} s; others {s.others:.2f} cores)"
-                )
+
+    res = RenderResult([], [])
+
+    def pipeline(r: int) -> None:
+        p = pipeline_run(ctx, inst, frames, r)
+        res.pipeline.append(p)
+        say(
+            f"  {r + 1}/{repeats} pipeline       {p.fps:5.1f} frames/s ({p.seconds:.2f} s;"
+            f" CPU engine {p.cpu_s['engine']:.1f} s, player {p.cpu_s['player']:.1f} s;"
+            f" engine page faults/frame {p.faults['engine'] / frames:,.0f};"
+            f" others {p.others:.2f} cores)"
+        )
+
+    def single(r: int) -> None:
+        s = single_run(ctx, a, b, frames, r)
+        res.single.append(s)
+        say(
+            f"  {r + 1}/{repeats} single process {s.fps:5.1f} frames/s ({s.seconds:.2f} s;"
+            f" CPU {s.cpu_s:.1f} s; others {s.others:.2f} cores)"
+        )
+
+    alternate({"pipeline": pipeline, "single": single}, repeats)  # P S, S P, ...: against drift
     return res
 
 
@@ -577,7 +503,7 @@ def play(ctx: BenchContext, inst: Instance, count: int) -> PlaybackResult:
             tap, ("engine.render.done", "engine.render.failed"), sid, END_TIMEOUT_S
         )
         seconds = clock() - start
-        used, _own, others = Cpu.now(list(procs.values())).since(before)
+        span = Cpu.now(list(procs.values())).since(before)
         reader_drops = consumer.drops
     finally:
         consumer.close()
@@ -595,256 +521,169 @@ def play(ctx: BenchContext, inst: Instance, count: int) -> PlaybackResult:
         ctx.problems.append(
             f"playback: {len(arrivals)} frames received + {dropped} dropped != {count}"
         )
-    cpu = {name: used[pid].cpu_s for name, pid in procs.items()}
-    return PlaybackResult(count, received, engine, reader_drops, start, rate, cpu, others, seconds)
+    cpu = {name: span.pids[pid].cpu_s for name, pid in procs.items()}
+    return PlaybackResult(
+        count, received, engine, reader_drops, start, rate, cpu, span.others, seconds
+    )
 
 
 # -- report ------------------------------------------------------------------------------
-
-Row = tuple[str, str, str, str, str]
-
-
-def verdict(value: float, aim: float) -> str:
-    if math.isnan(value):
-        return "n/a"
-    return "pass" if value >= aim else "MISS"
-
-
-@dataclass
-class Report:
-    quick: bool
-    a: Media
-    b: Media
-    render: RenderResult
-    playback: PlaybackResult
-    problems: list[str]
-    elapsed: float
-    load_at_start: float
 
 
 def _ms(seconds: float, frames: int) -> str:
     return f"{seconds / frames * 1000:.1f}"
 
 
-def render_rows(rep: Report) -> list[Row]:
-    res = rep.render
+def render_rows(t: Table, res: RenderResult) -> None:
     p, s = res.best_pipeline(), res.best_single()
     ratio = p.fps / s.fps
-    cores = os.cpu_count() or 1
     n = p.frames
     p_cpu = sum(p.cpu_s.values())
     e = p.engine
     stages = ", ".join(f"{k} {_ms(v, s.frames)}" for k, v in s.stages_s.items())
     same = "the same bytes" if p.digest == s.digest else "DIFFERENT bytes"
-    return [
-        (
-            "render 1080p 2 tracks -> H.264, pipeline",
-            f"{p.fps:.1f} /s",
-            "",
-            "",
-            f"player render, request to player.render.done; best of {len(res.pipeline)}:"
-            f" {', '.join(f'{r.fps:.1f}' for r in res.pipeline)}",
-        ),
-        (
-            "render, single process (PyAV + over)",
-            f"{s.fps:.1f} /s",
-            "",
-            "",
-            f"best of {len(res.single)}: {', '.join(f'{r.fps:.1f}' for r in res.single)}",
-        ),
-        (
-            "  pipeline / single process",
-            f"{ratio:.2f}",
-            f">= {AIM_OF_SINGLE:g}",
-            verdict(ratio, AIM_OF_SINGLE),
-            f"best vs best; median of the rounds' ratios {res.paired():.2f}; {cores} cores",
-        ),
-        (
-            "  pipeline CPU per frame",
-            f"{p_cpu / n * 1000:.1f} ms",
-            "",
-            "",
-            f"engine {_ms(p.cpu_s['engine'], n)}, player {_ms(p.cpu_s['player'], n)},"
-            f" supervisor {_ms(p.cpu_s['supervisor'], n)} ms;"
-            f" {p_cpu / p.seconds:.2f} cores busy; others {p.others:.2f} cores;"
-            f" page faults/frame: engine {p.faults['engine'] / n:,.0f},"
-            f" player {p.faults['player'] / n:,.0f}",
-        ),
-        (
-            "  single process CPU per frame",
-            f"{s.cpu_s / s.frames * 1000:.1f} ms",
-            "",
-            "",
-            f"{s.cpu_s / s.seconds:.2f} cores busy; others {s.others:.2f} cores;"
-            f" page faults/frame {s.faults / s.frames:,.0f};"
-            f" wall ms/frame in the loop: {stages}",
-        ),
-        (
-            "  engine stream (engine.render.done)",
-            f"{e.get('seconds', float('nan')):.2f} s",
-            "",
-            "",
-            f"{e.get('frames')} frames, {e.get('decoded')} decoded, {e.get('missed')} late jobs,"
-            f" {e.get('failed')} failed; player: {p.player.get('frames')} frames encoded",
-        ),
-        (
-            "  frames in the rendered file",
-            f"{p.packets}",
-            f"{n}",
-            "pass" if p.packets == n else "MISS",
-            f"video packets demuxed; vs the single process's file: {same}",
-        ),
-    ]
+    t.add(
+        "render 1080p 2 tracks -> H.264, pipeline",
+        f"{p.fps:.1f} /s",
+        how=f"player render, request to player.render.done; best of {len(res.pipeline)}:"
+        f" {', '.join(f'{r.fps:.1f}' for r in res.pipeline)}",
+    )
+    t.add(
+        "render, single process (PyAV + over)",
+        f"{s.fps:.1f} /s",
+        how=f"best of {len(res.single)}: {', '.join(f'{r.fps:.1f}' for r in res.single)}",
+    )
+    t.add(
+        "  pipeline / single process",
+        f"{ratio:.2f}",
+        f">= {AIM_OF_SINGLE:g}",
+        verdict(ratio, AIM_OF_SINGLE),
+        how=f"best vs best; median of the rounds' ratios {res.paired():.2f};"
+        f" {os.cpu_count() or 1} cores",
+    )
+    t.add(
+        "  pipeline CPU per frame",
+        f"{p_cpu / n * 1000:.1f} ms",
+        how=f"engine {_ms(p.cpu_s['engine'], n)}, player {_ms(p.cpu_s['player'], n)},"
+        f" supervisor {_ms(p.cpu_s['supervisor'], n)} ms;"
+        f" {p_cpu / p.seconds:.2f} cores busy; others {p.others:.2f} cores;"
+        f" page faults/frame: engine {p.faults['engine'] / n:,.0f},"
+        f" player {p.faults['player'] / n:,.0f}",
+    )
+    t.add(
+        "  single process CPU per frame",
+        f"{s.cpu_s / s.frames * 1000:.1f} ms",
+        how=f"{s.cpu_s / s.seconds:.2f} cores busy; others {s.others:.2f} cores;"
+        f" page faults/frame {s.faults / s.frames:,.0f}; wall ms/frame in the loop: {stages}",
+    )
+    t.add(
+        "  engine stream (engine.render.done)",
+        f"{e.get('seconds', float('nan')):.2f} s",
+        how=f"{e.get('frames')} frames, {e.get('decoded')} decoded, {e.get('missed')} late jobs,"
+        f" {e.get('failed')} failed; player: {p.player.get('frames')} frames encoded",
+    )
+    t.add(
+        "  frames in the rendered file",
+        f"{p.packets}",
+        f"{n}",
+        "pass" if p.packets == n else "MISS",
+        how=f"video packets demuxed; vs the single process's file: {same}",
+    )
 
 
-def playback_rows(rep: Report) -> list[Row]:
-    pb = rep.playback
+def playback_rows(t: Table, pb: PlaybackResult) -> None:
     lat = pb.latencies
     e = pb.engine
     got = len(pb.received)
-    return [
-        (
-            f"playback 1080p rgb24 {pb.rate} fps, frames received",
-            f"{got}",
-            f"{pb.count}",
-            "pass" if got == pb.count else "MISS",
-            f"{float(pb.count / pb.rate):g} s; viewer ring {VIEWER}; engine render mode playback",
-        ),
-        (
-            "  dropped (engine.render.done)",
-            f"{pb.dropped}",
-            "0",
-            "pass" if pb.dropped == 0 else "MISS",
-            f"not computed in time; {e.get('missed')} late jobs; this reader missed"
-            f" {pb.reader_drops} in the ring"
-            + (f"; frames missing: {pb.missing()}" if got < pb.count else ""),
-        ),
-        (
-            "  latency arrival - due, p50 / p99",
-            f"{median(lat):.2f} / {pct(lat, 99):.2f} ms",
-            "",
-            "",
-            f"min {min(lat, default=float('nan')):.2f}, max {max(lat, default=float('nan')):.2f}"
-            f" ms; the engine's own publish - due p50: {e.get('lateness_ms_p50')} ms",
-        ),
-        (
-            "  CPU during playback",
-            f"{sum(pb.cpu_s.values()) / pb.seconds:.2f} cores",
-            "",
-            "",
-            f"engine {pb.cpu_s['engine'] / pb.seconds:.2f}, player"
-            f" {pb.cpu_s['player'] / pb.seconds:.2f} cores; others {pb.others:.2f} cores",
-        ),
-    ]
+    t.add(
+        f"playback 1080p rgb24 {pb.rate} fps, frames received",
+        f"{got}",
+        f"{pb.count}",
+        "pass" if got == pb.count else "MISS",
+        how=f"{float(pb.count / pb.rate):g} s; viewer ring {VIEWER}; engine render mode playback",
+    )
+    t.add(
+        "  dropped (engine.render.done)",
+        f"{pb.dropped}",
+        "0",
+        "pass" if pb.dropped == 0 else "MISS",
+        how=f"not computed in time; {e.get('missed')} late jobs; this reader missed"
+        f" {pb.reader_drops} in the ring"
+        + (f"; frames missing: {pb.missing()}" if got < pb.count else ""),
+    )
+    t.add(
+        "  latency arrival - due, p50 / p99",
+        f"{median(lat):.2f} / {pct(lat, 99):.2f} ms",
+        how=f"min {min(lat, default=float('nan')):.2f}, max {max(lat, default=float('nan')):.2f}"
+        f" ms; the engine's own publish - due p50: {e.get('lateness_ms_p50')} ms",
+    )
+    t.add(
+        "  CPU during playback",
+        f"{sum(pb.cpu_s.values()) / pb.seconds:.2f} cores",
+        how=f"engine {pb.cpu_s['engine'] / pb.seconds:.2f}, player"
+        f" {pb.cpu_s['player'] / pb.seconds:.2f} cores; others {pb.others:.2f} cores",
+    )
 
 
-def report(rep: Report) -> dict[str, float | int]:
-    cores = os.cpu_count() or 1
-    try:
-        load_avg = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        load_avg = "?"
-    rows: list[Row] = [("figure", "value", "aim", "ok?", "how")]
-    rows += render_rows(rep) + playback_rows(rep)
-    lines = [
-        "lumiera render benchmark",
-        f"machine: {platform.machine()}, nproc {len(os.sched_getaffinity(0))} "
-        f"(cpu_count {cores}), load avg {load_avg}, {platform.platform()}",
-        f"python {platform.python_version()} ({sys.executable}); PyAV {av.__version__}, "
+def report(ctx: BenchContext, a: Media, b: Media, render: RenderResult, pb: PlaybackResult) -> int:
+    t = Table("figure", "value", "aim", "ok?", "how")
+    render_rows(t, render)
+    playback_rows(t, pb)
+    versions = (
+        f"PyAV {av.__version__}, "
         f"libavcodec {'.'.join(map(str, av.library_versions.get('libavcodec', ())))},"
-        f" numpy {np.__version__}",
-        f"mode: {'quick' if rep.quick else 'full'}; {rep.elapsed:.1f} s",
-        f"media: 2 x {WIDTH}x{HEIGHT} H.264 {PRESET}, {RATE} fps, {rep.a.frames} frames; "
-        f"A {rep.a.mbit_s:.1f}, B {rep.b.mbit_s:.1f} Mbit/s (encoded in"
-        f" {rep.a.encode_s + rep.b.encode_s:.1f} s)",
-        f"render: {rep.render.best_pipeline().frames} frames, V1 = A, V2 = B at opacity"
+        f" numpy {np.__version__}"
+    )
+    lines = [
+        *header("lumiera render benchmark", versions),
+        f"mode: {'quick' if ctx.quick else 'full'}; {ctx.elapsed():.1f} s",
+        f"media: 2 x {WIDTH}x{HEIGHT} H.264 {PRESET}, {RATE} fps, {a.frames} frames; "
+        f"A {a.mbit_s:.1f}, B {b.mbit_s:.1f} Mbit/s (encoded in {a.encode_s + b.encode_s:.1f} s)",
+        f"render: {render.best_pipeline().frames} frames, V1 = A, V2 = B at opacity"
         f" {OPACITY:g}, to {CODEC} (libx264 {PRESET}); pipeline and single process alternate;"
         " the figure is the BEST run",
         "others: CPU used meanwhile by other processes, in cores",
+        *load_note(ctx.load_at_start),
     ]
-    if rep.load_at_start > 0.5:
-        lines.append(
-            f"note: load average {rep.load_at_start:.2f} before the start: other processes"
-            " compete for the cores, so these figures are noisy"
-        )
-    lines += ["", *table(rows)]
-    if rep.problems:
-        lines += ["", "PROBLEMS:", *(f"  - {p}" for p in rep.problems)]
-    print("\n".join(lines), flush=True)
-    lat = rep.playback.latencies
-    return {
-        "pipeline_fps": rep.render.best_pipeline().fps,
-        "single_process_fps": rep.render.best_single().fps,
-        "playback_frames": len(rep.playback.received),
-        "playback_drops": rep.playback.dropped,
-        "playback_latency_ms_p50": median(lat),
-        "playback_latency_ms_p99": pct(lat, 99),
+    fig = {
+        "pipeline_fps": render.best_pipeline().fps,
+        "single_process_fps": render.best_single().fps,
+        "playback_frames": len(pb.received),
+        "playback_drops": pb.dropped,
+        "playback_latency_ms_p50": median(pb.latencies),
+        "playback_latency_ms_p99": pct(pb.latencies, 99),
     }
-
-
-def json_value(v: float | int) -> float | int | None:
-    if isinstance(v, int):
-        return v
-    return None if math.isnan(v) else round(v, 2)
+    return finish(lines, t, ctx.problems, fig, 2)
 
 
 # -- main --------------------------------------------------------------------------------
 
 
-@dataclass
-class Plan:
-    repeats: int  # rounds of pipeline and single process
-    play: int  # frames of playback
-
-
-def plan(quick: bool) -> Plan:
-    if quick:
-        return Plan(repeats=1, play=10 * RATE)
-    return Plan(repeats=5, play=30 * RATE)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="one round, 10 s playback (< 60 s)")
-    args = parser.parse_args(argv)
-    p = plan(args.quick)
+    args = parser(__doc__, "one round, 10 s playback (< 60 s)").parse_args(argv)
+    repeats, play_frames = (1, 10 * RATE) if args.quick else (5, 30 * RATE)
 
-    with bench_context("lumrender-") as ctx:
+    with bench_context("lumrender-", args.quick) as ctx:
         base = ctx.base
-        load_at_start = os.getloadavg()[0]
-        started = time.perf_counter()
         say(f"media: encoding 2 x {FRAMES} frames of 1080p H.264")
         a = make_media(base / "a.mp4", FRAMES, 1)
         b = make_media(base / "b.mp4", FRAMES, 2)
         say(f"  {a.encode_s + b.encode_s:.1f} s; {a.mbit_s:.1f} and {b.mbit_s:.1f} Mbit/s")
         with bench_instance(ctx, ["--headless", str(base / "render.lumiera")]) as inst:
             session = build_session(inst, a, b, FRAMES)
-            say(f"render: {FRAMES} frames, {p.repeats} round(s) of pipeline and single process")
-            render = bench_render(ctx, inst, a, b, frames=FRAMES, repeats=p.repeats)
-            for k in range(1, -(-p.play // FRAMES)):  # the clips again, end to end
+            say(f"render: {FRAMES} frames, {repeats} round(s) of pipeline and single process")
+            render = bench_render(ctx, inst, a, b, frames=FRAMES, repeats=repeats)
+            for k in range(1, -(-play_frames // FRAMES)):  # the clips again, end to end
                 add_clips(inst, session, k * FRAMES, FRAMES)
-            say(f"playback: {p.play} frames at {RATE} fps")
+            say(f"playback: {play_frames} frames at {RATE} fps")
             warmup_play(inst)
-            playback = play(ctx, inst, p.play)
+            playback = play(ctx, inst, play_frames)
             lat = playback.latencies
             say(
                 f"  {len(playback.received)} frames, {playback.dropped} dropped; latency p50"
                 f" {median(lat):.2f} ms, p99 {pct(lat, 99):.2f} ms"
             )
-    fig = report(
-        Report(
-            args.quick,
-            a,
-            b,
-            render,
-            playback,
-            ctx.problems,
-            time.perf_counter() - started,
-            load_at_start,
-        )
-    )
-    print(json.dumps({k: json_value(v) for k, v in fig.items()}), flush=True)
-    return 1 if ctx.problems else 0
+    return report(ctx, a, b, render, playback)
 
 
 if __name__ == "__main__":

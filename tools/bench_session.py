@@ -45,15 +45,11 @@ and checked for left-over processes, socket files and shm segments.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
-import math
+import dataclasses
 import os
-import platform
 import shutil
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -62,21 +58,25 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from harness import (
+    BenchContext,
+    Table,
+    alternate,
+    bench_context,
+    bench_instance,
+    bench_main,
+    finish,
+    header,
+    median,
+    parser,
+    pct,
+    say,
+    verdict,
+)
 
 from lumiera.bus.client import ControlClient
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.steam.core import SessionCore
-from lumiera.testing import (
-    BenchContext,
-    bench_context,
-    bench_instance,
-    bench_main,
-    median,
-    pct,
-    problem_lines,
-    say,
-    table,
-)
 
 AIM_E2E_OF_RAW = 0.5  # end to end (many clients) at half the raw commit rate or better
 AIM_REPLAY_S = 2.0  # a 100,000-command journal opened (with snapshots) in under 2 s
@@ -420,17 +420,25 @@ def bench_replay(ctx: BenchContext, count: int, repeats: int) -> ReplayResult:
     finally:
         probe.close()
     res = ReplayResult(count, build_s, built.stat().st_size, [], 0, [], 0, [], 0)
-    for r in range(repeats):  # alternate, so drift of the machine hits all three
+
+    def snapshot(_: int) -> None:
         s, res.snap_rows = timed_open(built, 1000, expect)
         res.snap_s.append(s)
+
+    def worst_case(_: int) -> None:
         s, res.worst_rows = timed_open(worst, 1000, expect)
         res.worst_s.append(s)
+
+    def no_snapshot(r: int) -> None:
         s, res.none_rows = timed_open(none, count + 1, expect)
         res.none_s.append(s)
         say(
             f"  open {r + 1}/{repeats}: snapshot {res.snap_s[-1]:.3f} s, "
             f"worst {res.worst_s[-1]:.3f} s, none {res.none_s[-1]:.3f} s"
         )
+
+    # in turn, so drift of the machine hits all three
+    alternate({"snap": snapshot, "worst": worst_case, "none": no_snapshot}, repeats, mirror=False)
     for path in (built, worst, none):
         remove_db(path)
     return res
@@ -439,176 +447,139 @@ def bench_replay(ctx: BenchContext, count: int, repeats: int) -> ReplayResult:
 # -- report ------------------------------------------------------------------------------
 
 
-def machine_header(base: Path, dev: int) -> list[str]:
-    try:
-        load_avg = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        load_avg = "?"
-    return [
-        "lumiera session benchmark",
-        f"machine: {platform.machine()}, nproc {len(os.sched_getaffinity(0))} "
-        f"(cpu_count {os.cpu_count()}), load avg {load_avg}, {platform.platform()}",
-        f"python {platform.python_version()} ({sys.executable}); sqlite {sqlite3.sqlite_version}, "
-        f"pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}",
-        f"files (raw SQLite and session files alike) under {base} (st_dev {dev}), removed",
-    ]
-
-
-def at_least(value: float, aim: float) -> str:
-    if math.isnan(value):
-        return "n/a"
-    return "pass" if value >= aim else "MISS"
-
-
-def below(value: float, aim: float) -> str:
-    if math.isnan(value):
-        return "n/a"
-    return "pass" if value < aim else "MISS"
-
-
 def lat(load_: Load) -> str:
     return f"{median(load_.latency_us):.0f} / {pct(load_.latency_us, 99):.0f} us"
 
 
+def e2e_rows(t: Table, e2e: E2eResult, raw_rate: float) -> None:
+    aim_rate = AIM_E2E_OF_RAW * raw_rate
+    many_ratio = e2e.many.per_s / raw_rate
+    note = "" if many_ratio >= AIM_E2E_OF_RAW else "; BELOW THE AIM (see rows per commit)"
+    t.add(
+        "e2e durable commands, 1 client",
+        f"{e2e.single.per_s:,.0f} /s",
+        how=f"{e2e.single.requests} set_output; {e2e.single.per_s / raw_rate:.2f}x raw",
+    )
+    t.add("  latency p50 / p99", lat(e2e.single), how="per command, client side")
+    t.add(
+        f"e2e durable commands, {CLIENTS} clients",
+        f"{e2e.many.per_s:,.0f} /s",
+        f">= {aim_rate:,.0f} /s",
+        verdict(e2e.many.per_s, aim_rate),
+        how=f"{e2e.many.requests} total; {many_ratio:.2f}x raw (aim >= {AIM_E2E_OF_RAW:g}x){note}",
+    )
+    t.add("  latency p50 / p99", lat(e2e.many), how="per command, client side")
+    t.add(
+        "  journal rows per commit, 1 / many clients",
+        f"{e2e.single_group:.2f} / {e2e.many_group:.2f}",
+        how="from the file afterwards: rows of one transaction share their ts",
+    )
+    t.add(
+        "  journal rows counted by the session",
+        f"{e2e.rows:,}",
+        f"{e2e.sent:,}",
+        "pass" if e2e.rows == e2e.sent else "MISS",
+        how="every acknowledged command (warm-up included) is a row",
+    )
+    t.add(
+        "session ping (bus only), 1 client",
+        f"{e2e.ping_single.per_s:,.0f} /s",
+        how=f"p50 / p99 {lat(e2e.ping_single)}; the same path, nothing written",
+    )
+    t.add(
+        f"session ping (bus only), {CLIENTS} clients",
+        f"{e2e.ping_many.per_s:,.0f} /s",
+        how="the ceiling of e2e without any journal",
+    )
+
+
+def core_rows(t: Table, core: CoreResult, raw_rate: float) -> None:
+    t.add(
+        "SessionCore.execute in-process",
+        f"{core.per_s:,.0f} /s",
+        how=f"{core.commands} set_output, no bus; {core.total_us:.0f} us per command:",
+    )
+    t.add(
+        "  journal.append (pack+INSERT+COMMIT+MAX)",
+        f"{core.append_us:.0f} us",
+        how=f"raw commit alone: {1e6 / raw_rate:.0f} us",
+    )
+    t.add("  journal.snapshot (amortised)", f"{core.snapshot_us:.1f} us", how="every 1,000")
+    rest = core.total_us - core.append_us - core.snapshot_us
+    t.add("  the rest (validate, apply, memento)", f"{rest:.0f} us")
+
+
+def replay_rows(t: Table, rp: ReplayResult) -> None:
+    n_label = f"{rp.count:,}" + (" (quick: not 100k)" if rp.count != 100_000 else "")
+    for title, times, how in (
+        (
+            f"replay {n_label} commands, snapshots",
+            rp.snap_s,
+            f"as written (snapshot_every=1000): {rp.snap_rows} rows after the snapshot",
+        ),
+        (
+            "  worst case: latest snapshot gone",
+            rp.worst_s,
+            f"{rp.worst_rows} rows after the snapshot before",
+        ),
+    ):
+        m = median(times)
+        t.add(
+            title,
+            f"{m:.3f} s",
+            f"< {AIM_REPLAY_S:g} s",
+            verdict(m, AIM_REPLAY_S, below=True),
+            how=how,
+        )
+    t.add(
+        "  no snapshots",
+        f"{median(rp.none_s):.3f} s",
+        how=f"{rp.none_rows:,} rows replayed ({rp.none_rows / median(rp.none_s):,.0f} rows/s)",
+    )
+    t.add(
+        "  journal built with SessionCore",
+        f"{rp.build_s:.1f} s",
+        how=f"{rp.count / rp.build_s:,.0f} commands/s; file {rp.file_bytes / 1e6:.1f} MB; "
+        f"median of {len(rp.snap_s)} opens each",
+    )
+
+
 def report(
+    ctx: BenchContext,
     *,
-    quick: bool,
-    base: Path,
     dev: int,
     raw: list[float],
     core: CoreResult,
     e2e: E2eResult,
     rp: ReplayResult,
-    problems: list[str],
-    elapsed: float,
-) -> dict[str, float]:
+) -> int:
     raw_rate = len(raw) / sum(1 / r for r in raw)  # over all commits of both blocks
+    t = Table("figure", "value", "aim", "ok?", "how")
+    t.add(
+        "raw SQLite WAL FULL, 1 row/commit",
+        f"{raw_rate:,.0f} /s",
+        how=f"blocks before/after e2e: {raw[0]:,.0f} / {raw[1]:,.0f} /s; {ROW_BYTES} B rows",
+    )
+    e2e_rows(t, e2e, raw_rate)
+    core_rows(t, core, raw_rate)
+    replay_rows(t, rp)
+    versions = (
+        f"sqlite {sqlite3.sqlite_version}, pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}"
+    )
+    lines = [
+        *header("lumiera session benchmark", versions),
+        f"files (raw SQLite and session files alike) under {ctx.base} (st_dev {dev}), removed",
+        f"mode: {'quick' if ctx.quick else 'full'}; {ctx.elapsed():.1f} s",
+        f"aims: e2e ({CLIENTS} clients) >= {AIM_E2E_OF_RAW:g}x raw SQLite; "
+        f"replay of 100,000 commands < {AIM_REPLAY_S:g} s with snapshots",
+    ]
     fig = {
         "e2e_cmds_per_s": e2e.single.per_s,
         "e2e_cmds_per_s_many_clients": e2e.many.per_s,
         "raw_sqlite_commits_per_s": raw_rate,
         "replay_100k_s": median(rp.snap_s),
     }
-    aim_rate = AIM_E2E_OF_RAW * raw_rate
-    many_ratio = e2e.many.per_s / raw_rate
-    note = "" if many_ratio >= AIM_E2E_OF_RAW else "; BELOW THE AIM (see rows per commit)"
-    n_label = f"{rp.count:,}" + (" (quick: not 100k)" if rp.count != 100_000 else "")
-    rows: list[tuple[str, str, str, str, str]] = [("figure", "value", "aim", "ok?", "how")]
-    rows += [
-        (
-            "raw SQLite WAL FULL, 1 row/commit",
-            f"{raw_rate:,.0f} /s",
-            "",
-            "",
-            f"blocks before/after e2e: {raw[0]:,.0f} / {raw[1]:,.0f} /s; {ROW_BYTES} B rows",
-        ),
-        (
-            "e2e durable commands, 1 client",
-            f"{e2e.single.per_s:,.0f} /s",
-            "",
-            "",
-            f"{e2e.single.requests} set_output; {e2e.single.per_s / raw_rate:.2f}x raw",
-        ),
-        ("  latency p50 / p99", lat(e2e.single), "", "", "per command, client side"),
-        (
-            f"e2e durable commands, {CLIENTS} clients",
-            f"{e2e.many.per_s:,.0f} /s",
-            f">= {aim_rate:,.0f} /s",
-            at_least(e2e.many.per_s, aim_rate),
-            f"{e2e.many.requests} total; {many_ratio:.2f}x raw (aim >= {AIM_E2E_OF_RAW:g}x){note}",
-        ),
-        ("  latency p50 / p99", lat(e2e.many), "", "", "per command, client side"),
-        (
-            "  journal rows per commit, 1 / many clients",
-            f"{e2e.single_group:.2f} / {e2e.many_group:.2f}",
-            "",
-            "",
-            "from the file afterwards: rows of one transaction share their ts",
-        ),
-        (
-            "  journal rows counted by the session",
-            f"{e2e.rows:,}",
-            f"{e2e.sent:,}",
-            "pass" if e2e.rows == e2e.sent else "MISS",
-            "every acknowledged command (warm-up included) is a row",
-        ),
-        (
-            "session ping (bus only), 1 client",
-            f"{e2e.ping_single.per_s:,.0f} /s",
-            "",
-            "",
-            f"p50 / p99 {lat(e2e.ping_single)}; the same path, nothing written",
-        ),
-        (
-            f"session ping (bus only), {CLIENTS} clients",
-            f"{e2e.ping_many.per_s:,.0f} /s",
-            "",
-            "",
-            "the ceiling of e2e without any journal",
-        ),
-        (
-            "SessionCore.execute in-process",
-            f"{core.per_s:,.0f} /s",
-            "",
-            "",
-            f"{core.commands} set_output, no bus; {core.total_us:.0f} us per command:",
-        ),
-        (
-            "  journal.append (pack+INSERT+COMMIT+MAX)",
-            f"{core.append_us:.0f} us",
-            "",
-            "",
-            f"raw commit alone: {1e6 / raw_rate:.0f} us",
-        ),
-        ("  journal.snapshot (amortised)", f"{core.snapshot_us:.1f} us", "", "", "every 1,000"),
-        (
-            "  the rest (validate, apply, memento)",
-            f"{core.total_us - core.append_us - core.snapshot_us:.0f} us",
-            "",
-            "",
-            "",
-        ),
-        (
-            f"replay {n_label} commands, snapshots",
-            f"{median(rp.snap_s):.3f} s",
-            f"< {AIM_REPLAY_S:g} s",
-            below(median(rp.snap_s), AIM_REPLAY_S),
-            f"as written (snapshot_every=1000): {rp.snap_rows} rows after the snapshot",
-        ),
-        (
-            "  worst case: latest snapshot gone",
-            f"{median(rp.worst_s):.3f} s",
-            f"< {AIM_REPLAY_S:g} s",
-            below(median(rp.worst_s), AIM_REPLAY_S),
-            f"{rp.worst_rows} rows after the snapshot before",
-        ),
-        (
-            "  no snapshots",
-            f"{median(rp.none_s):.3f} s",
-            "",
-            "",
-            f"{rp.none_rows:,} rows replayed ({rp.none_rows / median(rp.none_s):,.0f} rows/s)",
-        ),
-        (
-            "  journal built with SessionCore",
-            f"{rp.build_s:.1f} s",
-            "",
-            "",
-            f"{rp.count / rp.build_s:,.0f} commands/s; file {rp.file_bytes / 1e6:.1f} MB; "
-            f"median of {len(rp.snap_s)} opens each",
-        ),
-    ]
-    lines = machine_header(base, dev)
-    lines.append(f"mode: {'quick' if quick else 'full'}; {elapsed:.1f} s")
-    lines.append(
-        f"aims: e2e ({CLIENTS} clients) >= {AIM_E2E_OF_RAW:g}x raw SQLite; "
-        f"replay of 100,000 commands < {AIM_REPLAY_S:g} s with snapshots"
-    )
-    lines.append("")
-    lines += table(rows)
-    lines += problem_lines(problems)
-    print("\n".join(lines), flush=True)
-    return fig
+    return finish(lines, t, ctx.problems, fig, 6)
 
 
 # -- main --------------------------------------------------------------------------------
@@ -625,33 +596,23 @@ class Plan:
     repeats: int
 
 
-def plan(args: argparse.Namespace) -> Plan:
-    if args.quick:
-        p = Plan(
-            raw=2000, core=2000, e2e=2000, per_client=250, warmup=200, replay=20_000, repeats=2
-        )
-    else:
-        p = Plan(
-            raw=8000, core=8000, e2e=8000, per_client=1000, warmup=400, replay=100_000, repeats=3
-        )
-    if args.replay is not None:
-        p.replay = args.replay
-    return p
+QUICK = Plan(raw=2000, core=2000, e2e=2000, per_client=250, warmup=200, replay=20_000, repeats=2)
+FULL = Plan(raw=8000, core=8000, e2e=8000, per_client=1000, warmup=400, replay=100_000, repeats=3)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="smaller counts (< 60 s)")
-    parser.add_argument("--replay", type=int, help="commands in the replay journal")
-    args = parser.parse_args(argv)
-    p = plan(args)
+    parse = parser(__doc__, "smaller counts (< 60 s)")
+    parse.add_argument("--replay", type=int, help="commands in the replay journal")
+    args = parse.parse_args(argv)
+    p = dataclasses.replace(QUICK if args.quick else FULL)
+    if args.replay is not None:
+        p.replay = args.replay
     if p.replay < len(SETUP) + 1000:
-        parser.error(f"--replay must be at least {len(SETUP) + 1000}")
+        parse.error(f"--replay must be at least {len(SETUP) + 1000}")
 
-    with bench_context("lumbench-") as ctx:
+    with bench_context("lumbench-", args.quick) as ctx:
         base = ctx.base
         dev = base.stat().st_dev
-        started = time.perf_counter()
         say(f"raw SQLite: {p.raw} commits")
         raw = [raw_commits(base, p.raw, 100)]
         say(f"  {raw[0]:,.0f} commits/s")
@@ -664,19 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"  {raw[1]:,.0f} commits/s")
         say(f"replay: {p.replay:,} commands, {p.repeats} opens per variant")
         rp = bench_replay(ctx, p.replay, p.repeats)
-    fig = report(
-        quick=args.quick,
-        base=base,
-        dev=dev,
-        raw=raw,
-        core=core,
-        e2e=e2e,
-        rp=rp,
-        problems=ctx.problems,
-        elapsed=time.perf_counter() - started,
-    )
-    print(json.dumps({k: round(v, 6) for k, v in fig.items()}), flush=True)
-    return 1 if ctx.problems else 0
+    return report(ctx, dev=dev, raw=raw, core=core, e2e=e2e, rp=rp)
 
 
 if __name__ == "__main__":

@@ -81,37 +81,42 @@ resort) and checked for left-over processes, socket files and shm segments.
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
 import os
-import platform
 import random
-import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
-
-from lumiera.appstate.children import proc_usage
-from lumiera.shm import ring
-from lumiera.testing import (
+from harness import (
     BenchContext,
-    Instance,
-    Tap,
+    Cpu,
+    Media,
+    Pixels,
+    Table,
+    alternate,
     bench_context,
     bench_instance,
     bench_main,
+    finish,
+    header,
+    load_note,
     median,
     minor_faults,
+    paired,
+    parser,
     pct,
+    plane,
     say,
-    table,
+    verdict,
+    write_h264,
 )
+
+from lumiera.shm import ring
+from lumiera.testing import Instance, Tap
 from lumiera.vault.media import SEEK_AHEAD, MediaPool
 
 WIDTH, HEIGHT = 1920, 1080
@@ -127,69 +132,14 @@ START_TIMEOUT_S = 30.0
 FRAME_TIMEOUT_S = 30.0
 SEED = 20240611
 
-Pixels = np.ndarray[Any, np.dtype[np.uint8]]
-
-
-# -- CPU of others -----------------------------------------------------------------------
-
-
-@dataclass
-class Cpu:
-    """CPU used during a stretch of time: by the machine, this process, and given processes."""
-
-    wall: float
-    machine: float
-    own: float
-    pids: float
-
-    @classmethod
-    def now(cls, pids: Sequence[int] = ()) -> Cpu:
-        with open("/proc/stat") as f:
-            user, nice, system, _idle, _iowait, irq, softirq, steal = (
-                int(x) for x in f.readline().split()[1:9]
-            )
-        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-        t = os.times()
-        own = t.user + t.system + t.children_user + t.children_system
-        theirs = 0.0
-        for pid in pids:
-            theirs += float(proc_usage(pid)["cpu_s"] or 0.0)
-        return cls(time.monotonic(), busy, own, theirs)
-
-    def since(self, before: Cpu) -> tuple[float, float]:
-        """(cores the given processes used, cores everyone else used) since ``before``."""
-        wall = max(self.wall - before.wall, 1e-9)
-        pids = (self.pids - before.pids) / wall
-        others = ((self.machine - before.machine) - (self.own - before.own)) / wall - pids
-        return pids, max(0.0, others)
-
 
 # -- media -------------------------------------------------------------------------------
-
-
-@dataclass
-class Media:
-    path: Path
-    frames: int
-    bytes: int
-    encode_s: float
-
-    @property
-    def mbit_s(self) -> float:
-        return self.bytes * 8 / (self.frames / RATE) / 1e6
 
 
 def _texture(rng: np.random.Generator, h: int, w: int, cell: int) -> Pixels:
     small = rng.integers(0, 256, (h // cell + 2, w // cell + 2), dtype=np.uint8)
     big: Pixels = np.repeat(np.repeat(small, cell, 0), cell, 1)[:h, :w]
     return big
-
-
-def _fill(frame: Any, i: int, plane: Pixels) -> None:
-    target = frame.planes[i]
-    rows = np.frombuffer(memoryview(target), np.uint8).reshape(-1, target.line_size)
-    h, w = plane.shape
-    rows[:h, :w] = plane
 
 
 def make_media(path: Path, frames: int, seed: int) -> Media:
@@ -202,28 +152,14 @@ def make_media(path: Path, frames: int, seed: int) -> Media:
     ch, cw = HEIGHT // 2, WIDTH // 2
     u = (_texture(rng, ch + pan, cw + 2 * pan, 8) // 2 + 64).astype(np.uint8)
     v = (_texture(rng, ch + pan, cw + 2 * pan, 8) // 2 + 64).astype(np.uint8)
-    t0 = time.perf_counter()
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=RATE)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.options = {
-            "preset": PRESET,
-            "g": str(GOP),
-            "keyint_min": str(GOP),
-            "sc_threshold": "0",
-        }
-        stream.thread_type = "AUTO"
-        for k in range(frames):
-            frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
-            _fill(frame, 0, y[2 * k : 2 * k + HEIGHT, 3 * k : 3 * k + WIDTH])
-            _fill(frame, 1, u[k : k + ch, 2 * k : 2 * k + cw])
-            _fill(frame, 2, v[k : k + ch, k : k + cw])
-            frame.pts = k
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return Media(path, frames, path.stat().st_size, time.perf_counter() - t0)
+
+    def paint(frame: av.VideoFrame, k: int) -> None:
+        plane(frame, 0)[:] = y[2 * k : 2 * k + HEIGHT, 3 * k : 3 * k + WIDTH]
+        plane(frame, 1)[:] = u[k : k + ch, 2 * k : 2 * k + cw]
+        plane(frame, 2)[:] = v[k : k + ch, k : k + cw]
+
+    options = {"preset": PRESET, "g": str(GOP), "keyint_min": str(GOP), "sc_threshold": "0"}
+    return write_h264(path, frames, paint, size=SIZE, rate=RATE, options=options)
 
 
 # -- decode ------------------------------------------------------------------------------
@@ -323,27 +259,32 @@ class DecodeResult:
 
     def paired(self, fmt: str) -> float:
         """Median over the rounds of Vault / PyAV frames/s (the two runs of a round adjoin)."""
-        pairs = zip(self.each(fmt, "vault"), self.each(fmt, "pyav"), strict=True)
-        return median([v.fps / p.fps for v, p in pairs])
+        return paired(
+            [r.fps for r in self.each(fmt, "vault")], [r.fps for r in self.each(fmt, "pyav")]
+        )
 
 
 def bench_decode(media: Media, n: int, repeats: int) -> DecodeResult:
     res = DecodeResult(n)
     methods = {"vault": vault_decode, "pyav": pyav_decode}
-    for r in range(repeats):
-        for fmt in FORMATS:
-            order = list(methods.items())
-            for method, fn in order if r % 2 == 0 else order[::-1]:  # who goes first alternates
-                before = Cpu.now()
-                cpu0 = time.process_time()
-                fps = fn(media.path, n, fmt)
-                cpu_ms = (time.process_time() - cpu0) / n * 1000
-                _, others = Cpu.now().since(before)
-                res.add(fmt, method, DecodeRun(fps, cpu_ms, others))
-                say(
-                    f"  {r + 1}/{repeats} {fmt:7} {method:5} {fps:6.1f} frames/s,"
-                    f" CPU {cpu_ms:.2f} ms/frame (others {others:.2f} cores)"
-                )
+
+    def run(fmt: str, method: str) -> Callable[[int], None]:
+        def once(r: int) -> None:
+            before = Cpu.now()
+            cpu0 = time.process_time()
+            fps = methods[method](media.path, n, fmt)
+            cpu_ms = (time.process_time() - cpu0) / n * 1000
+            others = Cpu.now().since(before).others
+            res.add(fmt, method, DecodeRun(fps, cpu_ms, others))
+            say(
+                f"  {r + 1}/{repeats} {fmt:7} {method:5} {fps:6.1f} frames/s,"
+                f" CPU {cpu_ms:.2f} ms/frame (others {others:.2f} cores)"
+            )
+
+        return once
+
+    # a Vault and a PyAV run back to back per format; who goes first alternates
+    alternate({f"{f} {m}": run(f, m) for f in FORMATS for m in methods}, repeats)
     return res
 
 
@@ -401,7 +342,7 @@ def bench_random(ctx: BenchContext, media: Media, samples: int) -> RandomResult:
         seeks = pool.seeks - seeks0
     finally:
         pool.close()
-    _, others = Cpu.now().since(before)
+    others = Cpu.now().since(before).others
     prev = [0, *picks[:-1]]
     forward = sum(1 for p, n in zip(prev, picks, strict=True) if p < n <= p + 1 + SEEK_AHEAD)
     return RandomResult(picks, vault_ms, naive_ms, seeks, forward, others)
@@ -484,7 +425,7 @@ def render_pass(
                 pts.append(frame.pts)
                 consumer.release(frame)
             seconds = time.perf_counter() - t0
-            engine_cores, others = Cpu.now([engine]).since(before)
+            span = Cpu.now([engine]).since(before)
             faults = minor_faults(engine) - faults0
             done = tap.wait_topic("engine.render.done", FRAME_TIMEOUT_S)
             misses = int(client.request("engine", "describe")["cache"]["misses"]) - misses0
@@ -506,8 +447,8 @@ def render_pass(
     return Pass(
         count,
         seconds,
-        engine_cores,
-        others,
+        span.cores(engine),
+        span.others,
         float(done.get("seconds") or float("nan")),
         int(done.get("missed") or 0),
         faults / count,
@@ -552,9 +493,9 @@ def bench_render(
     ctx: BenchContext, a: Media, b: Media, count: int, repeats: int
 ) -> list[RenderRun]:
     runs: list[RenderRun] = []
-    counts = worker_counts()
-    for r in range(repeats):
-        for workers in counts if r % 2 == 0 else counts[::-1]:  # against drift
+
+    def run(workers: int) -> Callable[[int], None]:
+        def once(r: int) -> None:
             run = render_once(ctx, a, b, count, workers, k=r)
             runs.append(run)
             for name, got in (("cold", run.cold), ("warm", run.warm)):
@@ -562,9 +503,12 @@ def bench_render(
                     f"  {r + 1}/{repeats} workers {workers} {name}: {got.fps:5.1f} frames/s"
                     f" ({got.seconds:.2f} s; engine {got.engine_cores:.2f} cores,"
                     f" {got.faults:,.0f} page faults/frame, {got.decoded} decoded,"
-                    f" {got.misses} cache misses;"
-                    f" others {got.others:.2f})"
+                    f" {got.misses} cache misses; others {got.others:.2f})"
                 )
+
+        return once
+
+    alternate({str(w): run(w) for w in worker_counts()}, repeats)  # against drift
     return runs
 
 
@@ -585,14 +529,6 @@ def fresh_memory_s(mb: int = 512) -> tuple[float, float]:
 
 # -- report ------------------------------------------------------------------------------
 
-Row = tuple[str, str, str, str, str]
-
-
-def verdict(value: float, aim: float) -> str:
-    if math.isnan(value):
-        return "n/a"
-    return "pass" if value >= aim else "MISS"
-
 
 def listed(runs: Sequence[DecodeRun]) -> str:
     return ", ".join(f"{r.fps:.0f}" for r in runs)
@@ -602,86 +538,54 @@ def most_others(runs: Sequence[DecodeRun]) -> float:
     return max((r.others for r in runs), default=float("nan"))
 
 
-@dataclass
-class Report:
-    quick: bool
-    a: Media
-    b: Media
-    dec: DecodeResult
-    repeats: int
-    rnd: RandomResult
-    render: list[RenderRun]
-    render_repeats: int
-    problems: list[str]
-    elapsed: float
-    load_at_start: float
-    memory_s: tuple[float, float]
-
-
 def best_render(runs: Sequence[RenderRun], workers: int, cold: bool = False) -> Pass | None:
     mine = [r.cold if cold else r.warm for r in runs if r.workers == workers]
     return max(mine, key=lambda p: p.fps) if mine else None
 
 
-def decode_rows(rep: Report) -> list[Row]:
-    dec = rep.dec
-    rows: list[Row] = []
+def decode_rows(t: Table, dec: DecodeResult) -> None:
     for fmt in FORMATS:
         vault, pyav = dec.best(fmt, "vault"), dec.best(fmt, "pyav")
         ratio = dec.paired(fmt)
         headline = " (JSON)" if fmt == "yuv420p" else ""
         vr, pr = dec.each(fmt, "vault"), dec.each(fmt, "pyav")
-        rows += [
-            (
-                f"decode {fmt}, Vault MediaPool.frame{headline}",
-                f"{vault:,.1f} /s",
-                f">= {AIM_DECODE_OF_PYAV:.0%} PyAV",
-                verdict(ratio, AIM_DECODE_OF_PYAV),
-                f"{ratio:.1%} of PyAV (median of the rounds' ratios), {vault / pyav:.1%} (best vs"
-                f" best); runs {listed(vr)}; CPU {dec.cpu_ms(fmt, 'vault'):.2f}"
-                f" ms/frame; others <= {most_others(vr):.2f} cores",
-            ),
-            (
-                f"decode {fmt}, plain PyAV{headline}",
-                f"{pyav:,.1f} /s",
-                "",
-                "",
-                f"decode + to_ndarray; runs {listed(pr)}; CPU {dec.cpu_ms(fmt, 'pyav'):.2f}"
-                f" ms/frame; others <= {most_others(pr):.2f} cores",
-            ),
-        ]
-    return rows
+        t.add(
+            f"decode {fmt}, Vault MediaPool.frame{headline}",
+            f"{vault:,.1f} /s",
+            f">= {AIM_DECODE_OF_PYAV:.0%} PyAV",
+            verdict(ratio, AIM_DECODE_OF_PYAV),
+            how=f"{ratio:.1%} of PyAV (median of the rounds' ratios), {vault / pyav:.1%} (best vs"
+            f" best); runs {listed(vr)}; CPU {dec.cpu_ms(fmt, 'vault'):.2f}"
+            f" ms/frame; others <= {most_others(vr):.2f} cores",
+        )
+        t.add(
+            f"decode {fmt}, plain PyAV{headline}",
+            f"{pyav:,.1f} /s",
+            how=f"decode + to_ndarray; runs {listed(pr)}; CPU {dec.cpu_ms(fmt, 'pyav'):.2f}"
+            f" ms/frame; others <= {most_others(pr):.2f} cores",
+        )
 
 
-def random_rows(rep: Report) -> list[Row]:
-    rnd = rep.rnd
+def random_rows(t: Table, rnd: RandomResult, frames: int) -> None:
     v50, n50 = median(rnd.vault_ms), median(rnd.naive_ms)
-    return [
-        (
-            "random access, Vault (one pool), p50 / p90",
-            f"{v50:,.0f} / {pct(rnd.vault_ms, 90):,.0f} ms",
-            "",
-            "",
-            f"{len(rnd.picks)} frames of {rep.a.frames} (GOP {GOP}), rgb24; {rnd.seeks} seeks, "
-            f"{rnd.forward} decoded forward; min {min(rnd.vault_ms):.0f},"
-            f" max {max(rnd.vault_ms):.0f} ms",
-        ),
-        (
-            "random access, naive (open, decode from 0)",
-            f"{n50:,.0f} / {pct(rnd.naive_ms, 90):,.0f} ms",
-            "",
-            "",
-            f"the same frames; min {min(rnd.naive_ms):.0f}, max {max(rnd.naive_ms):.0f} ms;"
-            f" others {rnd.others:.2f} cores",
-        ),
-        (
-            "  naive / Vault at p50",
-            f"{n50 / v50:.1f}x",
-            "",
-            "",
-            f"mean {sum(rnd.naive_ms) / sum(rnd.vault_ms):.1f}x",
-        ),
-    ]
+    t.add(
+        "random access, Vault (one pool), p50 / p90",
+        f"{v50:,.0f} / {pct(rnd.vault_ms, 90):,.0f} ms",
+        how=f"{len(rnd.picks)} frames of {frames} (GOP {GOP}), rgb24; {rnd.seeks} seeks, "
+        f"{rnd.forward} decoded forward; min {min(rnd.vault_ms):.0f},"
+        f" max {max(rnd.vault_ms):.0f} ms",
+    )
+    t.add(
+        "random access, naive (open, decode from 0)",
+        f"{n50:,.0f} / {pct(rnd.naive_ms, 90):,.0f} ms",
+        how=f"the same frames; min {min(rnd.naive_ms):.0f}, max {max(rnd.naive_ms):.0f} ms;"
+        f" others {rnd.others:.2f} cores",
+    )
+    t.add(
+        "  naive / Vault at p50",
+        f"{n50 / v50:.1f}x",
+        how=f"mean {sum(rnd.naive_ms) / sum(rnd.vault_ms):.1f}x",
+    )
 
 
 def _pass_how(p: Pass) -> str:
@@ -692,70 +596,63 @@ def _pass_how(p: Pass) -> str:
     )
 
 
-def render_rows(rep: Report) -> list[Row]:
-    rows: list[Row] = []
-    one = best_render(rep.render, 1)
+def render_rows(t: Table, render: list[RenderRun]) -> None:
+    one = best_render(render, 1)
     for workers in worker_counts():
-        warm, cold = best_render(rep.render, workers), best_render(rep.render, workers, True)
+        warm, cold = best_render(render, workers), best_render(render, workers, True)
         if warm is None or cold is None:
             continue
         each = ", ".join(
-            f"{r.warm.fps:.1f}/{r.cold.fps:.1f}" for r in rep.render if r.workers == workers
+            f"{r.warm.fps:.1f}/{r.cold.fps:.1f}" for r in render if r.workers == workers
         )
         scale = f"{warm.fps / one.fps:.2f}x 1 worker; " if one is not None and workers > 1 else ""
-        rows += [
-            (
-                f"render 2 tracks 1080p rgb24, {workers} worker{'s' if workers > 1 else ''}",
-                f"{warm.fps:,.1f} /s",
-                "",
-                "",
-                f"{scale}{_pass_how(warm)}; warm/cold of each run: {each}",
-            ),
-            ("  its first request (cold engine)", f"{cold.fps:,.1f} /s", "", "", _pass_how(cold)),
-        ]
-    return rows
+        t.add(
+            f"render 2 tracks 1080p rgb24, {workers} worker{'s' if workers > 1 else ''}",
+            f"{warm.fps:,.1f} /s",
+            how=f"{scale}{_pass_how(warm)}; warm/cold of each run: {each}",
+        )
+        t.add("  its first request (cold engine)", f"{cold.fps:,.1f} /s", how=_pass_how(cold))
 
 
-def report(rep: Report) -> dict[str, float]:
-    cores = os.cpu_count() or 1
-    try:
-        load_avg = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        load_avg = "?"
-    rows: list[Row] = [("figure", "value", "aim", "ok?", "how")]
-    rows += decode_rows(rep) + random_rows(rep) + render_rows(rep)
-    lines = [
-        "lumiera vault benchmark",
-        f"machine: {platform.machine()}, nproc {len(os.sched_getaffinity(0))} "
-        f"(cpu_count {cores}), load avg {load_avg}, {platform.platform()}",
-        f"python {platform.python_version()} ({sys.executable}); PyAV {av.__version__}, "
+@dataclass
+class Report:
+    a: Media
+    b: Media
+    dec: DecodeResult
+    rnd: RandomResult
+    render: list[RenderRun]
+    memory_s: tuple[float, float]
+
+
+def report(ctx: BenchContext, p: Plan, rep: Report) -> int:
+    t = Table("figure", "value", "aim", "ok?", "how")
+    decode_rows(t, rep.dec)
+    random_rows(t, rep.rnd, rep.a.frames)
+    render_rows(t, rep.render)
+    versions = (
+        f"PyAV {av.__version__}, "
         f"libavcodec {'.'.join(map(str, av.library_versions.get('libavcodec', ())))},"
-        f" numpy {np.__version__}",
-        f"mode: {'quick' if rep.quick else 'full'}; {rep.elapsed:.1f} s",
+        f" numpy {np.__version__}"
+    )
+    lines = [
+        *header("lumiera vault benchmark", versions),
+        f"mode: {'quick' if ctx.quick else 'full'}; {ctx.elapsed():.1f} s",
         f"media: {WIDTH}x{HEIGHT} H.264 {PRESET}, GOP {GOP}, {RATE} fps; A {rep.a.frames} frames "
         f"({rep.a.mbit_s:.0f} Mbit/s, encoded in {rep.a.encode_s:.1f} s), B {rep.b.frames} frames",
-        f"decode: {rep.dec.frames} frames from the start, {rep.repeats} rounds of a Vault and a"
+        f"decode: {rep.dec.frames} frames from the start, {p.repeats} rounds of a Vault and a"
         " PyAV run back to back (who goes first alternates), thread_type AUTO both ways;"
         " the figure is the BEST run, the verdict the MEDIAN over the rounds of Vault/PyAV",
-        f"render: a fresh instance per run, {rep.render_repeats} run(s) per worker count; ring"
+        f"render: a fresh instance per run, {p.render_repeats} run(s) per worker count; ring"
         f" {RING_DEF}; each run renders frames 0..N-1 twice: cold (the engine's first"
         " request) and warm (at once again; the figure); BEST of the runs",
         "others: CPU used meanwhile by other processes, in cores",
         f"memory: 512 MB of fresh memory first touched in {rep.memory_s[0]:.2f} s, then again"
         f" in {rep.memory_s[1]:.2f} s",
+        *load_note(ctx.load_at_start),
     ]
-    if rep.load_at_start > 0.5:
-        lines.append(
-            f"note: load average {rep.load_at_start:.2f} before the start: other processes"
-            " compete for the cores, so these figures are noisy"
-        )
-    lines += ["", *table(rows)]
-    if rep.problems:
-        lines += ["", "PROBLEMS:", *(f"  - {p}" for p in rep.problems)]
-    print("\n".join(lines), flush=True)
     top = best_render(rep.render, worker_counts()[-1])
     one = best_render(rep.render, 1)
-    return {
+    fig = {
         "vault_decode_fps": rep.dec.best("yuv420p", "vault"),
         "pyav_decode_fps": rep.dec.best("yuv420p", "pyav"),
         "random_access_ms_p50": median(rep.rnd.vault_ms),
@@ -763,6 +660,7 @@ def report(rep: Report) -> dict[str, float]:
         "render_fps": top.fps if top else float("nan"),
         "render_fps_1_worker": one.fps if one else float("nan"),
     }
+    return finish(lines, t, ctx.problems, fig, 1)
 
 
 # -- main --------------------------------------------------------------------------------
@@ -785,15 +683,11 @@ def plan(quick: bool) -> Plan:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="smaller counts (< 60 s)")
-    args = parser.parse_args(argv)
+    args = parser(__doc__, "smaller counts (< 60 s)").parse_args(argv)
     p = plan(args.quick)
 
-    with bench_context("lumvault-") as ctx:
+    with bench_context("lumvault-", args.quick) as ctx:
         base = ctx.base
-        load_at_start = os.getloadavg()[0]
-        started = time.perf_counter()
         say(f"media: encoding {p.frames_a} + {p.render} frames of 1080p H.264")
         a = make_media(base / "a.mp4", p.frames_a, 1)
         b = make_media(base / "b.mp4", p.render, 2)
@@ -807,24 +701,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         render = bench_render(ctx, a, b, p.render, p.render_repeats)
         memory_s = fresh_memory_s()
         say(f"memory: 512 MB touched in {memory_s[0]:.2f} s, again in {memory_s[1]:.2f} s")
-    fig = report(
-        Report(
-            args.quick,
-            a,
-            b,
-            dec,
-            p.repeats,
-            rnd,
-            render,
-            p.render_repeats,
-            ctx.problems,
-            time.perf_counter() - started,
-            load_at_start,
-            memory_s,
-        )
-    )
-    print(json.dumps({k: None if math.isnan(v) else round(v, 1) for k, v in fig.items()}))
-    return 1 if ctx.problems else 0
+    return report(ctx, p, Report(a, b, dec, rnd, render, memory_s))
 
 
 if __name__ == "__main__":

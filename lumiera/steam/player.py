@@ -59,8 +59,11 @@ from lumiera.steam.playout import PlayerStream, parse_range, ring_slot_mb
 from lumiera.vault.codecs import Encoder, Registry
 
 KEEP_ENDED = 64  # ended streams (and engine stream ends) kept
-RENDER_SLOTS = 4
-VIEWER_SLOTS = 4
+# The Player's rings, made through appstate create_ring on first use of a frame size.
+RING_KINDS: dict[str, dict[str, Any]] = {
+    "render": {"policy": "block", "slots": 4},  # yuv420p frames for the encoder, in order
+    "viewer": {"policy": "drop", "slots": 4},  # rgb24 frames for any number of viewers
+}
 FRAME_WAIT_S = 1.0  # a render's reader checks on the engine after this long without a frame
 ENGINE_SILENT_S = 120.0  # ... and gives up when the engine says nothing for this long
 
@@ -141,22 +144,14 @@ class PlayerActor(Actor):
         """The session's edit now (BadTimeline if what the session sent breaks the contract)."""
         return Timeline.from_wire(self.client.request("session", "timeline"))
 
-    def _ring(self, client: ControlClient, kind: str, width: int, height: int) -> str:
+    def _ring(self, kind: str, width: int, height: int) -> str:
+        """The ring of ``kind`` (render, viewer) for this frame size, made on first use."""
         name = f"{kind}-{width}x{height}"
         if name not in self.rings:
-            policy = "block" if kind == "render" else "drop"
-            slots = RENDER_SLOTS if kind == "render" else VIEWER_SLOTS
+            spec = RING_KINDS[kind]
+            args = {"name": name, **spec, "slot_mb": ring_slot_mb(width, height)}
             with contextlib.suppress(BadArguments):  # made by an earlier player process
-                client.request(
-                    "appstate",
-                    "create_ring",
-                    {
-                        "name": name,
-                        "policy": policy,
-                        "slots": slots,
-                        "slot_mb": ring_slot_mb(width, height),
-                    },
-                )
+                self.client.request("appstate", "create_ring", args)
             self.rings.add(name)
         return name
 
@@ -213,7 +208,7 @@ class PlayerActor(Actor):
         width, height, rate = timeline.output.width, timeline.output.height, timeline.output.rate
         stream = PlayerStream(self._new_id(), "render", start, n, rate)
         stream.output = str(target)
-        stream.ring = self._ring(self.client, "render", width, height)
+        stream.ring = self._ring("render", width, height)
         encoder = Encoder(target, spec, width, height, rate)  # CodecError: nothing started
         from lumiera.shm.ring import Consumer
 
@@ -320,7 +315,7 @@ class PlayerActor(Actor):
         timeline = stream.timeline
         assert timeline is not None  # a playback stream keeps what it plays
         out = timeline.output
-        stream.ring = self._ring(self.client, "viewer", out.width, out.height)
+        stream.ring = self._ring("viewer", out.width, out.height)
         left = stream.first + stream.count - at
         if left < 1:
             stream.state, stream.ended = "done", time.monotonic()

@@ -11,6 +11,7 @@ Signals go through the pidfd too, so a recycled pid is never hit.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -18,10 +19,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import zmq
+
 from lumiera.appstate.actions import ExitStatus
+from lumiera.appstate.output import Output
 from lumiera.runtime_dir import ENV_SUPERVISOR_PID, RuntimeDir
 
+log = logging.getLogger("lumiera.appstate")
 MAX_LINE = 16 * 1024  # longer output lines are cut (a process printing binary junk)
+KILL_WAIT_S = 2.0  # at the supervisor's end: how long a SIGKILLed child may take to go
 
 
 @dataclass
@@ -153,3 +159,99 @@ def proc_usage(pid: int) -> dict[str, float | int | None]:
     except (OSError, ValueError, IndexError):
         return {"cpu_s": None, "rss_bytes": None}
     return {"cpu_s": round(cpu_s, 2), "rss_bytes": rss}
+
+
+class Children:
+    """The subsystem processes of one supervisor, each watched in its poll loop.
+
+    Runs in the supervisor's thread. Every process is registered in ``poller``
+    (its pidfd, and its output pipes when it is our child); what it prints goes
+    to ``output`` line by line, the last lines before its exit is reported.
+    """
+
+    def __init__(self, rd: RuntimeDir, poller: zmq.Poller, output: Output) -> None:
+        self.rd = rd
+        self.poller = poller
+        self.output = output
+        self.procs: dict[str, Proc] = {}
+
+    def get(self, name: str) -> Proc | None:
+        return self.procs.get(name)
+
+    def spawn(self, name: str) -> Proc:
+        """Start ``name``'s process and watch it. Raises OSError if it cannot be started."""
+        return self._watch(spawn(name, self.rd))
+
+    def attach(self, name: str, pid: int) -> Proc:
+        """Watch ``pid``, started by ``lumiera run``. Raises OSError if it cannot be watched."""
+        return self._watch(attach(name, pid))
+
+    def _watch(self, proc: Proc) -> Proc:
+        self.procs[proc.name] = proc
+        self.poller.register(proc.pidfd, zmq.POLLIN)
+        for fd in proc.pipes:
+            self.poller.register(fd, zmq.POLLIN)
+        return proc
+
+    def alive(self, name: str) -> bool:
+        """Whether ``name``'s process exists (one attached by ``lumiera run``: until seen gone)."""
+        proc = self.procs.get(name)
+        if proc is None:
+            return False
+        return proc.popen is None or proc.popen.poll() is None
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.get(name)
+        if proc is not None:
+            log.warning("killing %s (pid %d)", name, proc.pid)
+            proc.kill()
+
+    def on_fd(self, fd: int) -> Proc | None:
+        """Show a process's output that ``fd`` has; the process, when ``fd`` says it exited."""
+        for proc in list(self.procs.values()):
+            if fd == proc.pidfd:
+                return proc
+            stream = proc.pipes.get(fd)
+            if stream is not None:
+                lines = proc.read(fd)
+                if lines is None:
+                    self.poller.unregister(fd)
+                for line in lines or ():
+                    self.output.line(proc.name, stream, line)
+                return None
+        return None
+
+    def reap(self, proc: Proc) -> ExitStatus:
+        """``proc`` exited: show what it printed last, forget it, return how it ended."""
+        status = proc.reap()
+        for fd in list(proc.pipes):  # what it printed last is shown before its end
+            while (lines := proc.read(fd)) is not None:
+                for line in lines:
+                    self.output.line(proc.name, proc.pipes.get(fd, "stderr"), line)
+                if not lines:
+                    break
+            with contextlib.suppress(KeyError):
+                self.poller.unregister(fd)
+        self.poller.unregister(proc.pidfd)
+        proc.close()
+        del self.procs[proc.name]
+        if proc.popen is None:
+            log.info("%s (pid %d, attached by lumiera run) detached", proc.name, proc.pid)
+        else:
+            level = logging.INFO if status.ok else logging.ERROR
+            log.log(level, "%s ended: %s", proc.name, status.describe())
+        return status
+
+    def kill_all(self) -> None:
+        """SIGKILL every child and wait for it, bounded: nothing may outlive the supervisor."""
+        for proc in list(self.procs.values()):
+            if proc.popen is not None:
+                proc.kill()
+                try:
+                    proc.popen.wait(timeout=KILL_WAIT_S)
+                except subprocess.TimeoutExpired:
+                    log.error(
+                        "%s (pid %d) not gone %g s after SIGKILL", proc.name, proc.pid, KILL_WAIT_S
+                    )
+            proc.close()
+        self.procs.clear()

@@ -20,6 +20,11 @@ class Phase(enum.StrEnum):
     EMERGENCY = "emergency"
     DONE = "done"
 
+    @property
+    def ending(self) -> bool:
+        """On the way down (in order or not) or done: a shutdown asked for now has nothing to do."""
+        return self in (Phase.CLOSING, Phase.STOPPING, Phase.EMERGENCY, Phase.DONE)
+
 
 class State(enum.StrEnum):
     """A subsystem's state. SPAWNED and IDLE show as ``starting`` in status."""

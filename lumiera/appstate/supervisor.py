@@ -4,7 +4,8 @@ Owns the runtime directory's lock, the bus sockets (``control`` ROUTER,
 ``publish`` XSUB -> ``events`` XPUB), the subsystem processes and their output,
 and one poll loop over all of them (sockets, pidfds, pipes, a signal pipe).
 Every decision is the :class:`~lumiera.appstate.runner.Runner`'s; this module
-carries out its actions and feeds it what happens.
+carries out its actions and feeds it what happens. The events plane is here;
+the control plane is :mod:`.control`, the child processes :mod:`.children`.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 import time
 from typing import Any, TextIO
 
 import zmq
 
 from lumiera import shm
-from lumiera.appstate import children
 from lumiera.appstate.actions import (
     Action,
     ExitStatus,
@@ -32,12 +31,12 @@ from lumiera.appstate.actions import (
     SendStop,
     Spawn,
 )
-from lumiera.appstate.children import Proc
+from lumiera.appstate.children import Children
 from lumiera.appstate.commands import APPSTATE, AppStateCommands
-from lumiera.appstate.control import Peer, Routing
+from lumiera.appstate.control import ControlPlane
 from lumiera.appstate.output import Output, log_dir_for
 from lumiera.appstate.rings import Rings
-from lumiera.appstate.runner import MAX_REASON, Phase, Runner, State, Timeouts
+from lumiera.appstate.runner import MAX_REASON, Phase, Runner, Timeouts
 from lumiera.bus import messages as m
 from lumiera.bus.codec import Limits
 from lumiera.bus.events import (
@@ -52,13 +51,7 @@ from lumiera.bus.events import (
 )
 from lumiera.bus.sockets import configure_bounded, recv_bounded
 from lumiera.config import Config
-from lumiera.errors import (
-    BadMessage,
-    LumieraError,
-    RuntimeDirError,
-    Unavailable,
-    UnknownSubsystem,
-)
+from lumiera.errors import BadMessage, RuntimeDirError
 from lumiera.exits import EXIT_EMERGENCY_FAILED
 from lumiera.lifecycle import Lifecycle
 from lumiera.runtime_dir import (
@@ -73,7 +66,6 @@ from lumiera.shm.spec import parse_specs
 from lumiera.subsystems import Options, start_order
 
 log = logging.getLogger("lumiera.appstate")
-_ENDING = (Phase.CLOSING, Phase.STOPPING, Phase.EMERGENCY, Phase.DONE)
 LAST_EVENTS_LINGER_MS = 200
 
 
@@ -88,7 +80,6 @@ class Supervisor:
         self.limits = Limits(
             config.get_int("bus.max_message_bytes"), config.get_int("bus.max_parts")
         )
-        self.request_timeout = config.get_float("bus.request_timeout")
         self.runner = Runner(
             start_order(options),
             Timeouts(
@@ -100,20 +91,31 @@ class Supervisor:
             ),
             debug=options.debug,
         )
-        self.routing = Routing()
         self.rings = Rings(rd.instance, self._publish)
         self.stats_every = config.get_float("rings.stats_interval")
         self._next_stats = time.monotonic() + self.stats_every
-        self.commands = AppStateCommands(self)
-        self.procs: dict[str, Proc] = {}
-        self.peers: dict[bytes, str] = {}  # ROUTER identity -> subsystem name
-        self.identity: dict[str, bytes] = {}
         self.started = time.monotonic()
+        self.poller = zmq.Poller()
+        self.children = Children(rd, self.poller, self.output)
+        self.control = ControlPlane(
+            runner=self.runner,
+            children=self.children,
+            commands=AppStateCommands(
+                rd=rd,
+                config=config,
+                options=options,
+                runner=self.runner,
+                rings=self.rings,
+                started=self.started,
+            ),
+            welcome=m.Welcome(rd.instance, config.to_dict(), options.to_dict()),
+            limits=self.limits,
+            request_timeout=config.get_float("bus.request_timeout"),
+            execute=self._execute,
+        )
         self.exit_code: int | None = None
-        self.control: zmq.Socket[bytes] | None = None
         self.xsub: zmq.Socket[bytes] | None = None
         self.xpub: zmq.Socket[bytes] | None = None
-        self.poller = zmq.Poller()
         self._signals: list[int] = []
 
     # -- the whole life -------------------------------------------------------------
@@ -190,15 +192,13 @@ class Supervisor:
             log.warning("removed what a dead instance left behind: %s", ", ".join(files + segments))
 
     def _bind(self, zctx: zmq.Context[zmq.Socket[bytes]]) -> None:
-        self.control = control = zctx.socket(zmq.ROUTER)
         self.xsub = xsub = zctx.socket(zmq.XSUB)
         self.xpub = xpub = zctx.socket(zmq.XPUB)
-        for sock in (control, xsub, xpub):
+        for sock in (xsub, xpub):
             configure_bounded(sock, self.limits)
-        control.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unroutable reply raises, not vanishes
         old = os.umask(0o077)  # socket files follow the umask: keep them ours only
         try:
-            control.bind(self.rd.endpoint("control"))
+            control = self.control.bind(zctx, self.rd.endpoint("control"))
             xsub.bind(self.rd.endpoint("publish"))
             xpub.bind(self.rd.endpoint("events"))
         finally:
@@ -217,26 +217,14 @@ class Supervisor:
     def _teardown(
         self, zctx: zmq.Context[zmq.Socket[bytes]], old: dict[int, Any], r: int, w: int
     ) -> None:
-        for proc in list(self.procs.values()):  # nothing may outlive us
-            if proc.popen is not None:
-                proc.kill()
-                try:
-                    proc.popen.wait(timeout=2.0)
-                except subprocess.TimeoutExpired:
-                    log.error("%s (pid %d) did not die of SIGKILL within 2 s", proc.name, proc.pid)
-            proc.close()
-        self.procs.clear()
+        self.children.kill_all()  # nothing may outlive us
         signal.set_wakeup_fd(old.pop(-1))
         for sig, handler in old.items():
             signal.signal(sig, handler)
         os.close(r)
         os.close(w)
         self.output.close()
-        for peer, msg in self.routing.abandon():
-            self._answer(peer, msg)
-        if self.control is not None:  # let those answers leave, bounded
-            with contextlib.suppress(zmq.ZMQError):
-                self.control.close(linger=LAST_EVENTS_LINGER_MS)
+        self.control.close()  # what is still asked is answered, bounded
         # Give the last events (ON_GLOBAL_SHUTDOWN, the final phase) a bounded
         # chance to reach the tools; nothing waits longer than this.
         if self.xpub is not None:
@@ -256,7 +244,7 @@ class Supervisor:
             due = min(
                 (
                     d
-                    for d in (self.runner.next_deadline(), self.routing.next_deadline(), stats)
+                    for d in (self.runner.next_deadline(), self.control.next_deadline(), stats)
                     if d
                 ),
                 default=None,
@@ -268,15 +256,14 @@ class Supervisor:
             if due is None or now < due:  # deadlines set meanwhile are all later
                 continue
             self._execute(self.runner.tick(now))
-            for peer, msg in self.routing.expire(now):
-                self._answer(peer, msg)
+            self.control.expire(now)
             if stats is not None and now >= stats:
                 self.rings.tick()
                 self._next_stats = now + self.stats_every
 
     def _dispatch(self, item: Any) -> None:
-        if item is self.control:
-            self._on_control()
+        if item is self.control.sock:
+            self.control.on_readable()
         elif item is self.xsub:
             self._on_publish()
         elif item is self.xpub and self.xpub is not None:
@@ -291,50 +278,18 @@ class Supervisor:
             os.read(self._wake_r, 512)
         while self._signals:
             sig = signal.Signals(self._signals.pop(0))
-            if self.runner.phase in _ENDING:
+            if self.runner.phase.ending:
                 log.warning("%s: already shutting down", sig.name)
                 continue
             log.info("%s: shutting down in order", sig.name)
             self._execute(self.runner.shutdown(f"{sig.name} received", time.monotonic()))
 
     def _on_fd(self, fd: int) -> None:
-        for proc in list(self.procs.values()):
-            if fd == proc.pidfd:
-                self._on_exit(proc)
-                return
-            stream = proc.pipes.get(fd)
-            if stream is not None:
-                lines = proc.read(fd)
-                if lines is None:
-                    self.poller.unregister(fd)
-                for line in lines or ():
-                    self.output.line(proc.name, stream, line)
-                return
-
-    def _on_exit(self, proc: Proc) -> None:
-        status = proc.reap()
-        for fd in list(proc.pipes):  # what it printed last is shown before its end
-            while (lines := proc.read(fd)) is not None:
-                for line in lines:
-                    self.output.line(proc.name, proc.pipes.get(fd, "stderr"), line)
-                if not lines:
-                    break
-            with contextlib.suppress(KeyError):
-                self.poller.unregister(fd)
-        self.poller.unregister(proc.pidfd)
-        proc.close()
-        del self.procs[proc.name]
-        identity = self.identity.pop(proc.name, None)
-        if identity is not None:
-            self.peers.pop(identity, None)
-        for peer, msg in self.routing.gone(proc.name):
-            self._answer(peer, msg)
-        if proc.popen is None:
-            log.info("%s (pid %d, attached by lumiera run) detached", proc.name, proc.pid)
-        else:
-            level = logging.INFO if status.ok else logging.ERROR
-            log.log(level, "%s ended: %s", proc.name, status.describe())
-        self._execute(self.runner.exited(proc.name, status, time.monotonic()))
+        exited = self.children.on_fd(fd)
+        if exited is not None:
+            status = self.children.reap(exited)
+            self.control.gone(exited.name)
+            self._execute(self.runner.exited(exited.name, status, time.monotonic()))
 
     # -- the events plane -----------------------------------------------------------
 
@@ -366,144 +321,6 @@ class Supervisor:
         with contextlib.suppress(zmq.ZMQError):
             self.xpub.send_multipart(frames)
 
-    # -- the control plane ----------------------------------------------------------
-
-    def _on_control(self) -> None:
-        assert self.control is not None  # polled only once bound
-        frames, total = recv_bounded(self.control, self.limits.max_parts + 1)
-        identity, rest = frames[0], frames[1:]
-        peer = Peer(identity, delimited=len(rest) >= 2 and rest[0] == b"")
-        try:
-            if total > self.limits.max_parts + 1:
-                raise BadMessage(f"a message has at most {self.limits.max_parts} frames")
-            if len(rest) != (2 if peer.delimited else 1):
-                raise BadMessage(
-                    "a control message is one msgpack frame (after an empty one for REQ)"
-                )
-            msg = m.decode(rest[-1], self.limits)
-        except BadMessage as e:
-            log.warning("bad message on control: %s", e)
-            self._answer(peer, m.Error(None, e.code, str(e)))
-            return
-        name = self.peers.get(identity)
-        if isinstance(msg, m.Request):
-            self._on_request(peer, msg)
-        elif isinstance(msg, m.Hello) and name is None:
-            self._on_hello(peer, msg)
-        elif name is not None:
-            self._from_subsystem(name, msg)
-        else:
-            self._answer(
-                peer, m.Error(None, BadMessage.code, f"{msg.KIND} is not accepted from a client")
-            )
-
-    def _from_subsystem(self, name: str, msg: m.Message) -> None:
-        now = time.monotonic()
-        self.runner.heartbeat(name, now)  # any message shows its main loop is alive
-        if isinstance(msg, m.Ready):
-            proc = self.procs.get(name)
-            alive = proc is not None and not self._exited(proc)
-            self._execute(self.runner.ready(name, alive, now))
-        elif isinstance(msg, m.Ack):
-            self._execute(self.runner.ack(name, msg.event, now))
-        elif isinstance(msg, m.Reply | m.Error):
-            answer = self.routing.answer(name, msg)
-            if answer is not None:
-                self._answer(*answer)
-        elif isinstance(msg, m.Problem):
-            log.error("%s reports a problem: %s", name, msg.reason)
-            self.runner.problem(name, msg.reason)
-        elif isinstance(msg, m.Ending):
-            log.info("%s ends%s", name, f" with an error: {msg.error}" if msg.error else "")
-            self.runner.ending(name, msg.error, time.monotonic())
-        elif not isinstance(msg, m.Heartbeat):
-            log.warning("%s sent an unexpected %s", name, msg.KIND)
-
-    @staticmethod
-    def _exited(proc: Proc) -> bool:
-        return proc.popen.poll() is not None if proc.popen is not None else False
-
-    def _on_hello(self, peer: Peer, hello: m.Hello) -> None:
-        refusal = self.runner.hello_refusal(hello.name, hello.attached)
-        proc = self.procs.get(hello.name)
-        if refusal is None and not hello.attached and (proc is None or proc.pid != hello.pid):
-            refusal = f"{hello.name}: pid {hello.pid} is not the process this supervisor started"
-        if refusal is None and hello.attached:
-            try:
-                proc = self.procs[hello.name] = children.attach(hello.name, hello.pid)
-                self.poller.register(proc.pidfd, zmq.POLLIN)
-            except OSError as e:
-                refusal = f"cannot watch pid {hello.pid}: {e.strerror}"
-        if refusal is not None:
-            log.warning("refused hello from %s (pid %d): %s", hello.name, hello.pid, refusal)
-            self._answer(peer, m.Error(None, Unavailable.code, refusal))
-            return
-        self.peers[peer.identity] = hello.name
-        self.identity[hello.name] = peer.identity
-        welcome = m.Welcome(self.rd.instance, self.config.to_dict(), self.options.to_dict())
-        self._answer(peer, welcome)
-        self._execute(self.runner.hello(hello.name, hello.pid, time.monotonic()))
-
-    def _on_request(self, peer: Peer, req: m.Request) -> None:
-        if req.to == APPSTATE:
-            self._appstate_request(peer, req)
-            return
-        sub = self.runner.subs.get(req.to)
-        if sub is None:
-            known = ", ".join([APPSTATE, *self.runner.order])
-            error: Exception = UnknownSubsystem(
-                f"no subsystem {req.to!r} in this instance (has: {known})"
-            )
-        elif sub.state in (State.SPAWNED, State.IDLE, State.STARTING) and not sub.debug:
-            # Still starting: hold it, in order, until it runs (bounded by the request timeout).
-            self.routing.park(peer, req, time.monotonic() + self.request_timeout)
-            return
-        elif sub.state is not State.RUNNING or req.to not in self.identity:
-            error = Unavailable(f"{req.to} is {sub.state.public}")
-        else:
-            fwd = self.routing.forward(peer, req, time.monotonic() + self.request_timeout)
-            self._send_to(req.to, fwd)
-            return
-        self._answer(peer, m.Error(req.id, error.code, str(error)))  # type: ignore[attr-defined]
-
-    def _release_parked(self, name: str, state: str) -> None:
-        """Requests held for ``name`` go on when it runs; refused when it will not."""
-        if state == "running":
-            for held in self.routing.unpark(name):
-                self._on_request(held.peer, held.request)
-        elif state in ("failed", "stopped", "stopping"):
-            for peer, msg in self.routing.refuse_parked(name, f"is {state}"):
-                self._answer(peer, msg)
-
-    def _appstate_request(self, peer: Peer, req: m.Request) -> None:
-        try:
-            result = self.commands.handle(req.command, req.args)
-        except LumieraError as e:
-            self._answer(peer, m.Error(req.id, e.code, str(e)))
-            return
-        self._answer(peer, m.Reply(req.id, result))
-        if self.commands.stop_requested and self.runner.phase not in _ENDING:
-            log.info("stop requested over the bus")
-            self._execute(self.runner.shutdown("stop requested", time.monotonic()))
-
-    def status(self) -> dict[str, Any]:
-        """The instance and its subsystems as plain data (the ``status`` reply)."""
-        status: dict[str, Any] = self.commands.on_status()
-        return status
-
-    def _answer(self, peer: Peer, msg: m.Message) -> None:
-        if self.control is None:
-            return
-        try:
-            self.control.send_multipart(peer.frames(m.encode(msg)))
-        except zmq.ZMQError as e:  # the peer left (EHOSTUNREACH): nobody to tell
-            log.debug("could not answer %r: %s", peer.identity, e)
-
-    def _send_to(self, name: str, msg: m.Message) -> None:
-        identity = self.identity.get(name)
-        if identity is not None:
-            self._answer(Peer(identity), msg)
-
     # -- the runner's actions -------------------------------------------------------
 
     def _execute(self, actions: list[Action]) -> None:
@@ -512,7 +329,7 @@ class Supervisor:
                 body = action.body
                 self._publish(action.topic, body)
                 if isinstance(body, SubsystemState):
-                    self._release_parked(body.name, body.state)
+                    self.control.release_parked(body.name, body.state)
                 elif isinstance(body, ProblemReported):
                     log.error("%s", body.message)
                 elif isinstance(body, PhaseChanged) and body.phase == Phase.RUNNING:
@@ -520,32 +337,25 @@ class Supervisor:
             elif isinstance(action, Spawn):
                 self._spawn(action.name)
             elif isinstance(action, SendStart):
-                self._send_to(action.name, m.Start())
+                self.control.send_to(action.name, m.Start())
             elif isinstance(action, SendEvent):
-                self._send_to(action.name, m.Event(action.event))
+                self.control.send_to(action.name, m.Event(action.event))
             elif isinstance(action, SendStop):
-                self._send_to(action.name, m.Stop(action.reason, action.emergency))
+                self.control.send_to(action.name, m.Stop(action.reason, action.emergency))
             elif isinstance(action, Kill):
-                proc = self.procs.get(action.name)
-                if proc is not None:
-                    log.warning("killing %s (pid %d)", action.name, proc.pid)
-                    proc.kill()
+                self.children.kill(action.name)
             elif isinstance(action, Finish):
                 self.exit_code = action.code
 
     def _spawn(self, name: str) -> None:
         try:
-            proc = children.spawn(name, self.rd)
+            proc = self.children.spawn(name)
         except OSError as e:
             log.error("cannot start %s: %s", name, e)
             self.runner.problem(name, f"cannot start its process: {e}")
             self._execute(self.runner.exited(name, ExitStatus(code=127), time.monotonic()))
             return
-        self.procs[name] = proc
         self.runner.spawned(name, proc.pid)
-        self.poller.register(proc.pidfd, zmq.POLLIN)
-        for fd in proc.pipes:
-            self.poller.register(fd, zmq.POLLIN)
 
     def _print_status(self) -> None:
         lines = [

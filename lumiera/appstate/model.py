@@ -9,6 +9,9 @@ from lumiera.appstate.actions import ExitStatus
 from lumiera.lifecycle import Lifecycle
 from lumiera.subsystems import Spec
 
+# Reasons travel in messages whose text fields are bounded: keep them well inside.
+MAX_REASON = 4000
+
 
 class Phase(enum.StrEnum):
     INIT = "init"

@@ -6,33 +6,37 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import zmq
-
-from lumiera.bus.codec import pack, unpack
+from lumiera.bus.events import Event, Publisher, Subscriber
+from lumiera.bus.topics import ExtBody
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.testing.wait import wait_for
 
+PROBE = "ext.tapcheck."  # synced_tap's own events: a tool's topic, so the bus forwards it
+
+
+def pair(event: Event) -> tuple[str, dict[str, Any]]:
+    """(topic, body) of an event, the body as on the wire: ``sender``, ``ts`` and its fields."""
+    return event.topic, {"sender": event.sender, "ts": event.ts, **event.data()}
+
 
 class Tap:
-    """A SUB socket on an instance's ``events``, collecting (topic, body) pairs."""
+    """A :class:`Subscriber` on an instance's ``events`` that keeps every event it received
+    in :attr:`events`, as (topic, body) pairs (see :func:`pair`), for assertions."""
 
     def __init__(self, rd: RuntimeDir, prefixes: Sequence[str] = ("",)) -> None:
-        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-        self.sock = self._ctx.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        for p in prefixes:
-            self.sock.setsockopt(zmq.SUBSCRIBE, p.encode())
-        self.sock.connect(rd.endpoint("events"))
+        self.sub = Subscriber(rd, *prefixes)
         self.events: list[tuple[str, dict[str, Any]]] = []
 
     def poll(self, timeout: float = 0.0) -> list[tuple[str, dict[str, Any]]]:
-        """Receive what has arrived (waiting up to ``timeout`` for the first one)."""
+        """Receive what has arrived (waiting up to ``timeout`` for the first one).
+
+        Malformed events are dropped (and counted) by the Subscriber, as any tool does.
+        """
         got = []
-        wait_ms = int(timeout * 1000)
-        while self.sock.poll(wait_ms):
-            topic, body = self.sock.recv_multipart()
-            got.append((topic.decode(), unpack(body)))
-            wait_ms = 0
+        event = self.sub.receive(timeout)
+        while event is not None:
+            got.append(pair(event))
+            event = self.sub.receive(0)
         self.events.extend(got)
         return got
 
@@ -53,7 +57,7 @@ class Tap:
         return [t for t, _ in self.events if t.startswith(prefix)]
 
     def close(self) -> None:
-        self.sock.close(linger=0)
+        self.sub.close()
 
 
 def synced_tap(rd: RuntimeDir, prefixes: Sequence[str], timeout: float = 10.0) -> Tap:
@@ -62,17 +66,14 @@ def synced_tap(rd: RuntimeDir, prefixes: Sequence[str], timeout: float = 10.0) -
     A probe event is published into the bus until the Tap receives it, so no event
     published afterwards can be missed by a subscription still on its way.
     """
-    tap = Tap(rd, [*prefixes, "tapcheck."])
-    pub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
-    pub.setsockopt(zmq.LINGER, 0)
-    pub.connect(rd.endpoint("publish"))
-    probe = pack({"sender": "test", "ts": time.time()})
+    tap = Tap(rd, [*prefixes, PROBE])
+    pub = Publisher(rd, "test")
     try:
 
         def seen() -> bool:
-            pub.send_multipart([b"tapcheck.probe", probe])
+            pub.publish(PROBE + "probe", ExtBody())
             tap.poll(0.05)
-            return bool(tap.topics("tapcheck."))
+            return bool(tap.topics(PROBE))
 
         wait_for(seen, timeout, "the tap's subscription")
     except BaseException:

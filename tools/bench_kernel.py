@@ -74,7 +74,8 @@ from harness import (
 
 from lumiera.bus import messages as m
 from lumiera.bus.client import ControlClient
-from lumiera.bus.codec import unpack
+from lumiera.bus.events import decode_event
+from lumiera.bus.topics import EmergencyExit, PhaseChanged
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.testing import Instance
 
@@ -150,6 +151,9 @@ class Started:
 
 
 def _sub_socket(rd: RuntimeDir) -> zmq.Socket[bytes]:
+    """A SUB of our own, not a ``bus.events.Subscriber``: it must reconnect every 2 ms
+    (the Subscriber's socket keeps zmq's 100 ms), and the crash loop polls it in one
+    zmq.Poller with pidfds. Its frames are decoded by ``events.decode_event`` all the same."""
     sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RECONNECT_IVL, 2)  # attach within ~2 ms of the supervisor's bind
@@ -186,13 +190,14 @@ def running_instance(ctx: BenchContext) -> Iterator[Started]:
             if now - t0 > START_TIMEOUT_S:
                 raise TimeoutError(f"{rd.instance} not running within {START_TIMEOUT_S} s")
             if sub.poll(2):
-                topic_b, body_b = sub.recv_multipart()
+                frames = sub.recv_multipart()
                 now = time.perf_counter()
-                topic = topic_b.decode()
+                event = decode_event(frames)
+                topic = event.topic
                 if topic.startswith("subsystem.") and topic.endswith(".running"):
                     subsystem_s[topic.split(".")[1]] = now - t0
-                elif topic == "appstate.phase":
-                    phase = unpack(body_b).get("phase")
+                elif isinstance(event.body, PhaseChanged):
+                    phase = event.body.phase
                     if phase == "running":
                         method = "events"
                         break
@@ -314,10 +319,10 @@ def crash_once(ctx: BenchContext, victim: str) -> tuple[float, float, int]:
                 for item, _ in ready:
                     if item is st.sub:
                         while st.sub.poll(0):
-                            topic, body = st.sub.recv_multipart()
-                            if topic == b"lifecycle.ON_EMERGENCY_EXIT" and event_at is None:
+                            event = decode_event(st.sub.recv_multipart())
+                            if isinstance(event.body, EmergencyExit) and event_at is None:
                                 event_at = now
-                                who = unpack(body).get("subsystem")
+                                who = event.body.subsystem
                                 if who != victim:
                                     ctx.problems.append(f"emergency names {who}, killed {victim}")
                     elif item in pending:

@@ -31,11 +31,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import zmq
-
 from lumiera import runtime_dir
 from lumiera.bus.client import ControlClient
-from lumiera.bus.codec import unpack
+from lumiera.bus.events import Event, PlayerRenderEnded, StatsPlayer, Subscriber, to_plain
 from lumiera.errors import NotRunning, RenderFailed
 from lumiera.runtime_dir import RuntimeDir
 
@@ -160,10 +158,7 @@ class App:
     def __init__(self, rd: RuntimeDir, timeout: float = REQUEST_TIMEOUT_S) -> None:
         self.rd = rd
         self.client = ControlClient(rd, timeout)
-        self._sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
-        self._sub.setsockopt(zmq.LINGER, 0)
-        self._sub.connect(rd.endpoint("events"))
-        self._topics: set[str] = set()
+        self.events = Subscriber(rd)  # every event this App waits for comes through it
         self.session = Session(self)
 
     # -- the bus ----------------------------------------------------------------------
@@ -174,34 +169,22 @@ class App:
 
     def subscribe(self, *prefixes: str) -> None:
         """Receive events of these topic prefixes from now on (for :meth:`wait_event`)."""
-        for prefix in prefixes:
-            if prefix not in self._topics:
-                self._sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
-                self._topics.add(prefix)
+        self.events.subscribe(*prefixes)
 
     def wait_event(
         self,
         prefix: str | tuple[str, ...],
         timeout: float,
-        where: Callable[[str, dict[str, Any]], bool] = lambda _t, _b: True,
-    ) -> tuple[str, dict[str, Any]]:
+        where: Callable[[Event], bool] = lambda _e: True,
+    ) -> Event:
         """The next event whose topic starts with ``prefix`` (one, or a tuple) and ``where``.
 
-        The prefixes are subscribed first; subscribe (:meth:`subscribe`) before doing
-        what causes the event, or it may pass unseen. TimeoutError after ``timeout`` s.
+        The event's ``body`` is its topic's declared class (:mod:`lumiera.bus.events`),
+        ``data()`` the same as a dict. The prefixes are subscribed first; subscribe
+        (:meth:`subscribe`) before doing what causes the event, or it may pass
+        unseen. EventTimeout (a TimeoutError) after ``timeout`` s.
         """
-        prefixes = (prefix,) if isinstance(prefix, str) else prefix
-        self.subscribe(*prefixes)
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            if self._sub.poll(int(left * 1000) + 1):
-                topic_raw, raw = self._sub.recv_multipart()
-                topic = topic_raw.decode()
-                if topic.startswith(prefixes):
-                    body = unpack(raw)
-                    if where(topic, body):
-                        return topic, body
-        raise TimeoutError(f"no {' or '.join(prefixes)}* event within {timeout:g} s")
+        return self.events.wait(prefix, timeout, where)
 
     # -- render and playback ------------------------------------------------------------
 
@@ -218,8 +201,8 @@ class App:
         """Render the timeline (or frames first..first+count-1) to ``output``; wait for the end.
 
         ``progress`` gets each ``stats.player`` entry of this render (frame, fps,
-        eta_s). Returns the ``player.render.done`` body; raises RenderFailed
-        (no file left under ``output``'s name) or TimeoutError.
+        eta_s) as a dict. Returns the ``player.render.done`` body as a dict; raises
+        RenderFailed (no file left under ``output``'s name) or TimeoutError.
         """
         self.subscribe("player.render.", "stats.player")
         started = self.request(
@@ -232,7 +215,7 @@ class App:
             if left <= 0:
                 raise TimeoutError(f"render {sid} to {output} not done within {timeout:g} s")
             try:
-                topic, body = self.wait_event(
+                event = self.wait_event(
                     ("player.render.", "stats.player"), min(left, CHECK_EVERY_S)
                 )
             except TimeoutError:
@@ -243,16 +226,18 @@ class App:
                     raise RenderFailed(f"the player no longer knows render {sid}") from None
                 if found[0]["state"] in ("starting", "running"):
                     continue
-                topic = "player.render.done" if found[0]["state"] == "done" else "failed"
-                body = found[0]
-            if topic == "stats.player":
-                for s in body.get("streams", []):
-                    if s.get("id") == sid and progress is not None:
-                        progress(s)
-            elif body.get("id") == sid:
-                if topic == "player.render.done":
-                    return body
-                raise RenderFailed(f"render to {output} failed: {body.get('error')}")
+                if found[0]["state"] == "done":
+                    return dict(found[0])
+                raise RenderFailed(f"render to {output} failed: {found[0].get('error')}") from None
+            body = event.body
+            if isinstance(body, StatsPlayer):
+                for s in body.streams:
+                    if s.id == sid and progress is not None:
+                        progress(to_plain(s))
+            elif isinstance(body, PlayerRenderEnded) and body.id == sid:
+                if event.topic == "player.render.done":
+                    return event.data()
+                raise RenderFailed(f"render to {output} failed: {body.error}")
 
     def play(
         self, first: int | None = None, count: int | None = None, rate: str | None = None
@@ -276,7 +261,7 @@ class App:
         return result
 
     def close(self) -> None:
-        self._sub.close(linger=0)
+        self.events.close()
         self.client.close()
 
     def __enter__(self) -> App:

@@ -22,12 +22,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, TextIO
-
-import zmq
+from typing import TextIO
 
 from lumiera import runtime_dir
-from lumiera.bus.codec import unpack
+from lumiera.bus.events import PlayerRenderEnded, PlayerStreamInfo, StatsPlayer, Subscriber
 from lumiera.errors import UsageError
 from lumiera.exits import EXIT_INTERRUPTED
 from lumiera.stage import render_job
@@ -52,12 +50,13 @@ def parse_range(text: str | None) -> tuple[int | None, int | None]:
     return first, None if end is None else end - first
 
 
-def bar(info: dict[str, Any], width: int = 30) -> str:
-    done, count = info["frame"] - info["first"], max(1, info["count"])
+def bar(info: PlayerStreamInfo, width: int = 30) -> str:
+    """A progress bar of a render: frames done of all, fps, ETA."""
+    done, count = info.frame - info.first, max(1, info.count)
     filled = int(width * done / count)
     return (
         f"[{'#' * filled}{'.' * (width - filled)}] frame {done}/{count}  "
-        f"{info['fps']:.1f} fps  ETA {info['eta_s']:.0f} s"
+        f"{info.fps:.1f} fps  ETA {info.eta_s:.0f} s"
     )
 
 
@@ -111,43 +110,39 @@ def main(args: argparse.Namespace) -> int:
             return code or 1
     seconds = time.monotonic() - started
     print(
-        f"rendered {done['frames']} frames to {output} in {seconds:.2f} s "
-        f"({done['frames'] / seconds:.1f} fps overall, {done['fps']:.1f} fps rendering)"
+        f"rendered {done.frames} frames to {output} in {seconds:.2f} s "
+        f"({done.frames / seconds:.1f} fps overall, {done.fps:.1f} fps rendering)"
     )
     return 0
 
 
-def _follow(proc: subprocess.Popen[bytes], rd: runtime_dir.RuntimeDir, out: TextIO) -> Any:
+def _follow(
+    proc: subprocess.Popen[bytes], rd: runtime_dir.RuntimeDir, out: TextIO
+) -> PlayerRenderEnded | None:
     """Show progress until the instance ends; the ``player.render.done`` body, or None."""
     tty = out.isatty()
-    sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    for prefix in (b"stats.player", b"player.render."):
-        sub.setsockopt(zmq.SUBSCRIBE, prefix)
-    connected = False
+    events: Subscriber | None = None  # made once the instance has bound its sockets
     done = None
     last_line = 0.0
     try:
         while proc.poll() is None:
-            if not connected:
-                if rd.socket("events").exists():
-                    sub.connect(rd.endpoint("events"))
-                    connected = True
-                else:
+            if events is None:
+                if not rd.socket("events").exists():
                     time.sleep(0.02)
                     continue
-            if not sub.poll(200):
+                events = Subscriber(rd, "stats.player", "player.render.")
+            event = events.receive(0.2)
+            if event is None:
                 continue
-            topic, raw = sub.recv_multipart()
-            body = unpack(raw)
-            if topic == b"player.render.done":
+            body = event.body
+            if event.topic == "player.render.done" and isinstance(body, PlayerRenderEnded):
                 done = body
                 if tty:
                     out.write("\r" + bar(body))  # the bar at its end
                     out.flush()
-            elif topic == b"stats.player":
-                for info in body.get("streams", []):
-                    if info.get("mode") != "render":
+            elif isinstance(body, StatsPlayer):
+                for info in body.streams:
+                    if info.mode != "render":
                         continue
                     if tty:
                         out.write("\r" + bar(info))
@@ -156,7 +151,8 @@ def _follow(proc: subprocess.Popen[bytes], rd: runtime_dir.RuntimeDir, out: Text
                         out.write(bar(info) + "\n")
                         last_line = time.monotonic()
     finally:
-        sub.close()
+        if events is not None:
+            events.close()
         if tty:
             out.write("\n")
     return done

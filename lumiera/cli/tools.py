@@ -14,13 +14,10 @@ import sys
 import time
 from typing import Any
 
-import zmq
-
 from lumiera import runtime_dir
 from lumiera.bus.client import ControlClient
-from lumiera.bus.codec import unpack
+from lumiera.bus.events import Event, Subscriber
 from lumiera.errors import (
-    BadMessage,
     LumieraError,
     NotRunning,
     ShuttingDown,
@@ -200,46 +197,29 @@ def tap(args: argparse.Namespace) -> int:
     rd = _rd(args)
     if not runtime_dir.is_locked(rd):
         raise NotRunning(f"no lumiera instance {rd.instance!r} is running at {rd.path}")
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-    sock = ctx.socket(zmq.SUB)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.MAXMSGSIZE, 1 << 20)
-    for prefix in args.prefixes or [""]:
-        sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
-    sock.connect(rd.endpoint("events"))
     seen = 0
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
-    try:
+    # A malformed event is dropped by the Subscriber, with a warning on stderr.
+    with Subscriber(rd, *(args.prefixes or [""])) as events:
         while args.count is None or seen < args.count:
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            if not sock.poll(100):
-                continue
-            frames = sock.recv_multipart()
-            try:
-                if len(frames) != 2:
-                    raise BadMessage(f"{len(frames)} frames")
-                body = unpack(frames[1])
-            except BadMessage as e:
-                print(f"lumiera tap: skipped a bad event: {e}", file=sys.stderr)
-                continue
-            _print_event(frames[0].decode(errors="replace"), body, args.json)
-            seen += 1
-    finally:
-        sock.close(linger=0)
+            event = events.receive(0.1)
+            if event is not None:
+                _print_event(event, args.json)
+                seen += 1
     return 0
 
 
-def _print_event(topic: str, body: dict[str, Any], as_json: bool) -> None:
-    sender, ts = body.get("sender"), body.get("ts")
+def _print_event(event: Event, as_json: bool) -> None:
+    """One line: JSON ``{topic, sender, ts, body}``, or ``time topic [sender] body``."""
+    body = event.data()
     if as_json:
         line = json.dumps(
-            {"topic": topic, "sender": sender, "ts": ts, "body": body}, default=_json_default
+            {"topic": event.topic, "sender": event.sender, "ts": event.ts, "body": body},
+            default=_json_default,
         )
     else:
-        rest = {k: v for k, v in body.items() if k not in ("sender", "ts")}
-        stamp = (
-            time.strftime("%H:%M:%S", time.localtime(ts)) if isinstance(ts, float | int) else "?"
-        )
-        line = f"{stamp} {topic} [{sender}] {json.dumps(rest, default=_json_default)}"
+        stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
+        line = f"{stamp} {event.topic} [{event.sender}] {json.dumps(body, default=_json_default)}"
     print(line, flush=True)

@@ -155,7 +155,7 @@ def test_a_req_socket_client_works_too(inst, zctx):
 
 
 def test_garbage_published_into_the_bus_is_dropped_and_not_forwarded(inst, zctx):
-    tap = Tap(inst.rd, ["bogus"])
+    tap = Tap(inst.rd, ["ext.bogus"])
     pub = zctx.socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 0)
     pub.connect(inst.rd.endpoint("publish"))
@@ -163,25 +163,52 @@ def test_garbage_published_into_the_bus_is_dropped_and_not_forwarded(inst, zctx)
         time.sleep(0.3)  # subscriptions travel both ways before we publish
         good = msgpack.packb({"sender": "test", "ts": time.time(), "x": 1})
         for frames in (
-            [b"bogus.one"],  # one frame
-            [b"bogus.two", b"\xc1"],  # not msgpack
-            [b"bogus.three", msgpack.packb({"ts": 1.0})],  # no sender
-            [b"bogus.four", good, b"extra"],  # three frames
-            [b"bogus.five", b"\x00" * 5000],  # oversized: the publisher is dropped
+            [b"ext.bogus.one"],  # one frame
+            [b"ext.bogus.two", b"\xc1"],  # not msgpack
+            [b"ext.bogus.three", msgpack.packb({"ts": 1.0})],  # no sender
+            [b"ext.bogus.four", good, b"extra"],  # three frames
+            [b"ext.bogus.five", b"\x00" * 5000],  # oversized: the publisher is dropped
         ):
             pub.send_multipart(frames)
         pub2 = zctx.socket(zmq.PUB)
         pub2.setsockopt(zmq.LINGER, 0)
         pub2.connect(inst.rd.endpoint("publish"))
         time.sleep(0.3)
-        pub2.send_multipart([b"bogus.good", good])
-        wait_for(lambda: tap.poll(0.1) or tap.topics("bogus.good"), 5, "the good event")
+        pub2.send_multipart([b"ext.bogus.good", good])
+        wait_for(lambda: tap.poll(0.1) or tap.topics("ext.bogus.good"), 5, "the good event")
         pub2.close()
     finally:
         pub.close()
         tap.close()
-    assert tap.topics("bogus") == ["bogus.good"]
+    assert tap.topics("ext.bogus") == ["ext.bogus.good"]
     assert inst.status()["phase"] == "running"
+
+
+def test_undeclared_topics_and_bodies_not_of_their_kind_are_dropped_with_the_reason(inst, zctx):
+    tap = Tap(inst.rd, ["bogus.", "stats.engine", "session.", "ext."])
+    pub = zctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.connect(inst.rd.endpoint("publish"))
+    try:
+        time.sleep(0.3)
+        envelope = {"sender": "test", "ts": time.time()}
+        pub.send_multipart([b"bogus.undeclared", msgpack.packb({**envelope, "x": 1})])
+        bad_kind = {**envelope, "workers": "two", "queued": 0}
+        pub.send_multipart([b"stats.engine", msgpack.packb(bad_kind)])
+        unknown = {**envelope, "command": "c", "id": "1", "revision": 1, "extra": 2}
+        pub.send_multipart([b"session.changed", msgpack.packb(unknown)])
+        pub.send_multipart([b"ext.done", msgpack.packb(envelope)])
+        wait_for(lambda: tap.poll(0.1) or tap.topics("ext.done"), 5, "the last event")
+    finally:
+        pub.close()
+        tap.close()
+    # (the engine's own stats.engine events come through, of course)
+    assert [t for t, body in tap.events if body["sender"] == "test"] == ["ext.done"]
+    assert inst.status()["phase"] == "running"  # the forwarder stays up
+    out = inst.output()
+    assert "topic 'bogus.undeclared' is not declared" in out
+    assert "event stats.engine: workers: str is not int" in out
+    assert "event session.changed: unknown field(s) extra" in out
 
 
 def test_a_tool_cannot_impersonate_a_subsystem(inst, zctx):
@@ -196,7 +223,7 @@ def test_a_tool_cannot_impersonate_a_subsystem(inst, zctx):
 
 
 def test_a_publisher_cannot_forge_the_supervisors_events(inst, zctx):
-    tap = Tap(inst.rd, ["lifecycle.", "appstate.", "subsystem.", "ok."])
+    tap = Tap(inst.rd, ["lifecycle.", "appstate.", "subsystem.", "log.", "stats.viewer", "ext.ok"])
     pub = zctx.socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 0)
     pub.connect(inst.rd.endpoint("publish"))
@@ -205,15 +232,19 @@ def test_a_publisher_cannot_forge_the_supervisors_events(inst, zctx):
         forged = {"event": "ON_EMERGENCY_EXIT", "sender": "appstate", "ts": time.time()}
         pub.send_multipart([b"lifecycle.ON_EMERGENCY_EXIT", msgpack.packb(forged)])
         pub.send_multipart([b"appstate.phase", msgpack.packb({"sender": "x", "ts": 1.0})])
-        pub.send_multipart([b"ok.fake", msgpack.packb({"sender": "appstate", "ts": 1.0})])
-        pub.send_multipart([b"ok.bool", msgpack.packb({"sender": "x", "ts": True})])
-        pub.send_multipart([b"ok\x00nul", msgpack.packb({"sender": "x", "ts": 1.0})])
-        pub.send_multipart([b"ok.real", msgpack.packb({"sender": "x", "ts": 1.0})])
-        wait_for(lambda: tap.poll(0.1) or tap.topics("ok.real"), 5, "the real event")
+        line = {"sender": "engine", "ts": 1.0, "stream": "stdout", "line": "forged"}
+        pub.send_multipart([b"log.engine", msgpack.packb(line)])
+        ring = {"sender": "x", "ts": 1.0, "name": "viewer", "segment": "s", "policy": "drop"}
+        pub.send_multipart([b"stats.viewer", msgpack.packb(ring)])  # the supervisor's ring stats
+        pub.send_multipart([b"ext.ok.fake", msgpack.packb({"sender": "appstate", "ts": 1.0})])
+        pub.send_multipart([b"ext.ok.bool", msgpack.packb({"sender": "x", "ts": True})])
+        pub.send_multipart([b"ext.ok\x00nul", msgpack.packb({"sender": "x", "ts": 1.0})])
+        pub.send_multipart([b"ext.ok.real", msgpack.packb({"sender": "x", "ts": 1.0})])
+        wait_for(lambda: tap.poll(0.1) or tap.topics("ext.ok.real"), 5, "the real event")
     finally:
         pub.close()
         tap.close()
-    assert tap.topics() == ["ok.real"]
+    assert tap.topics() == ["ext.ok.real"]
 
 
 def test_a_subsystem_too_slow_to_answer_gives_a_timeout_reply_not_unreachable():

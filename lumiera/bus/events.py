@@ -142,7 +142,7 @@ def encode_event(topic: str, body: EventBody, sender: str, ts: float | None = No
     plain = to_plain(body)
     try:
         _check_sender(sender)
-        _build(kind, plain, "")  # validate: what we send must pass decode_event
+        _build(kind, plain)  # validate: what we send must pass decode_event
     except BadMessage as e:
         raise BadMessage(f"event {topic}: {e}") from None
     return [
@@ -169,7 +169,7 @@ def decode_event(frames: list[bytes], limits: Limits = DEFAULT_LIMITS) -> Event:
             if name not in body:
                 raise BadMessage(f"missing field {name!r}")
         sender, ts = _check_sender(body.pop("sender")), _check_ts(body.pop("ts"))
-        return Event(topic, sender, ts, _build(kind, body, ""))
+        return Event(topic, sender, ts, _build(kind, body))
     except BadMessage as e:
         raise BadMessage(f"event {topic}: {e}") from None
 
@@ -200,7 +200,7 @@ def from_plain(kind: type[EventBody], data: dict[str, Any]) -> EventBody:
     Every field is checked as :func:`decode_event` checks it; BadMessage names
     the field that fails.
     """
-    body: EventBody = _build(kind, data, "")
+    body: EventBody = _build(kind, data)
     return body
 
 
@@ -224,7 +224,7 @@ _Field = tuple[str, Check, bool, bool]  # name, checker, required, left out when
 _SCHEMAS: dict[type[Record], list[_Field]] = {}
 
 
-def _build(cls: type[Record], data: Any, where: str) -> Any:
+def _build(cls: type[Record], data: Any) -> Any:
     """An instance of ``cls`` from the plain map ``data``, every field checked."""
     if cls is ExtBody:
         for name in ENVELOPE:
@@ -233,18 +233,18 @@ def _build(cls: type[Record], data: Any, where: str) -> Any:
         check_plain(data)
         return ExtBody(fields=dict(data))
     if not isinstance(data, dict):
-        raise BadMessage(f"{where.rstrip('.')}: {type(data).__name__} is not a map")
+        raise BadMessage(f"{type(data).__name__} is not a map")
     schema = _schema(cls)
     names = {f[0] for f in schema}
     if not names >= data.keys():
-        unknown = ", ".join(sorted(where + str(k) for k in data.keys() - names))
+        unknown = ", ".join(sorted(str(k) for k in data.keys() - names))
         raise BadMessage(f"unknown field(s) {unknown}")
     values = {}
     for name, check, required, _omit in schema:
         if name in data:
             values[name] = check(data[name])
         elif required:
-            raise BadMessage(f"missing field {where + name!r}")
+            raise BadMessage(f"missing field {name!r}")
     return cls(**values)
 
 
@@ -267,15 +267,26 @@ def _field_checker(where: str, hint: Any) -> Check:
     """messages.checker, plus the nested records (a record, or a list of them)."""
     args = typing.get_args(hint)
     if isinstance(hint, type) and issubclass(hint, Record):
-        return lambda value: _build(hint, value, f"{where}.")
+        nested: type[Record] = hint
+
+        def one(value: Any) -> Any:
+            try:
+                return _build(nested, value)
+            except BadMessage as e:  # the path to the field, outermost first
+                raise BadMessage(f"{where}: {e}") from None
+
+        return one
     item = args[0] if typing.get_origin(hint) is list and args else None
     if isinstance(item, type) and issubclass(item, Record):
-        nested: type[Record] = item
+        of: type[Record] = item
 
         def records(value: Any) -> Any:
             if not isinstance(value, list):
                 raise BadMessage(f"{where}: {type(value).__name__} is not list")
-            return [_build(nested, v, f"{where}[].") for v in value]
+            try:
+                return [_build(of, v) for v in value]
+            except BadMessage as e:
+                raise BadMessage(f"{where}[]: {e}") from None
 
         return records
     return checker(where, hint)

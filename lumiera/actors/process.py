@@ -31,7 +31,7 @@ import zmq
 from lumiera.actors.actor import Actor, ActorContext
 from lumiera.bus import messages as m
 from lumiera.bus.codec import Limits, check_plain
-from lumiera.bus.events import EventBody, Publisher, from_plain, kind_of
+from lumiera.bus.events import EventBody, Publisher
 from lumiera.config import Config
 from lumiera.errors import BadMessage, InternalError, LumieraError, ShuttingDown, Unreachable
 from lumiera.exits import EXIT_CRASH, EXIT_ERROR, EXIT_NO_SUPERVISOR
@@ -310,15 +310,11 @@ class SubsystemProcess:
     def send(self, msg: m.Message) -> None:
         self.control.send(m.encode(msg))
 
-    def publish(self, topic: str, body: EventBody | dict[str, Any]) -> None:
+    def publish(self, topic: str, body: EventBody) -> None:
         """Publish an event of this subsystem; any thread (see :class:`Publisher`).
 
         Raises TypeError or BadMessage for a body that is not ``topic``'s kind.
         """
-        if isinstance(body, dict):
-            # Transitional, until engine.py and player.py build their typed bodies:
-            # a plain body is checked and typed here. Remove with their conversion.
-            body = from_plain(kind_of(topic), body)
         if self.pub is not None:  # None only before run() made it: nobody could listen
             self.pub.publish(topic, body)
 

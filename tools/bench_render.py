@@ -458,7 +458,7 @@ def warmup_play(inst: Instance) -> None:
 
 def play(ctx: BenchContext, inst: Instance, count: int) -> PlaybackResult:
     """``engine render`` in playback mode into the viewer ring; arrivals against due times."""
-    timeline = inst.request("session", "describe")["session"]
+    timeline = inst.request("session", "timeline")  # the edit as the Engine renders it
     procs = {"engine": inst.pid_of("engine"), "player": inst.pid_of("player")}
     tap = Tap(inst.rd, ["engine.render."])
     consumer = ring.Consumer(inst.rd, VIEWER, timeout=5)

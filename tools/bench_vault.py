@@ -105,7 +105,6 @@ from harness import (
     header,
     load_note,
     median,
-    minor_faults,
     paired,
     parser,
     pct,
@@ -378,7 +377,7 @@ class RenderRun:
 
 
 def build_session(inst: Instance, a: Media, b: Media, count: int) -> dict[str, Any]:
-    """Two media, two tracks, a clip on each over frames 0..count-1; the session's data."""
+    """Two media, two tracks, a clip on each over frames 0..count-1; its timeline."""
 
     def add(command: str, args: dict[str, Any]) -> str:
         answer = inst.request("session", command, args)
@@ -397,7 +396,7 @@ def build_session(inst: Instance, a: Media, b: Media, count: int) -> dict[str, A
         "add_clip",
         {"media": mb, "track": t2, "position": 0, "source_out": count, "opacity": 0.5},
     )
-    timeline: dict[str, Any] = inst.request("session", "describe")["session"]
+    timeline: dict[str, Any] = inst.request("session", "timeline")  # as the Engine takes it
     return timeline
 
 
@@ -412,7 +411,6 @@ def render_pass(
     try:
         with inst.client(timeout=FRAME_TIMEOUT_S) as client:
             misses0 = int(client.request("engine", "describe")["cache"]["misses"])
-            faults0 = minor_faults(engine)
             before = Cpu.now([engine])
             t0 = time.perf_counter()
             started = client.request(
@@ -426,7 +424,6 @@ def render_pass(
                 consumer.release(frame)
             seconds = time.perf_counter() - t0
             span = Cpu.now([engine]).since(before)
-            faults = minor_faults(engine) - faults0
             done = tap.wait_topic("engine.render.done", FRAME_TIMEOUT_S)
             misses = int(client.request("engine", "describe")["cache"]["misses"]) - misses0
     finally:
@@ -451,7 +448,7 @@ def render_pass(
         span.others,
         float(done.get("seconds") or float("nan")),
         int(done.get("missed") or 0),
-        faults / count,
+        span.pids[engine].faults / count,
         int(done.get("decoded") or 0),
         misses,
     )

@@ -49,7 +49,8 @@ def tree(pid: int) -> list[int]:
 
 
 def tree_rss(pid: int) -> int:
-    """Resident bytes of a process tree now (the sum over its processes)."""
+    """Resident bytes of a process tree now: the sum over its processes (so pages they
+    share, such as a shm ring or the interpreter's libraries, count once per process)."""
     total = 0
     for p in tree(pid):
         with contextlib.suppress(OSError, IndexError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -136,7 +137,7 @@ def test_the_resident_memory_of_a_process_tree_counts_its_descendants():
         with h.PeakRss(pid, every=0.01) as peak:
             time.sleep(0.05)
         assert peak.samples >= 2
-        own = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * 4096
+        own = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         assert h.tree_rss(pid) >= 64 * MB > own
         assert peak.bytes >= 64 * MB
         assert child.proc.stdin is not None

@@ -114,9 +114,11 @@ def test_the_engine_renders_a_session_timeline_into_a_ring_exactly_and_in_order(
 def test_a_render_whose_source_is_missing_is_refused_before_any_stream_and_the_engine_goes_on(
     tmp_path,
 ):
+    gone = {"id": "m1", "path": str(tmp_path / "gone.mkv"), "frames": 10, "rate": "25"}
+    gone.update(width=W, height=H, pix_fmt="yuv420p", size=1, mtime_ns=1, inode=1)
     timeline = {
         "output": {"width": W, "height": H, "rate": "25"},
-        "media": [{"id": "m1", "path": str(tmp_path / "gone.mkv"), "frames": 10}],
+        "media": [gone],
         "tracks": [{"id": "t1", "name": "V1"}],
         "clips": [
             {
@@ -130,9 +132,6 @@ def test_a_render_whose_source_is_missing_is_refused_before_any_stream_and_the_e
             }
         ],
     }
-    timeline["media"][0].update(
-        rate="25", width=W, height=H, pix_fmt="yuv420p", size=1, mtime_ns=1, inode=1
-    )
     with Instance(["--headless"], defs=["rings.declared=render:block:2:1"]) as inst:
         inst.wait_running()
         wait_for(lambda: inst.request("appstate", "ping"), 5, "ping")

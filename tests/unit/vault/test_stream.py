@@ -22,7 +22,6 @@ from lumiera.vault.media import MediaPool
 from lumiera.vault.render import render_frame
 from lumiera.vault.scheduler import Priority, Scheduler
 from lumiera.vault.stream import RenderStream, StreamSpec, frame_buffers
-
 from tests.support import timeline_of
 
 from .mediakit import H, W, read_code, write_video

@@ -66,10 +66,11 @@ def encode_event(topic: str, body: EventBody, sender: str, ts: float | None = No
         _build(kind, plain)  # validate: what we send must pass decode_event
     except BadMessage as e:
         raise BadMessage(f"event {topic}: {e}") from None
-    return [
-        topic.encode(),
-        pack({"sender": sender, "ts": time.time() if ts is None else ts, **plain}),
-    ]
+    try:
+        body_frame = pack({"sender": sender, "ts": time.time() if ts is None else ts, **plain})
+    except UnicodeEncodeError as e:  # a lone surrogate: str, but not UTF-8
+        raise BadMessage(f"event {topic}: a string is not valid UTF-8: {e.reason}") from None
+    return [topic.encode(), body_frame]
 
 
 def decode_event(frames: list[bytes], limits: Limits = DEFAULT_LIMITS) -> Event:

@@ -246,6 +246,8 @@ def test_encoding_a_value_of_the_wrong_type_fails_where_it_is_made():
         encode_event("bogus", SessionChanged(command="c", id="1", revision=1), "session")
     with pytest.raises(BadMessage, match="envelope"):
         encode_event("ext.x", ExtBody(fields={"ts": 1}), "tool")
+    with pytest.raises(BadMessage, match="not valid UTF-8"):
+        encode_event("log.engine", LogLine(stream="stdout", line="\ud800"), "engine")
 
 
 def test_the_encoder_alone_stamps_sender_and_time():

@@ -33,7 +33,7 @@ from typing import Any
 
 from lumiera import runtime_dir
 from lumiera.bus.client import ControlClient
-from lumiera.bus.events import Event, PlayerRenderEnded, StatsPlayer, Subscriber, to_plain
+from lumiera.bus.events import Event, PlayerRenderEnded, StatsPlayer, Subscriber
 from lumiera.errors import NotRunning, RenderFailed
 from lumiera.runtime_dir import RuntimeDir
 
@@ -233,7 +233,7 @@ class App:
             if isinstance(body, StatsPlayer):
                 for s in body.streams:
                     if s.id == sid and progress is not None:
-                        progress(to_plain(s))
+                        progress(s.to_wire())
             elif isinstance(body, PlayerRenderEnded) and body.id == sid:
                 if event.topic == "player.render.done":
                     return event.data()

@@ -29,10 +29,9 @@ from lumiera.bus.event_codec import (
     check_forwardable,
     decode_event,
     encode_event,
-    from_plain,
     kind_of,
-    to_plain,
 )
+from lumiera.bus.records import Record
 from lumiera.bus.sockets import configure_bounded, recv_bounded
 from lumiera.bus.topics import (
     APPSTATE,
@@ -49,7 +48,6 @@ from lumiera.bus.topics import (
     PlayerRenderEnded,
     PlayerStreamInfo,
     ProblemReported,
-    Record,
     RingConsumer,
     RingStats,
     SessionChanged,
@@ -96,9 +94,7 @@ __all__ = [
     "check_topic",
     "decode_event",
     "encode_event",
-    "from_plain",
     "kind_of",
-    "to_plain",
     "topic_of",
 ]
 

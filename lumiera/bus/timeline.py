@@ -30,150 +30,28 @@ before it was): the file's identity is then its size and mtime.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
-import typing
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
-from lumiera.bus.messages import Id, Name, Text, checker
-from lumiera.errors import BadMessage, BadTimeline
+from lumiera.bus.messages import Id, Name, Text
+from lumiera.bus.records import Record, rate_of, rate_text
+from lumiera.errors import BadTimeline
 
-MAX_RATE = 1000
 MAX_SIZE = 16384
 
 
-def rate_of(text: str | int | Fraction) -> Fraction:
-    """Parse a frame rate: ``25``, ``"30000/1001"``; ``"29.97"`` is refused (not exact).
+class Part(Record):
+    """Base of the timeline's types: a refusal is BadTimeline (wire code ``bad_timeline``)."""
 
-    Raises ValueError saying why.
-    """
-    if isinstance(text, Fraction):
-        rate = text
-    elif isinstance(text, int) and not isinstance(text, bool):
-        rate = Fraction(text)
-    elif isinstance(text, str) and text.strip().replace("/", "", 1).isdigit():
-        try:
-            rate = Fraction(text.strip())
-        except ZeroDivisionError:
-            raise ValueError(f"frame rate {text!r} divides by zero") from None
-    else:
-        raise ValueError(f"frame rate {text!r}: give a whole number or a fraction like 30000/1001")
-    if not 0 < rate <= MAX_RATE:
-        raise ValueError(f"frame rate {text!r} is out of range")
-    return rate
-
-
-def rate_text(rate: Fraction) -> str:
-    """The wire form of a rate: ``"25"``, ``"30000/1001"``."""
-    return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
-
-
-class Part:
-    """Base of the contract's types: one generic wire codec for their declared fields.
-
-    As with messages, a field with a default may be absent on the wire and takes it.
-    """
-
-    def to_wire(self) -> dict[str, Any]:
-        """Plain msgpack values, keyed by field name."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            if isinstance(value, Fraction):
-                value = rate_text(value)
-            elif isinstance(value, tuple):
-                value = [v.to_wire() for v in value]
-            elif isinstance(value, Part):
-                value = value.to_wire()
-            out[f.name] = value
-        return out
+    refusal = BadTimeline
 
     @classmethod
     def from_wire(cls, data: Any, where: str = "") -> Self:
-        """Decode and check one part; BadTimeline naming the field that fails."""
-        where = where or cls.__name__.lower()
-        if not isinstance(data, dict):
-            raise BadTimeline(f"{where}: {type(data).__name__} is not a map")
-        fields = _fields(cls)
-        unknown = data.keys() - fields.keys()
-        if unknown:
-            raise BadTimeline(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
-        values = {}
-        for name, (decode, required) in fields.items():
-            if name in data:
-                values[name] = decode(data[name], f"{where}.{name}")
-            elif required:
-                raise BadTimeline(f"{where}: missing field {name!r}")
-        part = cls(**values)
-        problem = part.invalid()
-        if problem:
-            raise BadTimeline(f"{where}: {problem}")
-        return part
-
-    def invalid(self) -> str | None:
-        """What breaks this part's own invariants, or None."""
-        return None
-
-
-P = TypeVar("P", bound=Part)
-Decode = typing.Callable[[Any, str], Any]
-
-
-_FIELDS: dict[type[Part], dict[str, tuple[Decode, bool]]] = {}
-
-
-def _fields(cls: type[Part]) -> dict[str, tuple[Decode, bool]]:
-    """Each declared field's decoder and whether it is required (built once per class)."""
-    found = _FIELDS.get(cls)
-    if found is None:
-        hints = typing.get_type_hints(cls, include_extras=True)
-        found = _FIELDS[cls] = {
-            f.name: (
-                _decoder(f"{cls.__name__}.{f.name}", hints[f.name]),
-                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-            )
-            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-        }
-    return found
-
-
-def _decoder(tag: str, hint: Any) -> Decode:
-    """The decoder of one declared field (``tag``: its class and name, for the checker)."""
-    if hint is Fraction:
-
-        def rate(value: Any, where: str) -> Fraction:
-            if not isinstance(value, str | int) or isinstance(value, bool):
-                raise BadTimeline(f"{where}: {type(value).__name__} is not a rate")
-            try:
-                return rate_of(value)
-            except ValueError as e:
-                raise BadTimeline(f"{where}: {e}") from None
-
-        return rate
-    if isinstance(hint, type) and issubclass(hint, Part):
-        return hint.from_wire
-    if typing.get_origin(hint) is tuple:
-        item: type[Part] = typing.get_args(hint)[0]
-
-        def items(value: Any, where: str) -> tuple[Part, ...]:
-            if not isinstance(value, list):
-                raise BadTimeline(f"{where}: {type(value).__name__} is not a list")
-            return tuple(item.from_wire(v, f"{where}[{k}]") for k, v in enumerate(value))
-
-        return items
-
-    check = checker(tag, hint)  # one per field, not per place: the checkers are cached
-
-    def plain(value: Any, where: str) -> Any:
-        try:
-            return check(value)
-        except BadMessage as e:  # "<tag>: why" -> "<where>: why"
-            raise BadTimeline(where + str(e).removeprefix(tag)) from None
-
-    return plain
+        """As :meth:`Record.from_wire`; a refusal's path starts at the class (``timeline``)."""
+        return super().from_wire(data, where or cls.__name__.lower())
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
+from lumiera.bus.codec import check_plain
 from lumiera.bus.messages import Id, Name, Text
+from lumiera.bus.records import Record
 from lumiera.errors import BadMessage
 
 EXT_PREFIX = "ext."
@@ -32,12 +34,15 @@ MAX_TOPIC = 256
 APPSTATE = "appstate"  # the supervisor's name as a sender
 
 
-class Record:
-    """Base of the declared event records: bodies and the records they nest."""
+ENVELOPE = ("sender", "ts")  # the encoder's fields of every body, never a declared one
 
 
 class EventBody(Record):
-    """Base of the declared event bodies: one frozen dataclass per kind, named after its topic."""
+    """Base of the declared event bodies: one frozen dataclass per kind, named after its topic.
+
+    A body, and what it nests, is a :class:`~lumiera.bus.records.Record`: one wire
+    codec (``to_wire``/``from_wire``) for it and for the timeline.
+    """
 
 
 # Each record is @dataclass(frozen=True, kw_only=True): built with named fields
@@ -240,6 +245,20 @@ class ExtBody(EventBody):
     """A user's event under ``ext.``: free-form; on the wire its fields are the body's keys."""
 
     fields: dict[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        return dict(self.fields)
+
+    @classmethod
+    def from_wire(cls, data: Any, where: str = "") -> Self:
+        """Any map of plain values whose keys are not the envelope's."""
+        if not isinstance(data, dict):
+            raise BadMessage(f"{type(data).__name__} is not a map")
+        for name in ENVELOPE:
+            if name in data:
+                raise BadMessage(f"{name!r} is the envelope's, not a field of an ext. body")
+        check_plain(data)
+        return cls(fields=dict(data))
 
 
 # -- the table ---------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import time
 from fractions import Fraction
 from typing import Any
 
-from lumiera.bus.events import to_plain
 from lumiera.bus.timeline import Timeline, rate_text
 from lumiera.bus.topics import PlayerStreamInfo
 from lumiera.errors import BadArguments
@@ -95,5 +94,5 @@ class PlayerStream:
 
     def data(self) -> dict[str, Any]:
         """:meth:`info` as plain data (a command's answer)."""
-        plain: dict[str, Any] = to_plain(self.info())
+        plain: dict[str, Any] = self.info().to_wire()
         return plain

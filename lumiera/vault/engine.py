@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from lumiera.actors import Actor, ActorContext, command
-from lumiera.bus.events import to_plain
 from lumiera.bus.timeline import Timeline, rate_of, rate_text
 from lumiera.bus.topics import EngineRenderEnded, StatsEngine
 from lumiera.errors import BadArguments, FaultsDisabled, NotFound, Unavailable
@@ -231,7 +230,7 @@ class EngineActor(Actor):
     @command
     def on_streams(self) -> list[dict[str, Any]]:
         """The streams of this engine and where each stands."""
-        return [to_plain(s.info()) for s in self.streams.values()]
+        return [s.info().to_wire() for s in self.streams.values()]
 
     def stats(self) -> StatsEngine:
         scheduler = self._scheduler()
@@ -245,7 +244,7 @@ class EngineActor(Actor):
 
     def describe_state(self) -> dict[str, Any]:
         started = self.scheduler is not None
-        return {"built": True, **(to_plain(self.stats()) if started else {})}
+        return {"built": True, **(self.stats().to_wire() if started else {})}
 
 
 ACTOR = EngineActor

@@ -29,7 +29,6 @@ from lumiera.appstate.actions import (
     Spawn,
 )
 from lumiera.appstate.runner import Phase, Runner, Timeouts
-from lumiera.bus.events import to_plain
 from lumiera.subsystems import Spec
 
 # Distinct values, so a message naming a timeout shows which one it is.
@@ -214,7 +213,7 @@ class World:
 
     def published(self, topic: str) -> list[dict[str, object]]:
         """The bodies published on ``topic``, as plain dicts (as a tool sees them)."""
-        return [to_plain(p.body) for p in self.actions(Publish) if p.topic == topic]
+        return [p.body.to_wire() for p in self.actions(Publish) if p.topic == topic]
 
     def lifecycle(self) -> list[str]:
         """The lifecycle events published, in order."""

@@ -34,9 +34,7 @@ from lumiera.bus.events import (
     check_forwardable,
     decode_event,
     encode_event,
-    from_plain,
     kind_of,
-    to_plain,
     topic_of,
 )
 from lumiera.bus.messages import MaxLen
@@ -117,19 +115,19 @@ def test_every_declared_kind_round_trips_through_encode_and_decode(declared, dat
 
 def test_nil_fields_that_default_to_nil_are_left_out_and_the_others_sent():
     state = SubsystemState(name="engine", state="running", pid=None)
-    assert to_plain(state) == {"name": "engine", "state": "running", "pid": None}
+    assert state.to_wire() == {"name": "engine", "state": "running", "pid": None}
     failed = SubsystemState(name="engine", state="failed", pid=7, reason="hung")
-    assert to_plain(failed)["reason"] == "hung"
+    assert failed.to_wire()["reason"] == "hung"
 
 
 def test_a_body_built_from_a_commands_plain_answer_is_checked_and_typed():
     info = {"id": "p1", "mode": "render", "state": "done", "first": 0, "count": 2, "frame": 2}
     info |= {"frames": 2, "fps": 10, "dropped": 0, "eta_s": 0.0, "seconds": 0.2, "rate": "25"}
     info |= {"engine_stream": "s1", "ring": "render-64x64", "output": "/tmp/o.mkv"}
-    ended = from_plain(PlayerRenderEnded, info)
+    ended = PlayerRenderEnded.from_wire(info)
     assert isinstance(ended, PlayerRenderEnded) and ended.fps == 10.0 and ended.error is None
     with pytest.raises(BadMessage, match="frames: str is not int"):
-        from_plain(PlayerRenderEnded, {**info, "frames": "2"})
+        PlayerRenderEnded.from_wire({**info, "frames": "2"})
 
 
 # -- the table ----------------------------------------------------------------------------
@@ -168,6 +166,12 @@ def test_every_body_class_says_what_it_is():
         assert declared.kind.__doc__ and declared.kind.__doc__ != EventBody.__doc__
 
 
+def test_no_body_declares_a_field_of_the_envelope_the_encoder_adds():
+    for declared in DECLARED:
+        fields = {f.name for f in dataclasses.fields(declared.kind)}  # type: ignore[arg-type]
+        assert not fields & {"sender", "ts"}, declared.pattern
+
+
 # -- what is refused ----------------------------------------------------------------------
 
 ENVELOPE = {"sender": "engine", "ts": 1.5}
@@ -184,11 +188,11 @@ STREAM |= {"prefetch_lead": None, "lateness_ms_p50": None}
         ("stats.engine", {**STATS, "workers": "2"}, "workers: str is not int"),
         ("stats.engine", {**STATS, "workers": True}, "workers: bool is not int"),
         ("stats.engine", {**STATS, "bogus": 1}, "unknown field(s) bogus"),
-        ("stats.engine", {**STATS, "streams": [{**STREAM, "id": 5}]}, "streams[]: id: int is not"),
+        ("stats.engine", {**STATS, "streams": [{**STREAM, "id": 5}]}, "streams[0].id: int is not"),
         (
             "stats.engine",
             {**STATS, "streams": [{**STREAM, "x": 1}]},
-            "streams[]: unknown field(s) x",
+            "streams[0]: unknown field(s) x",
         ),
         ("stats.engine", {**STATS, "streams": {}}, "streams: dict is not list"),
         ("stats.engine", {**STATS, "jobs": []}, "jobs: list is not dict"),

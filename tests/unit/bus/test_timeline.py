@@ -153,7 +153,7 @@ def edit(change: str) -> dict[str, Any]:
         ("d['media'][0]['frames'] = True", "timeline.media[0].frames: bool is not int"),
         ("del d['media'][0]['size']", "timeline.media[0]: missing field 'size'"),
         ("d['media'][0]['colour'] = 'red'", "timeline.media[0]: unknown field(s) colour"),
-        ("d['tracks'] = {}", "timeline.tracks: dict is not a list"),
+        ("d['tracks'] = {}", "timeline.tracks: dict is not list"),
         ("d['clips'][1] = 7", "timeline.clips[1]: int is not a map"),
         ("d['clips'][1]['position'] = -1", "timeline.clips[1]: position -1 is before the start"),
         ("d['clips'][1]['source_out'] = 2", "timeline.clips[1]: source range [2, 2)"),

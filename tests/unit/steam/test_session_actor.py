@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from lumiera.actors import ActorContext
-from lumiera.bus.events import EventBody, kind_of, to_plain
+from lumiera.bus.events import EventBody, kind_of
 from lumiera.config import load
 from lumiera.errors import (
     BadArguments,
@@ -33,7 +33,7 @@ def actor_on(session: Path | None, events: Events) -> SessionActor:
 
     def publish(topic: str, body: EventBody) -> None:
         assert isinstance(body, kind_of(topic))  # the topic's declared kind
-        events.append((topic, to_plain(body)))
+        events.append((topic, body.to_wire()))
 
     ctx.publish = publish
     return SessionActor(ctx)

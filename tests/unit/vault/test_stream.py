@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lumiera.bus.events import to_plain
 from lumiera.errors import MediaError
 from lumiera.shm.layout import PixelFormat
 from lumiera.vault import stream as stream_module
@@ -200,7 +199,7 @@ def test_render_mode_writes_every_frame_in_order_each_the_exact_composite(engine
     stream = engine.stream(timeline, fmt=fmt)
     producer = FakeProducer()
     stream.run(producer)
-    info = to_plain(stream.info())
+    info = stream.info().to_wire()
     assert info["state"] == "done", info
     assert producer.pts == list(range(FIRST, FIRST + COUNT))
     assert info["frames"] == COUNT and info["dropped"] == 0 and info["failed"] == 0
@@ -223,7 +222,7 @@ def test_each_source_frame_is_decoded_once_and_render_jobs_find_it_prefetched(en
     cache = FrameCache(64 << 20)
     stream = engine.stream(timeline, cache=cache)
     stream.run(FakeProducer())
-    info = to_plain(stream.info())
+    info = stream.info().to_wire()
     assert info["state"] == "done", info
     frames = range(FIRST, FIRST + COUNT)
     sources = distinct_sources(timeline, frames)
@@ -244,7 +243,7 @@ def test_prefetch_keeps_ahead_of_a_slow_consumer_and_never_beyond_the_lead(engin
         leads[pts] = stream.prefetch_lead()
 
     stream.run(FakeProducer(delay=0.02, on_write=sample))
-    assert to_plain(stream.info())["state"] == "done"
+    assert stream.info().to_wire()["state"] == "done"
     assert stream.lead == 12
     assert sorted(leads) == list(range(FIRST, FIRST + COUNT))
     values = [v for v in leads.values() if v is not None]
@@ -272,7 +271,7 @@ def test_a_missing_or_unreadable_source_fails_the_stream_before_any_frame_is_wri
         stream = engine.stream(timeline)
         producer = FakeProducer()
         stream.run(producer)
-        info = to_plain(stream.info())
+        info = stream.info().to_wire()
         assert info["state"] == "failed", info
         assert str(path) in info["error"]
         assert producer.calls == 0 and info["frames"] == 0
@@ -289,7 +288,7 @@ def test_a_full_drop_ring_counts_refused_frames_as_dropped_and_the_stream_ends_d
     stream = engine.stream(timeline)
     producer = FakeProducer(refuse=refused)
     stream.run(producer)
-    info = to_plain(stream.info())
+    info = stream.info().to_wire()
     assert info["state"] == "done", info
     assert producer.pts == [n for n in range(FIRST, FIRST + COUNT) if n not in refused]
     assert info["dropped"] == len(refused) and info["failed"] == 0
@@ -302,7 +301,7 @@ def test_a_cache_too_small_for_the_lead_still_gives_every_frame_exactly(engine, 
     assert stream.lead == 2 * WORKERS + 2  # the lead is bounded by the cache, not below the window
     producer = FakeProducer()
     stream.run(producer)
-    info = to_plain(stream.info())
+    info = stream.info().to_wire()
     assert info["state"] == "done", info
     frames = range(FIRST, FIRST + COUNT)
     assert producer.pts == list(frames)
@@ -329,7 +328,7 @@ def test_a_render_job_that_raises_fails_the_stream_after_the_frames_before_it(
     stream = engine.stream(timeline)
     producer = FakeProducer()
     stream.run(producer)
-    info = to_plain(stream.info())
+    info = stream.info().to_wire()
     assert info["state"] == "failed", info
     assert info["error"] == "MediaError: media x.mkv: frame 7 is corrupt"
     assert producer.pts == list(range(FIRST, 7))
@@ -353,7 +352,7 @@ def test_render_mode_gives_up_on_a_job_that_never_ends(engine, timeline, monkeyp
     try:
         thread.join(2.0)
         ended = not thread.is_alive()
-        info = to_plain(stream.info())
+        info = stream.info().to_wire()
     finally:
         release.set()  # the stuck job ends; the engine fixture stops the stream
     assert ended, info
@@ -373,7 +372,7 @@ def test_stop_ends_the_stream_soon_after_the_frame_it_is_on(engine, timeline):
     thread.join(5)
     assert not thread.is_alive()
     assert time.monotonic() - stopped_at < 2.0
-    info = to_plain(stream.info())
+    info = stream.info().to_wire()
     assert info["state"] == "stopped", info
     assert 5 <= len(producer.written) < COUNT
     assert producer.pts == list(range(FIRST, FIRST + len(producer.written)))
@@ -390,7 +389,7 @@ def test_playback_writes_each_frame_at_its_due_time_not_before(engine, timeline)
     stream = engine.stream(timeline, mode="playback", rate=RATE, start=start)
     producer = FakeProducer()
     stream.run(producer)
-    info = to_plain(stream.info())
+    info = stream.info().to_wire()
     assert info["state"] == "done", info
     spec = stream.spec
     assert info["frames"] + info["dropped"] == COUNT
@@ -415,7 +414,7 @@ def _slow_render(monkeypatch, slow: range, seconds: float) -> None:
 
 
 def _check_no_backlog(stream: RenderStream, producer: FakeProducer, slow: range, ended: float):
-    info = to_plain(stream.info())
+    info = stream.info().to_wire()
     spec = stream.spec
     assert info["state"] == "done", info
     assert info["frames"] + info["dropped"] == COUNT
@@ -489,7 +488,7 @@ def test_a_reader_closes_its_file_once_its_clip_is_read(engine, media):
         open_readers.append(sum(r.pool.open_count for r in stream.readers))
 
     stream.run(FakeProducer(delay=0.01, on_write=sample))
-    assert to_plain(stream.info())["state"] == "done"
+    assert stream.info().to_wire()["state"] == "done"
     # the lead (at least the window, 6) spans at most 4 clips of 4 frames, plus the current
     assert max(open_readers) <= stream.lead // 4 + 2, open_readers
     assert all(r.pool.open_count == 0 for r in stream.readers)

@@ -15,7 +15,7 @@ from typing import Any
 
 from lumiera.bus.topics import EventBody, RingConsumer, RingStats
 from lumiera.errors import BadArguments
-from lumiera.shm import ring
+from lumiera.shm.creation import create
 from lumiera.shm.inspect import describe, reap_dead_consumers
 from lumiera.shm.layout import Policy
 from lumiera.shm.segment import Segment
@@ -37,7 +37,7 @@ class Rings:
         if spec.name in self.segments:
             raise BadArguments(f"ring {spec.name} exists already")
         policy = Policy.DROP if spec.policy == "drop" else Policy.BLOCK
-        seg = ring.create(
+        seg = create(
             self.instance, spec.name, slots=spec.slots, payload_bytes=spec.slot_bytes, policy=policy
         )
         self.segments[spec.name] = seg

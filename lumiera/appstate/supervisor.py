@@ -48,6 +48,7 @@ from lumiera.bus.events import (
     SubsystemState,
     check_forwardable,
     encode_event,
+    prepare_kinds,
 )
 from lumiera.bus.sockets import configure_bounded, recv_bounded
 from lumiera.config import Config
@@ -136,6 +137,7 @@ class Supervisor:
             self._setup(zctx, wake_r)  # a failure here is a clear error (exit 1), nothing ran yet
             try:
                 self._execute(self.runner.begin(time.monotonic()))
+                prepare_kinds()  # while the subsystems start: a crash's event is sent at once
                 self._loop()
             except Exception as e:  # the supervisor itself failed: a failed emergency, exit 3
                 log.exception("the supervisor failed; killing every subsystem")

@@ -30,6 +30,7 @@ from lumiera.bus.event_codec import (
     decode_event,
     encode_event,
     kind_of,
+    prepare_kinds,
 )
 from lumiera.bus.records import Record
 from lumiera.bus.sockets import configure_bounded, recv_bounded
@@ -95,6 +96,7 @@ __all__ = [
     "decode_event",
     "encode_event",
     "kind_of",
+    "prepare_kinds",
     "topic_of",
 ]
 

@@ -32,20 +32,12 @@ from lumiera.shm.layout import (
     segment_size,
 )
 from lumiera.shm.segment import Segment, SegmentError
-from lumiera.shm.spec import RING_NAME
+from lumiera.shm.spec import check_name
 
 RECHECK_S = 0.25  # longest sleep on a wake-up socket before re-reading the counters
 DEFAULT_TIMEOUT_S = 5.0
 U64 = struct.Struct("<Q")
 U32 = struct.Struct("<I")
-
-
-def check_name(name: str) -> str:
-    if not RING_NAME.fullmatch(name):
-        raise ValueError(
-            f"ring name {name!r}: 1-32 of a-z 0-9 _ -, starting with a letter or digit"
-        )
-    return name
 
 
 def endpoints(rd: RuntimeDir, name: str) -> tuple[str, str]:

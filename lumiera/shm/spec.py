@@ -46,3 +46,12 @@ def parse_specs(text: str, default_slots: int, default_slot_mb: int) -> list[Rin
             raise ValueError(f"{item!r}: ring {name} is declared twice")
         specs.append(RingSpec(name, policy, slots, slot_mb * 2**20))
     return specs
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a valid ring name, else ValueError saying what one is."""
+    if not RING_NAME.fullmatch(name):
+        raise ValueError(
+            f"ring name {name!r}: 1-32 of a-z 0-9 _ -, starting with a letter or digit"
+        )
+    return name

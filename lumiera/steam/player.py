@@ -66,6 +66,9 @@ RING_KINDS: dict[str, dict[str, Any]] = {
 }
 FRAME_WAIT_S = 1.0  # a render's reader checks on the engine after this long without a frame
 ENGINE_SILENT_S = 120.0  # ... and gives up when the engine says nothing for this long
+# The engine watcher sees a stop within this long; on_stop waits for it, so an emergency's
+# "every process gone" waits for it too (at 0.2 s it was most of that time).
+WATCH_EVERY_S = 0.02
 
 
 class PlayerActor(Actor):
@@ -162,7 +165,7 @@ class PlayerActor(Actor):
         """
         with Subscriber(self.rd, "engine.render.") as sub:
             while not self._stopping.is_set():
-                event = sub.receive(0.2)
+                event = sub.receive(WATCH_EVERY_S)
                 if event is not None and isinstance(event.body, EngineRenderEnded):
                     self._engine_stream_ended(event.body)
 

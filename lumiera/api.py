@@ -34,6 +34,7 @@ from typing import Any
 from lumiera import runtime_dir
 from lumiera.bus.client import ControlClient
 from lumiera.bus.events import Event, PlayerRenderEnded, StatsPlayer, Subscriber
+from lumiera.bus.timeline import Timeline
 from lumiera.errors import NotRunning, RenderFailed
 from lumiera.runtime_dir import RuntimeDir
 
@@ -147,9 +148,13 @@ class Session:
         return self._edit("redo")
 
     def describe(self) -> dict[str, Any]:
-        """The whole session: output, media, tracks, clips (the timeline the engine renders)."""
+        """The whole session as plain data: the timeline's wire form, file, journal_rows."""
         result: dict[str, Any] = self._app.request("session", "describe")["session"]
         return result
+
+    def timeline(self) -> Timeline:
+        """The edit as the engine renders it: a frozen, checked Timeline (lumiera.bus.timeline)."""
+        return Timeline.from_wire(self._app.request("session", "timeline"))
 
 
 class App:

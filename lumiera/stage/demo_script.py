@@ -31,7 +31,7 @@ def main() -> None:
         s.add_clip(a, v1, position=0, source_in=0, source_out=60)
         s.add_clip(b, v1, position=60, source_in=20, source_out=80)  # the cut
         s.add_clip(a, v2, position=40, source_in=60, source_out=100, opacity=0.5)  # the overlay
-        print(f"demo: session of {len(s.describe()['clips'])} clips on 2 tracks; rendering")
+        print(f"demo: session of {len(s.timeline().clips)} clips on 2 tracks; rendering")
 
         def progress(info: dict[str, Any]) -> None:
             print(f"demo: frame {info['frame']}/{info['count']}, {info['fps']:.1f} fps")

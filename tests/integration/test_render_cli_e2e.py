@@ -243,10 +243,12 @@ ids = [s.add_media({str(a)!r}), s.add_media({str(b)!r}), s.add_track("V1")]
 s.set_output(width={W}, height={H}, rate="{RATE}")
 ids.append(s.add_clip(ids[0], ids[2], 0, source_out=6))
 ids.append(s.add_clip(ids[1], ids[2], 6, source_in=2, source_out=6))
+timeline = s.timeline()
+ends = [(c.id, c.end) for c in timeline.clips]
 done = app.render({str(out)!r}, codec="ffv1")
 app.close()
 with open({str(report)!r}, "w") as f:
-    json.dump({{"ids": ids, "done": done}}, f)
+    json.dump({{"ids": ids, "done": done, "length": timeline.length, "ends": ends}}, f)
 """
     )
     session = tmp_path / "edit.lum"
@@ -255,6 +257,7 @@ with open({str(report)!r}, "w") as f:
         assert ended_in_order(inst.output()) == ["script", "player", "session", "engine"]
     result = json.loads(report.read_text())
     assert result["ids"] == ["m1", "m2", "t1", "c1", "c2"]
+    assert result["length"] == 10 and result["ends"] == [["c1", 6], ["c2", 10]]
     done = result["done"]
     assert done["state"] == "done" and done["mode"] == "render"
     assert done["frames"] == 10 and done["output"] == str(out)

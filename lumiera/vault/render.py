@@ -26,6 +26,19 @@ Planes = tuple[np.ndarray[Any, np.dtype[np.uint8]], ...]
 BLACK = {"rgb24": (0,), "gray": (16,), "yuv420p": (16, 128, 128)}
 
 
+def frame_buffers(fmt: str, size: tuple[int, int]) -> Planes:
+    """Empty planes for one frame of ``fmt`` at ``size``."""
+    w, h = size
+    if fmt == "yuv420p":
+        cw, ch = (w + 1) // 2, (h + 1) // 2
+        return (
+            np.empty((h, w), np.uint8),
+            np.empty((ch, cw), np.uint8),
+            np.empty((ch, cw), np.uint8),
+        )
+    return (np.empty((h, w, 3) if fmt == "rgb24" else (h, w), np.uint8),)
+
+
 def render_frame(
     timeline: Timeline,
     index: int,

@@ -47,15 +47,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-import numpy as np
-
 from lumiera.bus.timeline import Clip, Media, Timeline
 from lumiera.bus.topics import EngineStreamInfo
 from lumiera.errors import DeadlineMissed
 from lumiera.shm.layout import PixelFormat
 from lumiera.vault.cache import FrameCache
 from lumiera.vault.media import MediaPool
-from lumiera.vault.render import Planes, render_frame
+from lumiera.vault.render import Planes, frame_buffers, render_frame
 from lumiera.vault.scheduler import JobHandle, Priority, Scheduler
 
 FORMATS = {"rgb24": PixelFormat.RGB24, "gray": PixelFormat.GRAY, "yuv420p": PixelFormat.YUV420P}
@@ -92,19 +90,6 @@ class StreamSpec:
         return self.start + float((index - self.first) / self.rate)
 
 
-def frame_buffers(fmt: str, size: tuple[int, int]) -> Planes:
-    """Empty planes for one frame of ``fmt`` at ``size``."""
-    w, h = size
-    if fmt == "yuv420p":
-        cw, ch = (w + 1) // 2, (h + 1) // 2
-        return (
-            np.empty((h, w), np.uint8),
-            np.empty((ch, cw), np.uint8),
-            np.empty((ch, cw), np.uint8),
-        )
-    return (np.empty((h, w, 3) if fmt == "rgb24" else (h, w), np.uint8),)
-
-
 class ClipReader:
     """The prefetcher of one clip: decodes its source frames in order into the cache."""
 
@@ -117,7 +102,10 @@ class ClipReader:
         self.job: JobHandle | None = None
         self.decoded = 0
         self.retired = False
+        # Invariants, under _lock: a read decodes only while _running; the pool is closed
+        # once (_closed), by retire() when no read runs, else by the read when it ends.
         self._running = False
+        self._closed = False
         self._lock = threading.Lock()
 
     def key(self, index: int) -> tuple[str, int, str, tuple[int, int]]:
@@ -135,6 +123,11 @@ class ClipReader:
         """A job: decode this clip's frames for output frames ``next .. upto-1``."""
 
         def job() -> None:
+            with self._lock:
+                if self.retired:  # the stream ended before this read ran
+                    self._close()
+                    return
+                self._running = True
             try:
                 while self.next < upto and not self.retired:
                     key = self.key(self.next)
@@ -146,33 +139,32 @@ class ClipReader:
                 with self._lock:
                     self._running = False
                     if self.retired:  # the stream ended meanwhile: this job closes the pool
-                        self.pool.close()
+                        self._close()
                 woken.set()
 
-        def started() -> None:
-            with self._lock:
-                self._running = True
-            if not self.retired:
-                job()
-            else:
-                with self._lock:
-                    self._running = False
-                    self.pool.close()
-
-        return started
+        return job
 
     def retire(self) -> None:
         """The stream is over: close the decoder now, or let a running read close it.
 
-        Never waits for a read. A read still queued stops at its first frame and
-        closes the pool then; one the scheduler drops unrun leaves the pool to
-        the garbage collector (which closes its file).
+        Never waits for a read. A read still queued closes the pool when it runs;
+        one the scheduler drops unrun leaves the pool to the garbage collector
+        (which closes its file).
         """
         with self._lock:
             self.retired = True
-            if self._running:
-                return
-        self.pool.close()
+            if not self._running:
+                self._close()
+
+    def _close(self) -> None:
+        """Close the pool, once; with ``_lock`` held, so no read decodes while it closes.
+
+        Two threads closing one PyAV container at once crash the process (seen:
+        a stream's end and a queued read closing together).
+        """
+        if not self._closed:
+            self._closed = True
+            self.pool.close()
 
 
 @dataclass

@@ -18,9 +18,9 @@ from lumiera.shm.layout import PixelFormat
 from lumiera.vault import stream as stream_module
 from lumiera.vault.cache import FrameCache
 from lumiera.vault.media import MediaPool
-from lumiera.vault.render import render_frame
+from lumiera.vault.render import frame_buffers, render_frame
 from lumiera.vault.scheduler import Priority, Scheduler
-from lumiera.vault.stream import RenderStream, StreamSpec, frame_buffers
+from lumiera.vault.stream import RenderStream, StreamSpec
 from tests.support import timeline_of
 
 from .mediakit import H, W, read_code, write_video

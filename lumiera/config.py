@@ -76,6 +76,27 @@ def _ring_specs(text: str) -> str:
     return text.strip()
 
 
+def _ui_name(text: str) -> str:
+    name = text.strip()
+    if not name.isidentifier():
+        raise ValueError("must be the name of a user interface plug-in, e.g. web")
+    return name
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a TCP port, 0-65535 (0: a free one)")
+    return value
+
+
+def _open_browser(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("auto", "yes", "no"):
+        raise ValueError("must be auto (when a display is there), yes or no")
+    return value
+
+
 def _text(text: str) -> str:
     return text.strip()
 
@@ -116,6 +137,13 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "workers": Key(_count, "render worker threads (0: one per core)"),
         "prefetch_frames": Key(_positive_int, "frames each stream decodes ahead of its position"),
         "stats_interval": Key(_positive_float, "period of stats.engine events"),
+    },
+    "gui": {
+        "ui": Key(_ui_name, "the user interface plug-in (entry point group lumiera.ui)"),
+        "port": Key(_port, "TCP port of the web UI on 127.0.0.1 (0: a free one)"),
+        "open_browser": Key(_open_browser, "open the UI in a browser: auto, yes or no"),
+        "preview_width": Key(_positive_int, "viewer picture width sent to pages"),
+        "preview_height": Key(_positive_int, "viewer picture height sent to pages"),
     },
     "log": {
         "level": Key(_log_level, "log level of every process"),

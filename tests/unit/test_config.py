@@ -100,11 +100,12 @@ def test_booleans_take_the_usual_spellings(text: str):
 
 
 def test_an_unknown_section_is_refused_and_the_known_ones_listed(tmp_path: Path):
-    user = write(tmp_path / "bad.ini", "[gui]\ntheme = dark\n")
+    user = write(tmp_path / "bad.ini", "[theme]\ncolour = dark\n")
     with pytest.raises(ConfigError) as err:
         load(user)
     assert str(err.value) == (
-        f"{user}: unknown section [gui] (known: appstate, bus, rings, vault, engine, log, debug)"
+        f"{user}: unknown section [theme] "
+        "(known: appstate, bus, rings, vault, engine, gui, log, debug)"
     )
 
 

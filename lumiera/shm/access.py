@@ -66,6 +66,7 @@ class Frame:
     fmt: PixelFormat
     pts: int
     planes: tuple[np.ndarray[Any, np.dtype[np.uint8]], ...] = field(repr=False)
+    published: float = 0.0  # time.monotonic() when the producer published it (0: not yet)
 
     @property
     def array(self) -> np.ndarray[Any, np.dtype[np.uint8]]:

@@ -130,7 +130,9 @@ class Consumer(RingAccess):
                     self._advance(want)
                     fmt = PixelFormat(hdr.fmt)
                     planes = self.views(base, fmt, hdr.width, hdr.height, writable=False)
-                    frame = Frame(want, slot, hdr.width, hdr.height, fmt, hdr.pts, planes)
+                    frame = Frame(
+                        want, slot, hdr.width, hdr.height, fmt, hdr.pts, planes, hdr.published
+                    )
                     self.held[want] = frame
                     return frame
                 self.seg.unlock(base, self.header.slot_size)

@@ -51,7 +51,12 @@ SLOT (at slots offset + i * slot size; frame with sequence number s lives in slo
      24    8 pts               P   presentation timestamp (stream time base units)
      32    8 nbytes            P   bytes of payload in use
      40   24 plane table       P   3 x (u32 offset from payload start, u32 row stride)
-     64    - payload
+     64    8 published         P   CLOCK_MONOTONIC seconds (float64) when it was published
+     72   56 reserved
+    128    - payload
+
+    ``published`` is one clock for every process of the machine, so a reader
+    (the GUI's viewer) can say how long a frame took from the ring to the screen.
 
     While writing a slot the producer holds an exclusive OFD lock on its range;
     a consumer holds a shared one while it uses the frame in place. So a frame
@@ -79,15 +84,15 @@ import struct
 from dataclasses import dataclass
 
 MAGIC = b"LUMRING1"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: the slot header has the publish time (128 bytes)
 PAGE = 4096
 
 HEADER = struct.Struct("<8sIIQIIQQQQ64x")
 HEADER_SIZE = 128
 CONSUMER = struct.Struct("<IIQQQQ24x")
 CONSUMER_SIZE = 64
-SLOT_HEADER = struct.Struct("<QIIIIqQ6I")
-SLOT_HEADER_SIZE = 64
+SLOT_HEADER = struct.Struct("<QIIIIqQ6Id56x")
+SLOT_HEADER_SIZE = 128
 assert HEADER.size == HEADER_SIZE
 assert CONSUMER.size == CONSUMER_SIZE
 assert SLOT_HEADER.size == SLOT_HEADER_SIZE
@@ -225,6 +230,7 @@ class SlotHeader:
     pts: int
     nbytes: int
     table: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0)
+    published: float = 0.0
 
     def pack(self) -> bytes:
         return SLOT_HEADER.pack(
@@ -236,9 +242,11 @@ class SlotHeader:
             self.pts,
             self.nbytes,
             *self.table,
+            self.published,
         )
 
     @classmethod
     def unpack(cls, data: bytes | memoryview) -> SlotHeader:
-        seq, w, h, fmt, planes, pts, nbytes, *table = SLOT_HEADER.unpack_from(data)
-        return cls(seq, w, h, fmt, planes, pts, nbytes, tuple(table))
+        seq, w, h, fmt, planes, pts, nbytes, *table, published = SLOT_HEADER.unpack_from(data)
+        t0, t1, t2, t3, t4, t5 = table
+        return cls(seq, w, h, fmt, planes, pts, nbytes, (t0, t1, t2, t3, t4, t5), published)

@@ -163,7 +163,9 @@ class Producer(RingAccess):
             frame.pts,
             nbytes,
             (table[0], table[1], table[2], table[3], table[4], table[5]),
+            time.monotonic(),
         )
+        frame.published = header.published
         self.buf[base : base + SLOT_HEADER_SIZE] = header.pack()
         self.set_u64(base, frame.seq)  # the slot's seq last: the frame is complete
         self._claimed = None

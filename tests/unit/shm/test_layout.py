@@ -147,6 +147,7 @@ def test_a_header_cut_short_is_refused_with_value_error(h: Header, length: int):
         pts=I64,
         nbytes=U64,
         table=st.tuples(U32, U32, U32, U32, U32, U32),
+        published=st.floats(allow_nan=False),
     )
 )
 def test_a_slot_header_survives_packing_and_unpacking(s: SlotHeader):
@@ -162,9 +163,13 @@ def test_a_slot_header_carries_a_negative_pts():
 
 
 def test_the_structs_have_the_documented_sizes():
-    assert (layout.HEADER.size, layout.CONSUMER.size, layout.SLOT_HEADER.size) == (128, 64, 64)
+    assert (layout.HEADER.size, layout.CONSUMER.size, layout.SLOT_HEADER.size) == (128, 64, 128)
     fields = [f.name for f in dataclasses.fields(SlotHeader)]
-    assert fields == ["seq", "width", "height", "fmt", "planes", "pts", "nbytes", "table"]
+    assert fields == [
+        *("seq", "width", "height", "fmt", "planes", "pts", "nbytes", "table", "published")
+    ]
+    packed = SlotHeader(1, 1, 1, 1, 1, 0, 1, published=2.5).pack()
+    assert struct.unpack_from("<d", packed, 64)[0] == 2.5
 
 
 # -- frame geometry ------------------------------------------------------------------

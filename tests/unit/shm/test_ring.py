@@ -69,6 +69,20 @@ def test_every_pixel_format_and_size_arrives_byte_for_byte(kit: RingKit, fmt: Pi
     assert frames_read(c) == len(SIZES)
 
 
+def test_a_frame_carries_the_monotonic_time_it_was_published(kit: RingKit):
+    kit.create(slots=2)
+    c = kit.consumer()
+    p = kit.producer()
+    before = time.monotonic()
+    put(p)
+    after = time.monotonic()
+    frame = c.acquire()
+    try:
+        assert before <= frame.published <= after
+    finally:
+        c.release(frame)
+
+
 def test_a_frame_decoded_in_place_into_the_claimed_slot_arrives_as_written(kit: RingKit):
     kit.create(slots=2, payload_bytes=frame_bytes(PixelFormat.YUV420P, 7, 5))
     c = kit.consumer()

@@ -669,7 +669,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         a = make_media(base / "a.mp4", FRAMES, 1)
         b = make_media(base / "b.mp4", FRAMES, 2)
         say(f"  {a.encode_s + b.encode_s:.1f} s; {a.mbit_s:.1f} and {b.mbit_s:.1f} Mbit/s")
-        with bench_instance(ctx, ["--headless", str(base / "render.lumiera")]) as inst:
+        # The Player's viewer ring at the output's size (the GUI's preview box would
+        # make it 960x540): the playback figure is the Engine's at 1080p.
+        full = ["gui.preview_width=1920", "gui.preview_height=1080"]
+        with bench_instance(ctx, ["--headless", str(base / "render.lumiera")], full) as inst:
             session = build_session(inst, a, b, FRAMES)
             say(f"render: {FRAMES} frames, {repeats} round(s) of pipeline and single process")
             render = bench_render(ctx, inst, a, b, frames=FRAMES, repeats=repeats)

@@ -9,8 +9,8 @@ It attaches as one more consumer of the ring (read-only, in place), so it sees
 the frames published after it started. Once a second it prints the frames
 received, their rate, and the gaps in their numbers (frames the engine
 dropped, or that this viewer missed because the drop ring gave way). With ``--png-every N`` it
-writes every Nth frame (rgb24 or gray rings) to ``OUT/frame-<pts>.png``. The
-GUI will show this ring; this tool is how to look at it until then.
+writes every Nth frame (yuv420p, rgb24 or gray rings) to ``OUT/frame-<pts>.png``.
+The GUI shows this ring live; this tool looks at it without a browser.
 """
 
 from __future__ import annotations
@@ -51,6 +51,20 @@ def png_bytes(pixels: np.ndarray[Any, Any]) -> bytes:
     )
 
 
+def rgb_of(planes: tuple[np.ndarray[Any, Any], ...]) -> np.ndarray[Any, Any]:
+    """An (h, w, 3) rgb array of a yuv420p frame (BT.601, limited range), or the one plane."""
+    if len(planes) == 1:
+        return planes[0]
+    y, u, v = planes
+    h, w = y.shape
+    up = np.ones((2, 2), np.float32)
+    cb = np.kron(u.astype(np.float32) - 128, up)[:h, :w]
+    cr = np.kron(v.astype(np.float32) - 128, up)[:h, :w]
+    luma = (y.astype(np.float32) - 16) * 1.164
+    rgb = np.stack([luma + 1.596 * cr, luma - 0.392 * cb - 0.813 * cr, luma + 2.017 * cb], axis=-1)
+    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("ring", help="ring name, e.g. viewer-640x360")
@@ -84,12 +98,9 @@ def main(argv: list[str] | None = None) -> int:
                     if last_pts is not None and frame.pts > last_pts + 1:
                         gaps += frame.pts - last_pts - 1
                     last_pts = frame.pts
-                    if (
-                        args.png_every
-                        and frame.pts % args.png_every == 0
-                        and len(frame.planes) == 1
-                    ):
-                        (out / f"frame-{frame.pts:06d}.png").write_bytes(png_bytes(frame.planes[0]))
+                    if args.png_every and frame.pts % args.png_every == 0:
+                        pixels = png_bytes(rgb_of(frame.planes))
+                        (out / f"frame-{frame.pts:06d}.png").write_bytes(pixels)
                         written += 1
                 finally:
                     consumer.release(frame)

@@ -9,8 +9,10 @@ mode (see :mod:`lumiera.vault.stream`):
   process reads them in order and encodes them; the file is written under a
   temporary name and renamed only when it is complete (:class:`Encoder`).
 - ``playback``: real time into the *viewer ring* ``viewer-<W>x<H>`` (drop
-  policy, rgb24), which a viewer reads (``tools/viewer.py``; the GUI later).
-  Late frames are dropped and counted by the Engine.
+  policy, yuv420p), which viewers read (the GUI, ``tools/viewer.py``). Its size
+  is the output's scaled down to fit ``[gui] preview_width/height``: the GUI
+  encodes each frame as JPEG straight from its planes, with no scaling or
+  conversion of its own. Late frames are dropped and counted by the Engine.
 
 Commands: ``render``, ``play``, ``pause``, ``seek``, ``stop``, ``streams``.
 Progress is published on ``stats.player`` every ``engine.stats_interval``
@@ -55,14 +57,14 @@ from lumiera.errors import (
     Unavailable,
 )
 from lumiera.runtime_dir import RuntimeDir
-from lumiera.steam.playout import PlayerStream, parse_range, ring_slot_mb
+from lumiera.steam.playout import PlayerStream, parse_range, preview, ring_slot_mb
 from lumiera.vault.codecs import Encoder, Registry
 
 KEEP_ENDED = 64  # ended streams (and engine stream ends) kept
 # The Player's rings, made through appstate create_ring on first use of a frame size.
 RING_KINDS: dict[str, dict[str, Any]] = {
     "render": {"policy": "block", "slots": 4},  # yuv420p frames for the encoder, in order
-    "viewer": {"policy": "drop", "slots": 4},  # rgb24 frames for any number of viewers
+    "viewer": {"policy": "drop", "slots": 4},  # yuv420p previews for any number of viewers
 }
 FRAME_WAIT_S = 1.0  # a render's reader checks on the engine after this long without a frame
 ENGINE_SILENT_S = 120.0  # ... and gives up when the engine says nothing for this long
@@ -87,6 +89,10 @@ class PlayerActor(Actor):
         self._monitor = threading.Thread(target=self._watch_engine, name="engine-events")
         self._monitor.daemon = True
         self.tick_interval = ctx.config.get_float("engine.stats_interval")
+        self.preview = (
+            ctx.config.get_int("gui.preview_width"),
+            ctx.config.get_int("gui.preview_height"),
+        )
         # The bus connections, from on_start on (None before; the properties below say so).
         self._rd: RuntimeDir | None = None
         self._client: ControlClient | None = None
@@ -311,7 +317,7 @@ class PlayerActor(Actor):
             raise BadArguments(f"rate: {e}") from None
         stream = PlayerStream(self._new_id(), "playback", start, n, fps)
         self.streams[stream.id] = stream
-        stream.timeline = timeline
+        stream.timeline = preview(timeline, self.preview)
         return self._start_playback(stream, start)
 
     def _start_playback(self, stream: PlayerStream, at: int) -> dict[str, Any]:
@@ -331,7 +337,7 @@ class PlayerActor(Actor):
                 "first": at,
                 "count": left,
                 "ring": stream.ring,
-                "fmt": "rgb24",
+                "fmt": "yuv420p",
                 "mode": "playback",
                 "rate": rate_text(stream.rate),
             },

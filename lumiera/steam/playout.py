@@ -6,6 +6,7 @@ seek, stop); the render thread and the engine-event watcher update its counts.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from fractions import Fraction
@@ -26,6 +27,24 @@ def parse_range(timeline: Timeline, first: int | None, count: int | None) -> tup
             f"nothing to render: frames {start}..{start + n - 1} (the timeline has {length})"
         )
     return start, n
+
+
+def preview(timeline: Timeline, box: tuple[int, int]) -> Timeline:
+    """``timeline`` as the viewer plays it: its output scaled down (never up) to fit ``box``.
+
+    The viewer shows a preview (``[gui] preview_width/height``): the Engine
+    composites at that size (a quarter of the pixels of 1080p at 960x540) and the
+    GUI encodes what it reads, with no scaling of its own. Scaled sides are even
+    (yuv420p's chroma is half the size). A timeline that fits is returned as it is.
+    """
+    out = timeline.output
+    scale = min(box[0] / out.width, box[1] / out.height)
+    if scale >= 1:
+        return timeline
+    width = max(2, round(out.width * scale / 2) * 2)
+    height = max(2, round(out.height * scale / 2) * 2)
+    smaller = dataclasses.replace(out, width=width, height=height)
+    return dataclasses.replace(timeline, output=smaller)
 
 
 def ring_slot_mb(width: int, height: int, channels: int = 3) -> int:

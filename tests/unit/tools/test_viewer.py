@@ -34,3 +34,21 @@ def test_a_png_of_rgb_or_gray_pixels_decodes_to_the_same_pixels(tmp_path, shape)
         back = frame.to_ndarray(format="rgb24" if len(shape) == 3 else "gray")
     assert back.shape == pixels.shape
     assert (back == pixels).all()
+
+
+def test_a_yuv420p_frame_becomes_the_rgb_that_ffmpeg_makes_of_it():
+    viewer = load("viewer")
+    rng = np.random.default_rng(3)
+    h, w = 24, 32
+    y = rng.integers(16, 236, (h, w), dtype=np.uint8)
+    u = rng.integers(16, 241, (h // 2, w // 2), dtype=np.uint8)
+    v = rng.integers(16, 241, (h // 2, w // 2), dtype=np.uint8)
+    frame = av.VideoFrame(w, h, "yuv420p")
+    for plane, data in zip(frame.planes, (y, u, v), strict=True):
+        rows = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
+        rows[: data.shape[0], : data.shape[1]] = data
+    # chroma upsampled by repetition on both sides, so the two agree pixel by pixel
+    expected = frame.reformat(format="rgb24", interpolation="POINT").to_ndarray()
+    ours = viewer.rgb_of((y, u, v))
+    assert ours.shape == (h, w, 3)
+    assert np.abs(ours.astype(int) - expected.astype(int)).max() <= 3

@@ -1,0 +1,459 @@
+// The timeline: tracks and clips drawn to scale (absolutely placed elements whose
+// data-id is the clip's, track's or media's id), kept current from `session` and
+// `diff`. Every edit is a session command through bus.request; an error reply is
+// shown on the error line and the drawing goes back to what the session holds.
+// A click on the ruler seeks the Player (and plays if nothing plays).
+
+import { TimelineModel, basename, clipEnd, clipLength, rateOf, timecode } from "./tlmodel.js";
+import { Ruler } from "./ruler.js";
+import { ClipDrag } from "./clipdrag.js";
+
+const ROW_PX = 44; // a track's height (see style.css .tl-lane)
+const MIN_PPF = 0.02; // zoom bounds: pixels per frame
+const MAX_PPF = 40;
+const OPACITY_NOTE =
+  "Opacity is shown, not editable: the session has no command to change a clip's opacity " +
+  "yet (add_clip sets it).";
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function hue(id) {
+  let h = 0;
+  for (const ch of id) h = (h * 31 + ch.charCodeAt(0)) % 360;
+  return h;
+}
+
+export function mountTimeline(root, bus) {
+  root.innerHTML = `
+    <div class="tl-toolbar">
+      <span class="group">
+        <input class="tl-media-path" type="text" spellcheck="false"
+               placeholder="/path/to/media.mp4" aria-label="media file path" />
+        <button type="button" class="tl-add-media">Add media</button>
+      </span>
+      <span class="group">
+        <input class="tl-track-name" type="text" spellcheck="false" placeholder="track name"
+               aria-label="new track's name" size="10" />
+        <button type="button" class="tl-add-track">Add track</button>
+      </span>
+      <span class="group">
+        <button type="button" class="tl-undo" title="Undo (Ctrl+Z)">Undo</button>
+        <button type="button" class="tl-redo" title="Redo (Ctrl+Shift+Z)">Redo</button>
+        <button type="button" class="tl-delete" title="Remove the selected clip (Delete)" disabled>
+          Delete clip</button>
+      </span>
+      <span class="group">
+        <button type="button" class="tl-zoom-out" title="Zoom out">−</button>
+        <button type="button" class="tl-zoom-fit" title="Fit the timeline">Fit</button>
+        <button type="button" class="tl-zoom-in" title="Zoom in">+</button>
+      </span>
+      <span class="tl-revision" title="the session's revision shown"></span>
+      <span class="tl-busy" hidden>working…</span>
+    </div>
+    <div class="tl-error" role="alert" hidden>
+      <span class="tl-error-text"></span>
+      <button type="button" class="tl-error-close" title="Dismiss">×</button>
+    </div>
+    <div class="tl-body">
+      <aside class="tl-side">
+        <h3>Media</h3>
+        <ul class="tl-media"></ul>
+        <h3>Clip</h3>
+        <div class="tl-inspector">Select a clip.</div>
+      </aside>
+      <div class="tl-grid">
+        <div class="tl-corner"></div>
+        <div class="tl-ruler" title="Click to seek the player"><canvas></canvas></div>
+        <div class="tl-heads"></div>
+        <div class="tl-scroll"><div class="tl-content"><div class="tl-playhead" hidden></div></div></div>
+      </div>
+    </div>`;
+  const $ = (s) => root.querySelector(s);
+  const model = new TimelineModel();
+  const ui = {
+    heads: $(".tl-heads"),
+    scroll: $(".tl-scroll"),
+    content: $(".tl-content"),
+    playhead: $(".tl-playhead"),
+    media: $(".tl-media"),
+    inspector: $(".tl-inspector"),
+    error: $(".tl-error"),
+  };
+  const state = { ppf: 1, autoFit: true, selected: null, track: null, busy: 0, visible: true };
+  const ruler = new Ruler($(".tl-ruler"), {
+    ppf: () => state.ppf,
+    scroll: () => ui.scroll.scrollLeft,
+    rate: () => model.rate,
+    onSeek: (frame) => seek(frame),
+  });
+
+  // -- commands ------------------------------------------------------------------------
+
+  function showError(text) {
+    $(".tl-error-text").textContent = text;
+    ui.error.hidden = false;
+  }
+  const clearError = () => (ui.error.hidden = true);
+  $(".tl-error-close").onclick = clearError;
+
+  function busy(delta) {
+    state.busy += delta;
+    $(".tl-busy").hidden = state.busy === 0;
+  }
+
+  async function request(command, args = {}) {
+    busy(1);
+    try {
+      return await bus.request("session", command, args);
+    } finally {
+      busy(-1);
+    }
+  }
+
+  function fail(text) {
+    showError(text);
+    draw();
+  }
+
+  // Run a session command: its result, or null with the error shown and the drawing reset.
+  async function edit(command, args = {}) {
+    try {
+      const result = await request(command, args);
+      clearError();
+      return result;
+    } catch (e) {
+      fail(`${command} failed: ${e.code}: ${e.message}`);
+      return null;
+    }
+  }
+
+  async function seek(frame) {
+    const played = playback();
+    try {
+      if (played) {
+        const result = await bus.request("player", "seek", { frame });
+        if (["running", "paused", "starting"].includes(result.state)) return;
+      }
+      await bus.request("player", "play", { first: frame });
+    } catch (e) {
+      if (played && e.code === "bad_args") {
+        // outside the playing range: play from there instead
+        try {
+          await bus.request("player", "play", { first: frame });
+          return;
+        } catch (again) {
+          e = again;
+        }
+      }
+      showError(`seek to ${frame} failed: ${e.code}: ${e.message}`);
+    }
+  }
+
+  async function addMedia() {
+    const input = $(".tl-media-path");
+    const path = input.value.trim();
+    if (!path) return showError("add media: type the path of a media file first");
+    if (await edit("add_media", { path })) input.value = "";
+  }
+
+  async function addTrack() {
+    const input = $(".tl-track-name");
+    const name = input.value.trim() || `V${model.tracks.length + 1}`;
+    const result = await edit("add_track", { name });
+    if (result) {
+      input.value = "";
+      state.track = result.applied?.id ?? state.track;
+    }
+  }
+
+  // A clip of all of `mediaId` on the chosen track (else the top one), after its last clip.
+  function addClip(mediaId, track = null, position = null) {
+    const target = track ?? state.track ?? model.tracks.at(-1)?.id;
+    if (!target) return showError("add clip: add a track first");
+    const at = position ?? model.trackEnd(target);
+    return edit("add_clip", { media: mediaId, track: target, position: Math.max(0, at) });
+  }
+
+  function removeSelected() {
+    if (state.selected && model.clips.has(state.selected)) {
+      edit("remove_clip", { id: state.selected });
+    }
+  }
+
+  // -- drawing -------------------------------------------------------------------------
+
+  function fit() {
+    const width = Math.max(200, ui.scroll.clientWidth - 20);
+    const frames = Math.max(model.end() * 1.05, model.rate * 10);
+    state.ppf = Math.min(MAX_PPF, Math.max(MIN_PPF, width / frames));
+  }
+
+  function zoom(factor) {
+    state.autoFit = false;
+    const center = (ui.scroll.scrollLeft + ui.scroll.clientWidth / 2) / state.ppf;
+    state.ppf = Math.min(MAX_PPF, Math.max(MIN_PPF, state.ppf * factor));
+    draw();
+    ui.scroll.scrollLeft = center * state.ppf - ui.scroll.clientWidth / 2;
+  }
+
+  function drawMedia() {
+    ui.media.replaceChildren();
+    if (model.media.size === 0) ui.media.append(el("li", "empty", "No media: add a file above."));
+    for (const m of model.media.values()) {
+      const item = el("li", "media");
+      item.dataset.id = m.id;
+      item.draggable = true;
+      item.title = `${m.path}\n${m.width}x${m.height} ${m.pix_fmt}, ${m.frames} frames at ${m.rate} fps\nDrag onto a track, or add it after the last clip of the selected track.`;
+      item.ondragstart = (e) => e.dataTransfer.setData("text/x-lumiera-media", m.id);
+      const add = el("button", "tl-add-clip", "+ clip");
+      add.type = "button";
+      add.title = "Add a clip of it to the selected track";
+      add.onclick = () => addClip(m.id);
+      const length = timecode(m.frames, rateOf(m.rate));
+      item.append(el("span", "name", basename(m.path)), el("span", "meta", `${m.id} · ${length}`), add);
+      item.style.setProperty("--hue", hue(m.id));
+      ui.media.append(item);
+    }
+  }
+
+  function drawInspector() {
+    const c = state.selected && model.clips.get(state.selected);
+    $(".tl-delete").disabled = !c;
+    if (!c) {
+      ui.inspector.textContent = "Select a clip.";
+      return;
+    }
+    const rate = model.rate;
+    const rows = [
+      ["clip", c.id],
+      ["media", `${c.media} (${basename(model.media.get(c.media)?.path ?? "?")})`],
+      ["track", c.track],
+      ["at", `${c.position} (${timecode(c.position, rate)})`],
+      ["source", `${c.source_in} – ${c.source_out}`],
+      ["length", `${clipLength(c)} (${timecode(clipLength(c), rate)})`],
+    ];
+    ui.inspector.replaceChildren();
+    for (const [k, v] of rows) {
+      ui.inspector.append(el("div", "row", ""));
+      ui.inspector.lastChild.append(el("span", "k", k), el("span", "v", v));
+    }
+    const opacity = el("label", "row opacity");
+    opacity.title = OPACITY_NOTE;
+    const slider = el("input");
+    Object.assign(slider, { type: "range", min: 0, max: 100, value: Math.round(c.opacity * 100) });
+    slider.disabled = true;
+    opacity.append(el("span", "k", "opacity"), slider, el("span", "v", `${Math.round(c.opacity * 100)} %`));
+    ui.inspector.append(opacity, el("div", "hint", OPACITY_NOTE));
+  }
+
+  function drawClip(c) {
+    const e = el("div", "clip");
+    e.dataset.id = c.id;
+    e.dataset.track = c.track;
+    e.dataset.position = c.position;
+    e.style.setProperty("--hue", hue(c.media));
+    e.style.left = `${c.position * state.ppf}px`;
+    e.style.width = `${Math.max(2, clipLength(c) * state.ppf)}px`;
+    const media = model.media.get(c.media);
+    e.title =
+      `${c.id}: ${media ? basename(media.path) : c.media} frames ${c.source_in}–${c.source_out} ` +
+      `at ${c.position}, opacity ${Math.round(c.opacity * 100)} %\n` +
+      "Drag to move, drag an edge to trim, Delete to remove.";
+    e.classList.toggle("selected", c.id === state.selected);
+    const label = el("span", "clip-label", media ? basename(media.path) : c.media);
+    const id = el("span", "clip-id", c.id);
+    e.append(el("span", "handle in"), label, id, el("span", "handle out"));
+    if (c.opacity < 1) {
+      const badge = el("span", "clip-opacity", `${Math.round(c.opacity * 100)} %`);
+      badge.title = OPACITY_NOTE;
+      e.append(badge);
+    }
+    e.style.opacity = String(0.45 + 0.55 * c.opacity);
+    return e;
+  }
+
+  function drawTracks() {
+    ui.heads.replaceChildren();
+    for (const lane of ui.content.querySelectorAll(".tl-lane")) lane.remove();
+    const width = Math.max(ui.scroll.clientWidth, (model.end() + model.rate * 5) * state.ppf);
+    ui.content.style.width = `${width}px`;
+    ui.content.style.height = `${Math.max(1, model.tracks.length) * ROW_PX}px`;
+    if (!model.tracks.some((t) => t.id === state.track)) state.track = model.tracks.at(-1)?.id;
+    for (const t of [...model.tracks].reverse()) {
+      const head = el("div", "tl-head track");
+      head.dataset.id = t.id;
+      head.classList.toggle("chosen", t.id === state.track);
+      head.title = `${t.name} (${t.id}): click to choose it for new clips`;
+      const remove = el("button", "tl-remove-track", "×");
+      remove.type = "button";
+      remove.title = `Remove track ${t.name} and its clips`;
+      remove.onclick = (e) => {
+        e.stopPropagation();
+        edit("remove_track", { id: t.id });
+      };
+      head.append(el("span", "name", t.name), el("span", "meta", t.id), remove);
+      head.onclick = () => {
+        state.track = t.id;
+        drawTracks();
+      };
+      ui.heads.append(head);
+      const lane = el("div", "tl-lane");
+      lane.dataset.track = t.id;
+      lane.ondragover = (e) => e.preventDefault();
+      lane.ondrop = (e) => {
+        const id = e.dataTransfer.getData("text/x-lumiera-media");
+        if (!id) return;
+        e.preventDefault();
+        const x = e.clientX - lane.getBoundingClientRect().left;
+        addClip(id, t.id, Math.round(x / state.ppf));
+      };
+      for (const c of model.clipsOn(t.id)) lane.append(drawClip(c));
+      ui.content.insertBefore(lane, ui.playhead);
+    }
+    if (model.tracks.length === 0) {
+      const head = el("div", "tl-head empty", "No tracks: add one above.");
+      ui.heads.append(head);
+    }
+  }
+
+  function draw() {
+    if (drag.active) return; // drawn when the drag ends
+    if (state.autoFit) fit();
+    $(".tl-revision").textContent = model.revision === null ? "" : `revision ${model.revision}`;
+    if (state.selected && !model.clips.has(state.selected)) state.selected = null;
+    drawMedia();
+    drawTracks();
+    drawInspector();
+    ruler.draw(playheadFrame());
+    placePlayhead();
+  }
+
+  // -- clips: select, move, trim (clipdrag.js follows the pointer) ---------------------
+
+  const drag = new ClipDrag({
+    model,
+    ppf: () => state.ppf,
+    lanes: () => [...ui.content.querySelectorAll(".tl-lane")],
+    select: (id) => {
+      state.selected = id;
+      draw();
+    },
+    edit,
+    request,
+    fail,
+    draw: () => draw(),
+  });
+  ui.content.addEventListener("pointerdown", (e) => drag.pointerDown(e));
+
+  // -- the playhead, from stats.player -------------------------------------------------
+
+  let stream = null; // the Player's playback stream, and when it came (performance.now)
+  let raf = 0;
+
+  function playback() {
+    return stream && ["running", "paused", "starting"].includes(stream.state) ? stream : null;
+  }
+
+  function playheadFrame() {
+    const s = playback();
+    if (!s) return null;
+    const now = bus.serverNowMs();
+    if (s.state !== "running" || s.start === undefined || now === null) return s.frame;
+    const frame = s.start_frame + (now / 1000 - s.start) * rateOf(s.rate);
+    return Math.max(s.first, Math.min(s.first + s.count - 1, Math.floor(frame)));
+  }
+
+  function placePlayhead() {
+    const frame = playheadFrame();
+    ui.playhead.hidden = frame === null;
+    if (frame !== null) ui.playhead.style.left = `${frame * state.ppf}px`;
+    return frame;
+  }
+
+  function animate() {
+    raf = 0;
+    const frame = placePlayhead();
+    ruler.draw(frame);
+    if (state.visible && playback()?.state === "running") raf = requestAnimationFrame(animate);
+  }
+
+  bus.on("event", ({ topic, body }) => {
+    if (topic !== "stats.player") return;
+    stream = (body.streams ?? []).find((s) => s.mode === "playback") ?? null;
+    if (!raf) animate();
+  });
+  bus.subscribe("timeline", ["stats.player", "player."]);
+
+  // -- the session ---------------------------------------------------------------------
+
+  bus.on("session", (m) => {
+    model.load(m.timeline);
+    draw();
+  });
+  bus.on("diff", async (d) => {
+    if (model.apply(d)) {
+      draw();
+      return;
+    }
+    try {
+      model.load(await bus.request("session", "timeline"));
+      draw();
+    } catch (e) {
+      showError(`the timeline could not be brought up to date: ${e.code}: ${e.message}`);
+    }
+  });
+
+  // -- controls and keys ---------------------------------------------------------------
+
+  $(".tl-add-media").onclick = addMedia;
+  $(".tl-media-path").addEventListener("keydown", (e) => e.key === "Enter" && addMedia());
+  $(".tl-add-track").onclick = addTrack;
+  $(".tl-track-name").addEventListener("keydown", (e) => e.key === "Enter" && addTrack());
+  $(".tl-undo").onclick = () => edit("undo");
+  $(".tl-redo").onclick = () => edit("redo");
+  $(".tl-delete").onclick = removeSelected;
+  $(".tl-zoom-in").onclick = () => zoom(1.5);
+  $(".tl-zoom-out").onclick = () => zoom(1 / 1.5);
+  $(".tl-zoom-fit").onclick = () => {
+    state.autoFit = true;
+    draw();
+  };
+  ui.scroll.addEventListener("scroll", () => ruler.draw(playheadFrame()));
+  new ResizeObserver(() => ruler.draw(playheadFrame())).observe($(".tl-ruler"));
+
+  document.addEventListener("keydown", (e) => {
+    if (!state.visible || e.target.closest("input, textarea, select")) return;
+    const key = e.key.toLowerCase();
+    if ((e.ctrlKey || e.metaKey) && key === "z") {
+      e.preventDefault();
+      edit(e.shiftKey ? "redo" : "undo");
+    } else if ((e.ctrlKey || e.metaKey) && key === "y") {
+      e.preventDefault();
+      edit("redo");
+    } else if (e.key === "Delete" || e.key === "Backspace") {
+      if (state.selected) {
+        e.preventDefault();
+        removeSelected();
+      }
+    } else if (e.key === "Escape") {
+      drag.cancel();
+    }
+  });
+
+  draw();
+  return {
+    model,
+    setVisible(shown) {
+      state.visible = shown;
+      if (shown) {
+        draw();
+        if (!raf) animate();
+      }
+    },
+  };
+}

@@ -1,0 +1,109 @@
+// The page's copy of the session's timeline (docs/PROTOCOL.md 8.7), kept current from
+// `session` (the whole) and `diff` (what one command changed: lumiera/stage/gui/diff.py
+// says how it applies). Pure: no DOM.
+
+// "25" -> 25, "30000/1001" -> 29.97...
+export function rateOf(text) {
+  const [num, den] = String(text).split("/");
+  const value = Number(num) / (den === undefined ? 1 : Number(den));
+  return Number.isFinite(value) && value > 0 ? value : 25;
+}
+
+// Frame -> "m:ss:ff" (with frames) or "m:ss", at `rate` frames per second.
+export function timecode(frame, rate, withFrames = true) {
+  const fps = Math.round(rate);
+  const seconds = Math.floor(frame / rate);
+  const ff = Math.round(frame - seconds * rate);
+  const text = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+  return withFrames ? `${text}:${String(Math.min(ff, fps - 1)).padStart(2, "0")}` : text;
+}
+
+export const clipLength = (c) => c.source_out - c.source_in;
+export const clipEnd = (c) => c.position + clipLength(c);
+
+export function basename(path) {
+  return String(path).split("/").pop() || String(path);
+}
+
+export class TimelineModel {
+  constructor() {
+    this.revision = null; // null: nothing loaded yet
+    this.output = { width: 1920, height: 1080, rate: "25" };
+    this.media = new Map(); // id -> media
+    this.tracks = []; // bottom to top
+    this.clips = new Map(); // id -> clip
+  }
+
+  get rate() {
+    return rateOf(this.output.rate);
+  }
+
+  // The whole timeline (a `session` message, or `session timeline`'s result).
+  load(timeline) {
+    this.revision = timeline.revision ?? 0;
+    this.output = timeline.output;
+    this.media = new Map((timeline.media ?? []).map((m) => [m.id, m]));
+    this.tracks = [...(timeline.tracks ?? [])];
+    this.clips = new Map((timeline.clips ?? []).map((c) => [c.id, { opacity: 1, ...c }]));
+  }
+
+  // One diff; false (nothing changed) when it does not start at this revision.
+  apply(diff) {
+    if (this.revision === null || diff.base !== this.revision) return false;
+    for (const id of diff.removed_media ?? []) this.media.delete(id);
+    for (const id of diff.removed_clips ?? []) this.clips.delete(id);
+    for (const m of diff.media ?? []) this.media.set(m.id, m);
+    for (const c of diff.clips ?? []) this.clips.set(c.id, { opacity: 1, ...c });
+    if (diff.tracks) this.tracks = [...diff.tracks];
+    if (diff.output) this.output = diff.output;
+    this.revision = diff.revision;
+    return true;
+  }
+
+  clipsOn(track) {
+    return [...this.clips.values()]
+      .filter((c) => c.track === track)
+      .sort((a, b) => a.position - b.position);
+  }
+
+  // The first frame after the last clip (0 when empty).
+  end() {
+    let end = 0;
+    for (const c of this.clips.values()) end = Math.max(end, clipEnd(c));
+    return end;
+  }
+
+  trackEnd(track) {
+    return this.clipsOn(track).reduce((end, c) => Math.max(end, clipEnd(c)), 0);
+  }
+
+  // Whether [position, position+length) on `track` is free of clips (but `except`).
+  free(track, position, length, except = null) {
+    return this.clipsOn(track).every(
+      (c) => c.id === except || clipEnd(c) <= position || c.position >= position + length
+    );
+  }
+
+  // The clip edges on `track` (but `except`'s), for snapping.
+  edges(track, except = null) {
+    const out = [0];
+    for (const c of this.clipsOn(track)) if (c.id !== except) out.push(c.position, clipEnd(c));
+    return out;
+  }
+}
+
+// The nearest of `candidates` to any of `points` within `reach`: the shift to it, or 0.
+export function snap(points, candidates, reach) {
+  let best = 0;
+  let bestDistance = reach + 1;
+  for (const p of points) {
+    for (const c of candidates) {
+      const d = Math.abs(c - p);
+      if (d <= reach && d < bestDistance) {
+        bestDistance = d;
+        best = c - p;
+      }
+    }
+  }
+  return best;
+}

@@ -1,0 +1,301 @@
+"""The live viewer's server side: the Player's viewer ring, as JPEG pictures, to each page.
+
+A :class:`ViewerFeed` is one more consumer of the Player's viewer ring
+(``viewer-<W>x<H>``, drop policy; yuv420p previews at ``[gui]
+preview_width/height``, see :mod:`lumiera.steam.player`). Its reader thread
+waits on the ring (a blocking wait must not stall the event loop), encodes
+each frame as JPEG (simplejpeg, straight from the yuv planes: no scaling, no
+conversion) while any page watches, and hands the picture to the loop. A
+picture is :data:`~lumiera.stage.gui.uibus.FRAME_HEADER` (the frame number and
+the ring's publish time, CLOCK_MONOTONIC seconds) followed by the JPEG.
+
+Per page, latest frame wins: a page is sent a picture only once it acked the
+one before (``viewer_ack``); what comes meanwhile replaces the one waiting and
+counts as dropped, as do the ring's frames this feed never saw (the drop ring
+gave way while it encoded). So a page holds at most one picture in flight and
+one waiting, whatever its speed: never a growing queue.
+
+Which ring: the one the Player's newest playback stream names (``player
+streams``), asked every :data:`FIND_EVERY_S` until there is one (a ring is
+made by the first ``play``), then every :data:`RECHECK_EVERY_S` while no frame
+comes: a new ring (another output size) or one that went away (the instance
+was restarted) is attached anew.
+
+Threads: :meth:`add_page`, :meth:`ack`, :meth:`remove_page`, :meth:`counts`
+and :meth:`start`/:meth:`stop` run in the web UI's event loop thread; the
+reader thread touches only the ring, its own bus client and ``_watching``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import simplejpeg  # type: ignore[import-untyped]  # no stubs
+
+from lumiera.bus.client import ControlClient
+from lumiera.config import Config
+from lumiera.errors import LumieraError, RingTimeout
+from lumiera.runtime_dir import RuntimeDir
+from lumiera.shm import SHM_DIR, segment_name
+from lumiera.shm.ring import Consumer, Frame, PixelFormat
+from lumiera.stage.gui.uibus import FRAME_HEADER
+
+log = logging.getLogger("lumiera.gui.viewer")
+
+QUALITY = 85  # JPEG quality of a picture
+READ_WAIT_S = 0.25  # one wait on the ring: the reader sees a stop this often
+FIND_EVERY_S = 0.2  # no ring yet: ask the Player this often (its first frame is due 0.25 s
+# after the ring is made, so the first play is seen from its start)
+RECHECK_EVERY_S = 1.0  # a ring and no frame: check this often that it is still the Player's
+ASK_TIMEOUT_S = 2.0  # one ``player streams`` request
+STOP_WAIT_S = 3.0  # stop() waits this long for the reader thread (a wait plus an encode)
+
+Send = Callable[[bytes], Awaitable[None]]
+Locate = Callable[[], "str | None"]
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One encoded frame: its number, the ring's publish time, the bytes a page is sent."""
+
+    frame: int
+    published: float
+    data: bytes
+
+
+@dataclass
+class _Page:
+    """One page's viewer. Invariant: ``pending`` is None unless ``busy``."""
+
+    send: Send
+    on: bool = False  # it wants pictures
+    busy: bool = False  # a picture went to it and was not acked yet
+    pending: Picture | None = None  # the newest picture that came while busy
+    sent: int = 0
+    dropped: int = 0
+    last: int | None = None  # the frame number of the last picture sent
+
+
+def encode(frame: Frame, quality: int = QUALITY) -> bytes:
+    """The JPEG of a ring frame (yuv420p, gray, rgb24 or rgba), read in place."""
+    planes = frame.planes
+    jpeg: bytes
+    if frame.fmt is PixelFormat.YUV420P:
+        jpeg = simplejpeg.encode_jpeg_yuv_planes(*planes, quality=quality, fastdct=True)
+    elif frame.fmt is PixelFormat.GRAY:
+        jpeg = simplejpeg.encode_jpeg_yuv_planes(planes[0], None, None, quality=quality)
+    else:
+        space = "RGBA" if frame.fmt is PixelFormat.RGBA else "RGB"
+        jpeg = simplejpeg.encode_jpeg(
+            planes[0], quality=quality, colorspace=space, colorsubsampling="420", fastdct=True
+        )
+    return jpeg
+
+
+class ViewerFeed:
+    """The viewer ring's frames, encoded once, sent to each page latest-frame-wins."""
+
+    def __init__(self, rd: RuntimeDir, config: Config, *, locate: Locate | None = None) -> None:
+        """``locate``: which ring to read (None: none yet); default, ask the Player."""
+        self.rd = rd
+        self.config = config
+        self._locate: Locate = locate or self._player_ring
+        self._pages: dict[int, _Page] = {}
+        self._latest: Picture | None = None  # for a page that turns its viewer on
+        self._watching = False  # any page on: the reader encodes only then
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._client: ControlClient | None = None  # the reader thread's own
+        self.ring: str | None = None  # the ring read now (set by the reader thread)
+        self.read = 0  # frames read from the ring
+        self.missed = 0  # frames of the ring this feed never saw (the ring gave way)
+        self.encode_s = 0.0  # time spent encoding, in the reader thread
+        self._seen_drops = 0  # the consumer's drop count when last looked at
+
+    # -- the loop's side --------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the reader thread (returns at once; a ring is found when there is one)."""
+        if self._thread is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="viewer-feed", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Stop the reader thread (bounded: :data:`STOP_WAIT_S`); pages get nothing more."""
+        self._stopping.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await asyncio.to_thread(thread.join, STOP_WAIT_S)
+            if thread.is_alive():
+                log.error("the viewer's reader thread did not end within %g s", STOP_WAIT_S)
+        for task in list(self._tasks):
+            task.cancel()
+        self._pages.clear()
+        self._watching = False
+
+    def add_page(self, page_id: int, send: Send) -> None:
+        """A page connected; it gets pictures once it acks with ``on`` (``viewer_ack``)."""
+        self._pages[page_id] = _Page(send)
+
+    def ack(self, page_id: int, on: bool, frame: int | None) -> None:
+        """The page drew ``frame`` (or turned its viewer on or off): the next may go.
+
+        Turning on sends the newest picture at once (a paused player's frame shows).
+        """
+        page = self._pages.get(page_id)
+        if page is None:
+            return
+        was_on, page.on = page.on, on
+        page.busy = False
+        waiting, page.pending = page.pending, None
+        if on:
+            picture = waiting or (None if was_on else self._latest)
+            if picture is not None:
+                self._send(page, picture)
+        self._watching = any(p.on for p in self._pages.values())
+
+    def remove_page(self, page_id: int) -> None:
+        """The page is gone: its waiting picture goes with it."""
+        self._pages.pop(page_id, None)
+        self._watching = any(p.on for p in self._pages.values())
+
+    def counts(self, page_id: int) -> tuple[int, int, int | None]:
+        """(pictures sent, dropped, the frame number of the last sent) of a page."""
+        page = self._pages.get(page_id)
+        return (0, 0, None) if page is None else (page.sent, page.dropped, page.last)
+
+    def _offer(self, picture: Picture | None, missed: int) -> None:
+        """A new picture (None: only frames missed) from the reader: to every page that is on."""
+        if picture is not None:
+            self._latest = picture
+        for page in self._pages.values():
+            if not page.on:
+                continue
+            page.dropped += missed
+            if picture is None:
+                continue
+            if not page.busy:
+                self._send(page, picture)
+            else:
+                if page.pending is not None:
+                    page.dropped += 1  # latest wins: the one waiting is never sent
+                page.pending = picture
+
+    def _send(self, page: _Page, picture: Picture) -> None:
+        page.busy = True
+        page.sent += 1
+        page.last = picture.frame
+        task = asyncio.get_running_loop().create_task(self._deliver(page, picture))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, page: _Page, picture: Picture) -> None:
+        try:
+            await page.send(picture.data)
+        except Exception:  # one page's send; the others go on
+            log.exception("a viewer picture could not be sent to a page")
+
+    # -- the reader thread --------------------------------------------------------------
+
+    def _run(self) -> None:
+        """The reader thread: find the ring, read it, encode, hand over. Never raises."""
+        consumer: Consumer | None = None
+        checked = 0.0
+        try:
+            while not self._stopping.is_set():
+                if consumer is None:
+                    consumer = self._attach()
+                    checked = time.monotonic()
+                    if consumer is None:
+                        self._stopping.wait(FIND_EVERY_S)
+                    continue
+                try:
+                    frame = consumer.acquire(READ_WAIT_S)
+                except RingTimeout:
+                    if time.monotonic() - checked >= RECHECK_EVERY_S:
+                        checked = time.monotonic()
+                        if self._moved(consumer):
+                            consumer.close()
+                            consumer, self.ring = None, None
+                    continue
+                self._read(consumer, frame)
+        except Exception:  # logged: the viewer stops, the GUI goes on
+            log.exception("the viewer's reader failed; pages get no more pictures")
+        finally:
+            if consumer is not None:
+                consumer.close()
+            if self._client is not None:
+                self._client.close()
+
+    def _attach(self) -> Consumer | None:
+        """A consumer of the ring the Player names, or None (no ring yet, or not attachable)."""
+        name = self._locate()
+        if name is None:
+            return None
+        try:
+            consumer = Consumer(self.rd, name, timeout=READ_WAIT_S)
+        except (LumieraError, OSError) as e:
+            log.info("cannot attach to the viewer ring %s yet: %s", name, e)
+            return None
+        log.info("the viewer reads ring %s", name)
+        self.ring = name
+        self._seen_drops = consumer.drops
+        return consumer
+
+    def _moved(self, consumer: Consumer) -> bool:
+        """Whether the ring read now is no longer the Player's (another, or unlinked)."""
+        try:  # a segment made anew under the same name is another file
+            now = os.stat(SHM_DIR / segment_name(self.rd.instance, consumer.name)).st_ino
+        except OSError:
+            return True
+        if now != os.fstat(consumer.seg.fd).st_ino:
+            return True
+        located = self._locate()
+        return located is not None and located != consumer.name
+
+    def _read(self, consumer: Consumer, frame: Frame) -> None:
+        try:
+            missed = consumer.drops - self._seen_drops
+            self._seen_drops += missed
+            picture = None
+            if self._watching:
+                began = time.perf_counter()
+                jpeg = encode(frame)
+                self.encode_s += time.perf_counter() - began
+                header = FRAME_HEADER.pack(frame.pts, frame.published)
+                picture = Picture(frame.pts, frame.published, header + jpeg)
+        finally:
+            consumer.release(frame)
+        self.read += 1
+        self.missed += missed
+        if self._loop is not None and (picture is not None or missed):
+            with contextlib.suppress(RuntimeError):  # the loop closed: we are stopping
+                self._loop.call_soon_threadsafe(self._offer, picture, missed)
+
+    def _player_ring(self) -> str | None:
+        """The ring of the Player's newest playback stream (None: none, or no answer)."""
+        try:
+            if self._client is None:
+                self._client = ControlClient(self.rd, timeout=ASK_TIMEOUT_S)
+            streams = self._client.request("player", "streams")
+        except LumieraError as e:
+            log.debug("player streams: %s", e)
+            if self._client is not None:  # a lost reply leaves the DEALER out of step
+                self._client.close()
+                self._client = None
+            return None
+        rings = [s.get("ring") for s in streams if s.get("mode") == "playback"]
+        named = [r for r in rings if isinstance(r, str)]
+        return named[-1] if named else None

@@ -1,0 +1,253 @@
+// The live viewer: the Player's viewer ring, shown on a canvas.
+//
+// The GUI process reads the ring, encodes each frame as JPEG and sends it as a binary
+// UI-Bus frame: FRAME_HEADER (int64 frame number, float64 the ring's publish time in
+// the server's CLOCK_MONOTONIC seconds, little-endian) then the JPEG. It sends the next
+// picture only once this page acked the last one (viewer_ack), latest frame wins: so
+// this page draws each picture, then acks it, and never builds a queue.
+//
+//   const viewer = mountViewer(root, bus);  // canvas, play/pause (Space), stop, frame
+//   viewer.setVisible(false);              // viewer off: the server stops sending
+//
+// window.lumieraViewer holds what the tests and the benchmark read: drawn (pictures
+// drawn), frame (the last drawn), latencies (ms from the ring's publish to the draw, on
+// the server's clock via the clock sync), clock ({offsetMs, rttMs}), server (the
+// server's counts: sent, dropped), skipped (pictures replaced before they were drawn).
+
+import { FRAME_HEADER_BYTES } from "./uibus.js";
+
+const CLOCK_SAMPLES = 8; // clock round trips at each connect; the quickest one counts
+const LATENCIES_KEPT = 20000; // the newest ones (13 minutes at 25 fps)
+const STATS_SILENT_MS = 3000; // stats.player comes every second while a stream is live
+const STYLE_ID = "lumiera-viewer-style";
+
+const STYLE = `
+.lv { display: flex; flex-direction: column; gap: 6px; }
+.lv-screen { background: #000; display: flex; justify-content: center; align-items: center;
+  aspect-ratio: 16 / 9; max-height: 52vh; width: 100%; border: 1px solid var(--line, #333); }
+.lv-screen canvas { max-width: 100%; max-height: 100%; display: block; }
+.lv-bar { display: flex; align-items: center; gap: 8px; font-size: 13px; }
+.lv-bar button { min-width: 72px; }
+.lv-frame { font-variant-numeric: tabular-nums; min-width: 7em; }
+.lv-stats { color: var(--dim, #888); font-variant-numeric: tabular-nums; }
+.lv-error { color: var(--err, #e5534b); }
+`;
+
+// [frame number, publish time (s)] of a picture.
+export function pictureHeader(buffer) {
+  const view = new DataView(buffer, 0, FRAME_HEADER_BYTES);
+  return [Number(view.getBigInt64(0, true)), view.getFloat64(8, true)];
+}
+
+function addStyle() {
+  if (document.getElementById(STYLE_ID)) return;
+  const style = document.createElement("style");
+  style.id = STYLE_ID;
+  style.textContent = STYLE;
+  document.head.append(style);
+}
+
+export function mountViewer(root, bus) {
+  addStyle();
+  root.replaceChildren();
+  root.insertAdjacentHTML(
+    "beforeend",
+    `<div class="lv">
+      <div class="lv-screen"><canvas class="lv-canvas" width="960" height="540"></canvas></div>
+      <div class="lv-bar">
+        <button type="button" class="lv-play" title="Play or pause (Space)">Play</button>
+        <button type="button" class="lv-stop" title="Stop playback">Stop</button>
+        <span class="lv-frame" title="the frame shown">frame –</span>
+        <span class="lv-stats"></span>
+        <span class="lv-error" role="alert"></span>
+      </div>
+    </div>`,
+  );
+  const $ = (s) => root.querySelector(s);
+  const canvas = $(".lv-canvas");
+  const context = canvas.getContext("2d");
+  const ui = {
+    play: $(".lv-play"),
+    stop: $(".lv-stop"),
+    frame: $(".lv-frame"),
+    stats: $(".lv-stats"),
+    error: $(".lv-error"),
+  };
+
+  const state = {
+    drawn: 0,
+    received: 0,
+    skipped: 0,
+    decodeErrors: 0,
+    frame: null,
+    latencies: [],
+    clock: { offsetMs: null, rttMs: null },
+    server: { sent: 0, dropped: 0, frame: null },
+    playing: false,
+  };
+  window.lumieraViewer = state;
+
+  let visible = true;
+  let busy = false; // a picture is being decoded and drawn
+  let waiting = null; // the newest picture that came meanwhile (latest wins here too)
+  let statsAt = 0; // performance.now() of the last word on the playback
+
+  // -- the clock: server (time.monotonic() ms) minus performance.now() --------------------
+
+  function serverNowMs(pageMs) {
+    if (state.clock.offsetMs !== null) return pageMs + state.clock.offsetMs;
+    const fromHello = bus.serverNowMs(); // one-way estimate until the sync is done
+    return fromHello === null ? null : fromHello - (performance.now() - pageMs);
+  }
+
+  async function syncClock() {
+    let best = null;
+    for (let i = 0; i < CLOCK_SAMPLES; i++) {
+      const sent = performance.now();
+      let reply;
+      try {
+        reply = await bus.ask("clock", { page_ms: sent }, { timeoutMs: 5000 });
+      } catch (e) {
+        return; // disconnected: the next open syncs again
+      }
+      const back = performance.now();
+      if (typeof reply?.server_ms !== "number") return;
+      const rtt = back - sent;
+      if (best === null || rtt < best.rttMs) {
+        best = { offsetMs: reply.server_ms - (sent + back) / 2, rttMs: rtt };
+      }
+    }
+    if (best !== null) state.clock = best;
+  }
+
+  // -- pictures ---------------------------------------------------------------------------
+
+  function ack(frame) {
+    bus.send("viewer_ack", { on: visible, frame });
+  }
+
+  async function draw(buffer) {
+    const [frame, published] = pictureHeader(buffer);
+    try {
+      const blob = new Blob([new Uint8Array(buffer, FRAME_HEADER_BYTES)], { type: "image/jpeg" });
+      const bitmap = await createImageBitmap(blob);
+      if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
+        canvas.width = bitmap.width;
+        canvas.height = bitmap.height;
+      }
+      context.drawImage(bitmap, 0, 0);
+      bitmap.close();
+      const now = serverNowMs(performance.now());
+      if (now !== null) {
+        state.latencies.push(now - published * 1000);
+        if (state.latencies.length > LATENCIES_KEPT) state.latencies.splice(0, 1000);
+      }
+      state.drawn += 1;
+      state.frame = frame;
+      ui.frame.textContent = `frame ${frame}`;
+      ui.frame.dataset.frame = String(frame);
+    } catch (e) {
+      state.decodeErrors += 1;
+      ui.error.textContent = `a picture could not be shown: ${e.message ?? e}`;
+    }
+    ack(frame);
+  }
+
+  async function take(buffer) {
+    state.received += 1;
+    if (busy) {
+      if (waiting !== null) state.skipped += 1;
+      waiting = buffer;
+      return;
+    }
+    busy = true;
+    try {
+      let next = buffer;
+      while (next !== null) {
+        await draw(next);
+        next = waiting;
+        waiting = null;
+      }
+    } finally {
+      busy = false;
+    }
+  }
+
+  bus.onBinary((buffer) => {
+    if (buffer.byteLength > FRAME_HEADER_BYTES) take(buffer);
+  });
+
+  bus.on("viewer", (m) => {
+    state.server = { sent: m.sent, dropped: m.dropped, frame: m.frame ?? null };
+    ui.stats.textContent = `sent ${m.sent}, dropped ${m.dropped}`;
+  });
+
+  bus.onConnection((connection) => {
+    if (connection !== "open") return;
+    ack(state.frame); // on (or off) from the start: the server sends the newest picture
+    syncClock();
+  });
+
+  // -- the player: play/pause, stop -------------------------------------------------------
+
+  function showPlaying(playing) {
+    state.playing = playing;
+    ui.play.textContent = playing ? "Pause" : "Play";
+  }
+
+  async function command(name) {
+    ui.error.textContent = "";
+    try {
+      const stream = await bus.request("player", name, {});
+      statsAt = performance.now();
+      showPlaying(stream?.state === "running");
+    } catch (e) {
+      if (name === "pause" && e.code === "not_found") {
+        return command("play"); // it ended meanwhile: play again
+      }
+      if (name === "pause" || name === "stop") showPlaying(false);
+      ui.error.textContent = `${name}: ${e.code}: ${e.message}`;
+    }
+  }
+
+  function playOrPause() {
+    command(state.playing ? "pause" : "play");
+  }
+
+  ui.play.addEventListener("click", playOrPause);
+  ui.stop.addEventListener("click", () => command("stop"));
+
+  document.addEventListener("keydown", (e) => {
+    if (e.code !== "Space" || !visible || e.repeat || e.ctrlKey || e.altKey || e.metaKey) return;
+    const target = e.target;
+    if (target instanceof HTMLElement && target.closest("input, textarea, select, [contenteditable]")) {
+      return; // typing a space
+    }
+    e.preventDefault(); // no scrolling, and no click of a focused button besides
+    playOrPause();
+  });
+
+  // The Player's playback, as stats.player says it while it has streams.
+  // It says nothing once no stream is live: after STATS_SILENT_MS, nothing plays.
+  bus.subscribe("viewer", ["stats.player"]);
+  bus.on("event", (m) => {
+    if (m.topic !== "stats.player") return;
+    const streams = (m.body.streams ?? []).filter((s) => s.mode === "playback");
+    if (!streams.length) return;
+    statsAt = performance.now();
+    showPlaying(streams[streams.length - 1].state === "running");
+  });
+  setInterval(() => {
+    if (state.playing && statsAt && performance.now() - statsAt > STATS_SILENT_MS) {
+      showPlaying(false);
+    }
+  }, STATS_SILENT_MS / 2);
+
+  return {
+    setVisible(shown) {
+      if (shown === visible) return;
+      visible = shown;
+      if (bus.connected) ack(state.frame);
+    },
+  };
+}

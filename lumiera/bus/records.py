@@ -20,6 +20,7 @@ deriving from :class:`Record`. This module is their one codec:
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from collections.abc import Callable
 from fractions import Fraction
@@ -175,6 +176,14 @@ def _decoder(owner: type[Record], tag: str, hint: Any) -> Decode:
         _schema(hint)  # built with its owner's (see prepare)
         return hint.from_wire
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    inner = _nested_or_nil(hint)
+    if inner is not None:  # a record (or records) or nil: the record's decoder, nil kept
+        nested = _decoder(owner, tag, inner)
+
+        def nested_or_nil(value: Any, where: str) -> Any:
+            return None if value is None else nested(value, where)
+
+        return nested_or_nil
     item = args[0] if origin in (tuple, list) and args else None
     if isinstance(item, type) and issubclass(item, Record):
         of: type[Record] = item
@@ -196,6 +205,20 @@ def _decoder(owner: type[Record], tag: str, hint: Any) -> Decode:
             raise error(where + str(e).removeprefix(tag)) from None
 
     return plain
+
+
+def _nested_or_nil(hint: Any) -> Any:
+    """``X`` of a hint ``X | None`` where X is a record or a tuple or list of records."""
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return None
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if len(args) != 1 or len(typing.get_args(hint)) != 2:
+        return None
+    (inner,) = args
+    items = typing.get_args(inner) if typing.get_origin(inner) in (tuple, list) else (inner,)
+    if items and isinstance(items[0], type) and issubclass(items[0], Record):
+        return inner
+    return None
 
 
 __all__ = ["Record", "prepare", "rate_of", "rate_text"]

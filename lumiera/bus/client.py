@@ -7,17 +7,23 @@ another language does the same with a DEALER (or REQ) socket and msgpack
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
+import logging
 import os
 import time
 from types import TracebackType
 from typing import Any
 
 import zmq
+import zmq.asyncio
 
 from lumiera.bus import messages as m
 from lumiera.errors import BadMessage, NotRunning, Unreachable, from_wire
 from lumiera.runtime_dir import RuntimeDir, is_locked
+
+log = logging.getLogger("lumiera.bus")
 
 _ids = itertools.count(1)
 # Longer than the supervisor's default bus.request_timeout (5 s), so its typed
@@ -85,3 +91,104 @@ class ControlClient:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class AsyncControlClient:
+    """:class:`ControlClient` for an asyncio loop: many requests in flight, each bounded.
+
+    One DEALER (zmq.asyncio) and one reader task that hands each reply to the
+    request that waits for it (by id), so any number of coroutines of the loop
+    may request at once. Make it, use it and close it in the thread of one
+    event loop (``context``: that loop's zmq.asyncio context).
+    """
+
+    def __init__(
+        self,
+        rd: RuntimeDir,
+        timeout: float = DEFAULT_TIMEOUT,
+        context: zmq.asyncio.Context | None = None,
+    ) -> None:
+        if not rd.socket("control").exists() or not is_locked(rd):
+            raise NotRunning(f"no lumiera instance {rd.instance!r} is running at {rd.path}")
+        self.rd = rd
+        self.timeout = timeout
+        self._sock = (context or zmq.asyncio.Context.instance()).socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.connect(rd.endpoint("control"))
+        self._prefix = f"{os.getpid()}-a"
+        # request id -> the future its caller awaits; an entry leaves with its answer,
+        # its caller's timeout, or close() (which fails every one left).
+        self._waiting: dict[str, asyncio.Future[Any]] = {}
+        self._reader: asyncio.Task[None] | None = None  # started by the first request
+        self._closed = False
+
+    async def request(
+        self,
+        to: str,
+        command: str,
+        args: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Send one request; return the result, or raise the error the reply carries.
+
+        Raises Unreachable when no reply comes within ``timeout`` seconds
+        (default: the client's) or the client is closed meanwhile.
+        """
+        if self._closed:
+            raise Unreachable("the control client is closed")
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+        rid = f"{self._prefix}{next(_ids)}"
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = answer
+        wait_s = self.timeout if timeout is None else timeout
+        try:
+            await self._sock.send(m.encode(m.Request(rid, to, command, args or {})))
+            async with asyncio.timeout(wait_s):
+                return await answer
+        except TimeoutError:
+            raise Unreachable(
+                f"no reply from {to!r} of instance {self.rd.instance!r} at {self.rd.path} "
+                f"within {wait_s:g} s"
+            ) from None
+        finally:
+            self._waiting.pop(rid, None)
+
+    async def _read(self) -> None:
+        """Hand each reply to its request; a bad or unexpected one is logged and dropped."""
+        while True:
+            data = await self._sock.recv()
+            try:
+                reply = m.decode(data)
+            except BadMessage as e:
+                log.warning("dropped a bad reply on the control socket: %s", e)
+                continue
+            if not isinstance(reply, m.Reply | m.Error) or reply.id is None:
+                log.warning("dropped an unexpected %s on the control socket", reply.KIND)
+                continue
+            answer = self._waiting.pop(reply.id, None)
+            if answer is None or answer.done():
+                continue  # a late reply to a request that timed out
+            if isinstance(reply, m.Reply):
+                answer.set_result(reply.result)
+            else:
+                answer.set_exception(from_wire(reply.code, reply.message))
+
+    async def close(self) -> None:
+        """Stop reading, fail every request still waiting (Unreachable), close the socket."""
+        self._closed = True
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        for answer in self._waiting.values():
+            if not answer.done():
+                answer.set_exception(Unreachable("the control client was closed"))
+        self._waiting.clear()
+        self._sock.close(linger=0)
+
+    async def __aenter__(self) -> AsyncControlClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

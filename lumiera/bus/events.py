@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 import zmq
+import zmq.asyncio
 
 from lumiera.bus.codec import DEFAULT_LIMITS, Limits
 from lumiera.bus.event_codec import (
@@ -67,6 +68,7 @@ __all__ = [
     "APPSTATE",
     "EXT_PREFIX",
     "TOPICS",
+    "AsyncSubscriber",
     "EmergencyExit",
     "EngineRenderEnded",
     "EngineStreamInfo",
@@ -229,6 +231,90 @@ class Subscriber:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncSubscriber:
+    """:class:`Subscriber` for an asyncio loop (zmq.asyncio): the same semantics, awaited.
+
+    Make it, use it and close it in the thread of one event loop (``context``:
+    that loop's zmq.asyncio context; default the process's shared one).
+    """
+
+    def __init__(
+        self,
+        rd: RuntimeDir,
+        *prefixes: str,
+        limits: Limits = DEFAULT_LIMITS,
+        context: zmq.asyncio.Context | None = None,
+    ) -> None:
+        self.rd = rd
+        self.limits = limits
+        self.dropped = 0  # malformed events received and dropped
+        self._topics: set[str] = set()
+        self._sock = (context or zmq.asyncio.Context.instance()).socket(zmq.SUB)
+        # The same socket, read without awaiting once poll said it is readable (every
+        # part of a message is there then), so recv_bounded keeps at most 2 frames.
+        self._frames: zmq.Socket[bytes] = zmq.Socket.shadow(self._sock.underlying)
+        configure_bounded(self._frames, limits)
+        self._sock.connect(rd.endpoint("events"))
+        self.subscribe(*prefixes)
+
+    def subscribe(self, *prefixes: str) -> None:
+        """Receive the events whose topic starts with one of ``prefixes`` ("" is all) too."""
+        for prefix in prefixes:
+            if prefix not in self._topics:
+                self._sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+                self._topics.add(prefix)
+
+    async def receive(self, timeout: float) -> Event | None:
+        """The next valid event, or None when none came within ``timeout`` seconds.
+
+        A malformed event is dropped with one warning in the log and counted in
+        :attr:`dropped`; it is never raised.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            left = max(0.0, deadline - time.monotonic())
+            if not await self._sock.poll(math.ceil(left * 1000)):
+                return None
+            frames, total = recv_bounded(self._frames, 2)
+            try:
+                if total != 2:
+                    raise BadMessage(f"an event has 2 frames, not {total}")
+                return decode_event(frames, self.limits)
+            except BadMessage as e:
+                self.dropped += 1
+                log.warning("dropped a bad event from instance %s: %s", self.rd.instance, e)
+            if time.monotonic() >= deadline:
+                return None
+
+    async def wait(
+        self,
+        prefixes: str | tuple[str, ...],
+        timeout: float,
+        where: Callable[[Event], bool] = lambda _e: True,
+    ) -> Event:
+        """As :meth:`Subscriber.wait`: EventTimeout after ``timeout`` seconds."""
+        wanted = (prefixes,) if isinstance(prefixes, str) else tuple(prefixes)
+        self.subscribe(*wanted)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            event = await self.receive(left)
+            if event is not None and event.topic.startswith(wanted) and where(event):
+                return event
+        raise EventTimeout(
+            f"no {' or '.join(p + '*' for p in wanted)} event within {timeout:g} s "
+            f"from instance {self.rd.instance!r}"
+        )
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+
+    async def __aenter__(self) -> AsyncSubscriber:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
         self.close()
 
 

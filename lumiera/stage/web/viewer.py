@@ -50,7 +50,7 @@ from lumiera.stage.gui.uibus import FRAME_HEADER
 log = logging.getLogger("lumiera.gui.viewer")
 
 QUALITY = 85  # JPEG quality of a picture
-READ_WAIT_S = 0.25  # one wait on the ring: the reader sees a stop this often
+READ_WAIT_S = 0.05  # one wait on the ring: the reader sees a stop this often
 FIND_EVERY_S = 0.2  # no ring yet: ask the Player this often (its first frame is due 0.25 s
 # after the ring is made, so the first play is seen from its start)
 RECHECK_EVERY_S = 1.0  # a ring and no frame: check this often that it is still the Player's

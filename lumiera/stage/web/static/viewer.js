@@ -25,7 +25,7 @@ const STYLE = `
 .lv { display: flex; flex-direction: column; gap: 6px; }
 .lv-screen { background: #000; display: flex; justify-content: center; align-items: center;
   aspect-ratio: 16 / 9; max-height: 52vh; width: 100%; border: 1px solid var(--line, #333); }
-.lv-screen canvas { max-width: 100%; max-height: 100%; display: block; }
+.lv-screen canvas { width: 100%; height: 100%; object-fit: contain; display: block; }
 .lv-bar { display: flex; align-items: center; gap: 8px; font-size: 13px; }
 .lv-bar button { min-width: 72px; }
 .lv-frame { font-variant-numeric: tabular-nums; min-width: 7em; }

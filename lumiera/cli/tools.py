@@ -49,12 +49,18 @@ def _json_default(value: Any) -> Any:
 # -- status ---------------------------------------------------------------------------
 
 
+GUI_DESCRIBE_TIMEOUT_S = 2.0  # status asks the gui for its address; a slow gui is left out
+
+
 def status(args: argparse.Namespace) -> int:
     try:
         with _client(args) as client:
             st = client.request("appstate", "status")
+            gui = _gui(client, st, min(args.timeout, GUI_DESCRIBE_TIMEOUT_S))
     except Unreachable as e:
         return _unreachable(e)
+    if gui is not None:
+        st["gui"] = gui
     if args.json:
         print(json.dumps(st, default=_json_default))
         return 0
@@ -89,7 +95,20 @@ def status(args: argparse.Namespace) -> int:
             )
     for err in st["errors"]:
         print(f"error: {err}")
+    if gui is not None:
+        print(f"gui {gui['url'] or '-'}" + (f"  ({gui['error']})" if gui.get("error") else ""))
     return 0
+
+
+def _gui(client: ControlClient, st: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+    """The running gui's address (``url``: its front-end's, with the token), or None."""
+    if not any(s["name"] == "gui" and s["state"] == "running" for s in st["subsystems"]):
+        return None
+    try:
+        described = client.request("gui", "describe", timeout=timeout)
+    except LumieraError as e:  # Unreachable included: the status is still worth showing
+        return {"url": None, "error": f"{e.code}: {e}"}
+    return {"url": described.get("url"), "ui": described.get("ui"), "pages": described.get("pages")}
 
 
 def _fmt(value: Any, spec: str) -> str:

@@ -10,6 +10,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import aiohttp
 import pytest
 
 from lumiera.stage.gui import uibus
-from lumiera.testing import Instance, run_cli
+from lumiera.testing import Instance, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -187,3 +189,49 @@ def test_an_emergency_reaches_the_page_with_its_reason_before_the_connection_dro
         assert emergency["subsystem"] == "engine"
         assert "signal 9" in emergency["reason"] or "SIGKILL" in emergency["reason"], emergency
         assert inst.wait(20) == 2, inst.output()
+
+
+def run_attached(inst: Instance, name: str) -> subprocess.Popen[bytes]:
+    where = ["--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "lumiera", "run", name, *where],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_a_gui_started_again_serves_the_same_address_so_an_open_page_reconnects(tmp_path):
+    args = [str(tmp_path / "edit.lumiera"), "--debug", "gui"]
+    with Instance(args, defs=["gui.open_browser=no"]) as inst:
+        inst.wait_up(30)
+
+        def gui_running() -> bool:
+            return any(
+                s["name"] == "gui" and s["state"] == "running" for s in inst.status()["subsystems"]
+            )
+
+        attached = [run_attached(inst, "gui")]
+        try:
+
+            async def page() -> None:
+                await asyncio.to_thread(wait_for, gui_running, 30, "gui attached")
+                url = inst.request("gui", "describe")["url"]
+                async with logged_in() as browser:
+                    await browser.get(url)
+                    for _ in range(2):
+                        async with browser.ws_connect(
+                            base_of(url) + "/ws", origin=base_of(url)
+                        ) as ws:
+                            assert (await next_of(ws, "hello"))["instance"] == inst.rd.instance
+                        attached[-1].send_signal(signal.SIGINT)  # the developer ends it
+                        assert await asyncio.to_thread(attached[-1].wait, 10) == 0
+                        attached.append(run_attached(inst, "gui"))  # and starts it again
+                        await asyncio.to_thread(wait_for, gui_running, 30, "gui attached again")
+                        assert inst.request("gui", "describe")["url"] == url
+
+            asyncio.run(page())
+        finally:
+            for p in attached:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()

@@ -10,9 +10,10 @@
 //   viewer.setVisible(false);              // viewer off: the server stops sending
 //
 // window.lumieraViewer holds what the tests and the benchmark read: drawn (pictures
-// drawn), frame (the last drawn), latencies (ms from the ring's publish to the draw, on
-// the server's clock via the clock sync), clock ({offsetMs, rttMs}), server (the
-// server's counts: sent, dropped), skipped (pictures replaced before they were drawn).
+// drawn), frame (the last drawn), frames (those drawn, newest last) and beside each its
+// latency (ms from the ring's publish to the draw, on the server's clock via the clock
+// sync) and arrival (ms from the publish to the picture's arrival in the page), clock ({offsetMs, rttMs}), server (the server's counts: sent, dropped),
+// received, skipped (pictures replaced before they were drawn), decodeErrors.
 
 import { FRAME_HEADER_BYTES } from "./uibus.js";
 
@@ -80,7 +81,9 @@ export function mountViewer(root, bus) {
     skipped: 0,
     decodeErrors: 0,
     frame: null,
-    latencies: [],
+    frames: [], // the frames drawn, the newest last
+    latencies: [], // beside each: ms from the ring's publish to its draw (null: no clock yet)
+    arrivals: [], // ... and to its arrival in the page (the rest is decoding and drawing)
     clock: { offsetMs: null, rttMs: null },
     server: { sent: 0, dropped: 0, frame: null },
     playing: false,
@@ -126,7 +129,7 @@ export function mountViewer(root, bus) {
     bus.send("viewer_ack", { on: visible, frame });
   }
 
-  async function draw(buffer) {
+  async function draw(buffer, arrived) {
     const [frame, published] = pictureHeader(buffer);
     try {
       const blob = new Blob([new Uint8Array(buffer, FRAME_HEADER_BYTES)], { type: "image/jpeg" });
@@ -138,9 +141,12 @@ export function mountViewer(root, bus) {
       context.drawImage(bitmap, 0, 0);
       bitmap.close();
       const now = serverNowMs(performance.now());
-      if (now !== null) {
-        state.latencies.push(now - published * 1000);
-        if (state.latencies.length > LATENCIES_KEPT) state.latencies.splice(0, 1000);
+      const came = serverNowMs(arrived);
+      state.frames.push(frame);
+      state.latencies.push(now === null ? null : now - published * 1000);
+      state.arrivals.push(came === null ? null : came - published * 1000);
+      if (state.frames.length > LATENCIES_KEPT) {
+        for (const list of [state.frames, state.latencies, state.arrivals]) list.splice(0, 1000);
       }
       state.drawn += 1;
       state.frame = frame;
@@ -155,16 +161,17 @@ export function mountViewer(root, bus) {
 
   async function take(buffer) {
     state.received += 1;
+    const picture = { buffer, arrived: performance.now() };
     if (busy) {
       if (waiting !== null) state.skipped += 1;
-      waiting = buffer;
+      waiting = picture;
       return;
     }
     busy = true;
     try {
-      let next = buffer;
+      let next = picture;
       while (next !== null) {
-        await draw(next);
+        await draw(next.buffer, next.arrived);
         next = waiting;
         waiting = null;
       }

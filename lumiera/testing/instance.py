@@ -80,6 +80,8 @@ class Instance:
         cmd = [sys.executable, "-m", "lumiera", "up", *self.args]
         cmd += ["--instance", self.rd.instance, "--runtime-dir", str(self.rd.path)]
         cmd += ["--def", f"log.dir={self.log_dir}"]
+        # A test never opens the user's browser (auto would where a display is); defs may.
+        cmd += ["--def", "gui.open_browser=no"]
         for d in self.defs:
             cmd += ["--def", d]
         return cmd

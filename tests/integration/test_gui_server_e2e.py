@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -235,3 +236,16 @@ def test_a_gui_started_again_serves_the_same_address_so_an_open_page_reconnects(
                 if p.poll() is None:
                     p.kill()
                     p.wait()
+
+
+def test_a_port_that_is_taken_fails_the_start_clearly_and_everything_ends_in_order(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = [str(tmp_path / "edit.lumiera")]
+        with Instance(args, defs=[f"gui.port={port}"]) as inst:
+            code = inst.wait(30)
+            out = inst.output()
+    assert code == 1, out
+    assert f"the web UI cannot start: cannot listen on 127.0.0.1:{port}" in out

@@ -17,9 +17,10 @@ one waiting, whatever its speed: never a growing queue.
 
 Which ring: the one the Player's newest playback stream names (``player
 streams``), asked every :data:`FIND_EVERY_S` until there is one (a ring is
-made by the first ``play``), then every :data:`RECHECK_EVERY_S` while no frame
-comes: a new ring (another output size) or one that went away (the instance
-was restarted) is attached anew.
+made by the first ``play``; every :data:`IDLE_FIND_EVERY_S` while no page
+watches, and at once when one turns its viewer on), then every
+:data:`RECHECK_EVERY_S` while no frame comes: a new ring (another output
+size) or one that went away (the instance was restarted) is attached anew.
 
 Threads: :meth:`add_page`, :meth:`ack`, :meth:`remove_page`, :meth:`counts`
 and :meth:`start`/:meth:`stop` run in the web UI's event loop thread; the
@@ -53,6 +54,7 @@ QUALITY = 85  # JPEG quality of a picture
 READ_WAIT_S = 0.05  # one wait on the ring: the reader sees a stop this often
 FIND_EVERY_S = 0.2  # no ring yet: ask the Player this often (its first frame is due 0.25 s
 # after the ring is made, so the first play is seen from its start)
+IDLE_FIND_EVERY_S = 1.0  # ... and this often while no page watches
 RECHECK_EVERY_S = 1.0  # a ring and no frame: check this often that it is still the Player's
 ASK_TIMEOUT_S = 2.0  # one ``player streams`` request
 STOP_WAIT_S = 3.0  # stop() waits this long for the reader thread (a wait plus an encode)
@@ -111,6 +113,7 @@ class ViewerFeed:
         self._latest: Picture | None = None  # for a page that turns its viewer on
         self._watching = False  # any page on: the reader encodes only then
         self._stopping = threading.Event()
+        self._wake = threading.Event()  # a page turned on, or stop: look for the ring now
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -135,6 +138,7 @@ class ViewerFeed:
     async def stop(self) -> None:
         """Stop the reader thread (bounded: :data:`STOP_WAIT_S`); pages get nothing more."""
         self._stopping.set()
+        self._wake.set()
         thread, self._thread = self._thread, None
         if thread is not None:
             await asyncio.to_thread(thread.join, STOP_WAIT_S)
@@ -164,7 +168,9 @@ class ViewerFeed:
             picture = waiting or (None if was_on else self._latest)
             if picture is not None:
                 self._send(page, picture)
-        self._watching = any(p.on for p in self._pages.values())
+        watching, self._watching = self._watching, any(p.on for p in self._pages.values())
+        if self._watching and not watching:
+            self._wake.set()
 
     def remove_page(self, page_id: int) -> None:
         """The page is gone: its waiting picture goes with it."""
@@ -219,7 +225,9 @@ class ViewerFeed:
                     consumer = self._attach()
                     checked = time.monotonic()
                     if consumer is None:
-                        self._stopping.wait(FIND_EVERY_S)
+                        idle = not self._watching
+                        self._wake.wait(IDLE_FIND_EVERY_S if idle else FIND_EVERY_S)
+                        self._wake.clear()
                     continue
                 try:
                     frame = consumer.acquire(READ_WAIT_S)

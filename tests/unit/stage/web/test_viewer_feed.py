@@ -226,6 +226,33 @@ def test_the_feed_follows_the_player_to_another_ring(kit, monkeypatch):
     run(kit, test, locate=lambda: name[0])
 
 
+def test_a_ring_made_anew_under_the_same_name_is_attached_anew(kit, monkeypatch):
+    monkeypatch.setattr(viewer, "RECHECK_EVERY_S", 0.1)
+
+    async def test(feed: ViewerFeed, producer: ring.Producer) -> None:
+        page = Page()
+        feed.add_page(1, page.send)
+        feed.ack(1, True, None)
+        put(producer, 1)
+        await until(holds(page, 1), "a picture from the first ring")
+        feed.ack(1, True, 1)
+        # The instance ends and comes back: its ring v is unlinked and made again.
+        kit.detach(producer)
+        old = kit.segments.pop(0)
+        old.unlink()
+        old.close()
+        kit.create("v", slots=4, payload_bytes=frame_bytes(PixelFormat.RGB24, W, H))
+        again = kit.producer("v")
+        deadline = time.monotonic() + WAIT_S
+        while len(page.got) < 2:  # frames until the feed, attached anew, sees one
+            assert time.monotonic() < deadline, "no picture from the ring made anew"
+            put(again, 2)
+            await asyncio.sleep(0.05)
+        assert page.frames()[:2] == [1, 2]
+
+    run(kit, test)
+
+
 @pytest.mark.parametrize("fmt", [PixelFormat.RGB24, PixelFormat.GRAY, PixelFormat.RGBA])
 def test_a_frame_of_any_ring_format_becomes_a_jpeg_of_the_same_picture(kit, fmt):
     y = coded_planes(1234, W, H)[0]

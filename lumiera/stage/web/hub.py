@@ -63,6 +63,8 @@ class BusPort(Protocol):
 class ViewerPort(Protocol):
     """The viewer feed (lumiera.stage.web.viewer.ViewerFeed), as the hub uses it."""
 
+    ring: str | None  # the ring it reads now
+
     def add_page(self, page_id: int, send: Callable[[bytes], Awaitable[None]]) -> None: ...
 
     def ack(self, page_id: int, on: bool, frame: int | None) -> None: ...
@@ -257,7 +259,10 @@ class Hub:
                 for page in list(self.pages.values()):
                     if page.viewer_on:
                         sent, dropped, frame = self.viewer.counts(page.id)
-                        _send(page, uibus.ViewerState(sent=sent, dropped=dropped, frame=frame))
+                        state = uibus.ViewerState(
+                            sent=sent, dropped=dropped, frame=frame, ring=self.viewer.ring
+                        )
+                        _send(page, state)
 
     def _catch_up(self, page: Page) -> None:
         """Send ``page`` what changed since the timeline it holds (nothing if it holds none)."""

@@ -237,3 +237,47 @@ def test_an_outbox_drops_events_past_its_limit_and_closes_a_page_that_stopped_re
 
 async def _never(_frame: Any) -> None:
     raise AssertionError("nothing is written")
+
+
+class FakeViewer:
+    def __init__(self) -> None:
+        self.ring: str | None = "viewer-960x540"
+        self.sends: dict[int, Callable[[bytes], Awaitable[None]]] = {}
+        self.acks: list[tuple[int, bool, int | None]] = []
+
+    def add_page(self, page_id: int, send: Callable[[bytes], Awaitable[None]]) -> None:
+        self.sends[page_id] = send
+
+    def ack(self, page_id: int, on: bool, frame: int | None) -> None:
+        self.acks.append((page_id, on, frame))
+
+    def remove_page(self, page_id: int) -> None:
+        del self.sends[page_id]
+
+    def counts(self, page_id: int) -> tuple[int, int, int | None]:
+        return (3, 1, 41)
+
+
+def test_the_viewer_feed_gets_each_page_its_acks_and_its_end_and_pages_get_its_counts(
+    monkeypatch,
+):
+    async def body(hub: Hub, bus: FakeBus, quits: list[str]) -> None:
+        viewer = hub.viewer = FakeViewer()
+        page, written, _ = await connected(hub)
+        await viewer.sends[page.id](b"\x01" * 20)  # a picture: written as a binary frame
+        hub.receive(page, '{"type":"viewer_ack","on":true,"frame":40}')
+        await settle()
+        assert viewer.acks == [(page.id, True, 40)]
+        assert {"type": "<picture>", "bytes": 20} in written
+        monkeypatch.setattr("lumiera.stage.web.hub.STATUS_INTERVAL_S", 0.0)
+        ticker = asyncio.get_running_loop().create_task(hub.run_status_updates())
+        await settle()
+        ticker.cancel()
+        counts = next(w for w in written if w["type"] == "viewer")
+        assert counts == {
+            "type": "viewer", "sent": 3, "dropped": 1, "frame": 41, "ring": "viewer-960x540"
+        }  # fmt: skip
+        hub.disconnect(page)
+        assert viewer.sends == {}
+
+    run(body)

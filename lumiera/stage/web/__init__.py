@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,7 @@ class WebUI(UserInterface):
         assert self.auth is not None
         self._remember(self.auth)
         print(f"open {self.auth.url}", flush=True)
-        if self._should_open_browser():
+        if should_open_browser(self.open_browser, os.environ):
             threading.Thread(
                 target=webbrowser.open, args=(self.auth.url,), name="browser", daemon=True
             ).start()
@@ -120,11 +120,6 @@ class WebUI(UserInterface):
         if self._service is None or not self._service.call(message):
             raise Unavailable("the web UI is not running")
 
-    def _should_open_browser(self) -> bool:
-        if self.open_browser == "auto":
-            return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-        return self.open_browser == "yes"
-
     # -- the address kept for a gui started again -------------------------------------
 
     @property
@@ -149,6 +144,17 @@ class WebUI(UserInterface):
                 f.write(f"{auth.port} {auth.token}\n")
         except OSError as e:  # a page then cannot reconnect to a later gui: no more
             log.warning("cannot keep the web UI's address in %s: %s", self._state_file, e)
+
+
+def should_open_browser(setting: str, environ: Mapping[str, str]) -> bool:
+    """``[gui] open_browser``: ``yes``, ``no``, or ``auto``: only where a display is.
+
+    Without a display, ``webbrowser`` would pick a text browser that takes over
+    the terminal ``lumiera up`` runs in.
+    """
+    if setting == "auto":
+        return bool(environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"))
+    return setting == "yes"
 
 
 def viewer_factory() -> Callable[[RuntimeDir, Config], ViewerFeedPort] | None:

@@ -77,6 +77,7 @@ class WebUI(UserInterface):
         self._thread = thread
         thread.start()
         if not service.started.wait(START_TIMEOUT_S):
+            service.request_stop()  # should it come up after all (the process ends anyway)
             raise Unavailable(f"the web UI did not start within {START_TIMEOUT_S:g} s")
         if service.failure is not None:
             thread.join(STOP_TIMEOUT_S)

@@ -122,6 +122,12 @@ function showEnded(text) {
   banner.hidden = false;
 }
 
+function showPhase(phase) {
+  $("#phase").textContent = phase;
+  $("#phase").className = `phase ${phase}`;
+  $("#quit").disabled = ending !== null || !bus.connected || !["running", "opening"].includes(phase);
+}
+
 function connectionChanged(state) {
   const indicator = $("#connection");
   indicator.className = `connection ${state}`;
@@ -137,12 +143,14 @@ function connectionChanged(state) {
   } else if (ending === "quit") {
     showEnded("Lumiera has ended (quit). This page reconnects if it comes back.");
   }
+  // Whatever the last status said is no longer known; an ending says how it went.
+  if (state !== "open") showPhase({ quit: "ended", emergency: "emergency" }[ending] ?? "unreachable");
 }
 
 function quit() {
   if (!bus.connected) return;
   ending = "quit";
-  $("#quit").disabled = true;
+  showPhase("closing");
   bus.send("quit", { ref: 0 });
   showEnded("Quitting: the application ends in order…");
 }
@@ -183,14 +191,12 @@ function main() {
   });
   bus.on("emergency", (m) => {
     showEmergency(m);
+    showPhase("emergency");
     log.entry("emergency", m.reason, m.subsystem);
   });
-  bus.on("status", (m) => {
-    const phase = m.status.phase ?? "";
-    $("#phase").textContent = phase;
-    $("#phase").className = `phase ${phase}`;
-    $("#quit").disabled = ending === "quit" || !["running", "opening"].includes(phase);
-  });
+  bus.on("status", (m) => showPhase(m.status.phase ?? ""));
+  bus.on("event", (m) => m.topic === "appstate.phase" && showPhase(m.body.phase));
+  bus.subscribe("app", ["appstate.phase"]);
   bus.onConnection(connectionChanged);
   $("#quit").onclick = quit;
   showTab(location.hash.slice(1) || "dashboard");

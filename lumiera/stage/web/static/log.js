@@ -1,8 +1,11 @@
 // The event log: the bus's events as `lumiera tap` shows them, newest first, at most
-// LOG_LIMIT entries, filtered by topic prefixes (the page subscribes to just those);
+// LOG_LIMIT entries, filtered by topic prefixes (the page subscribes to just those;
+// empty: every topic);
 // and what happens on the page itself: notes, marks, the emergency, dropped messages.
 
 export const LOG_LIMIT = 500;
+// What the log shows at first: everything but the once-a-second stats (type "stats." to see them).
+export const DEFAULT_PREFIXES = "lifecycle. appstate. subsystem. session. engine. player. log. ext.";
 const BODY_CHARS = 400; // a body longer than this is shown cut
 
 function clock(tsSeconds) {
@@ -24,7 +27,7 @@ export function mountLog(root, bus) {
     <div class="log-toolbar">
       <label>Topic prefixes
         <input class="log-filter" type="text" spellcheck="false"
-               placeholder="every topic (e.g. subsystem. lifecycle. stats.player)" />
+               placeholder="every topic" />
       </label>
       <button type="button" class="log-pause">Pause</button>
       <button type="button" class="log-clear">Clear</button>
@@ -35,7 +38,8 @@ export function mountLog(root, bus) {
   const filter = root.querySelector(".log-filter");
   const pause = root.querySelector(".log-pause");
   const count = root.querySelector(".log-count");
-  let prefixes = [""];
+  filter.value = DEFAULT_PREFIXES;
+  let prefixes = parsePrefixes(DEFAULT_PREFIXES);
   let paused = false;
   let seen = 0;
 
@@ -92,11 +96,11 @@ export function mountLog(root, bus) {
   return {
     // Something of the page itself (a note, a mark, a dropped message): always shown.
     entry(kind, text, sender) {
-      add(`page ${kind}`, `page.${kind}`, sender, text, 0);
+      add(`page page-${kind}`, `page.${kind}`, sender, text, 0);
     },
     problem(text) {
       console.warn(text);
-      add("page problem", "page.problem", "uibus", text, 0);
+      add("page page-problem", "page.problem", "uibus", text, 0);
     },
   };
 }

@@ -1,17 +1,17 @@
 // The timeline's ruler: time marks for the visible part (drawn on a canvas as wide as
 // the view, redrawn on scroll, zoom and resize) and the playhead; a click seeks.
 
-import { timecode } from "./tlmodel.js";
+import { rulerLabel } from "./tlmodel.js";
 
 const LABEL_PX = 80; // labelled marks at least this far apart
 const STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600];
 const STEPS_FRAMES = [1, 2, 5, 10];
 
-// The frames between labelled marks, and whether labels need frames.
+// The frames between labelled marks.
 export function step(ppf, rate) {
-  for (const f of STEPS_FRAMES) if (f < rate && f * ppf >= LABEL_PX) return [f, true];
-  for (const s of STEPS_S) if (s * rate * ppf >= LABEL_PX) return [s * rate, false];
-  return [STEPS_S.at(-1) * rate, false];
+  for (const f of STEPS_FRAMES) if (f < rate && f * ppf >= LABEL_PX) return f;
+  for (const s of STEPS_S) if (s * rate * ppf >= LABEL_PX) return s * rate;
+  return STEPS_S.at(-1) * rate;
 }
 
 export class Ruler {
@@ -44,7 +44,7 @@ export class Ruler {
     const ppf = view.ppf();
     const rate = view.rate();
     const left = view.scroll();
-    const [major, frames] = step(ppf, rate);
+    const major = step(ppf, rate);
     const minor = major / 5;
     const style = getComputedStyle(this.root);
     g.strokeStyle = style.getPropertyValue("--ruler-tick") || "#889";
@@ -58,7 +58,7 @@ export class Ruler {
       if (minor * ppf < 4 && !isMajor) continue;
       g.moveTo(x, height);
       g.lineTo(x, isMajor ? height - 12 : height - 5);
-      if (isMajor) g.fillText(timecode(Math.round(f), rate, frames), x + 3, height - 15);
+      if (isMajor) g.fillText(rulerLabel(Math.round(f), rate), x + 3, height - 15);
     }
     g.stroke();
     if (playhead !== null) {

@@ -4,7 +4,7 @@
 // shown on the error line and the drawing goes back to what the session holds.
 // A click on the ruler seeks the Player (and plays if nothing plays).
 
-import { TimelineModel, basename, clipEnd, clipLength, rateOf, timecode } from "./tlmodel.js";
+import { TimelineModel, basename, clipLength, rateOf, seconds, timecode } from "./tlmodel.js";
 import { Ruler } from "./ruler.js";
 import { ClipDrag } from "./clipdrag.js";
 
@@ -214,7 +214,7 @@ export function mountTimeline(root, bus) {
       add.type = "button";
       add.title = "Add a clip of it to the selected track";
       add.onclick = () => addClip(m.id);
-      const length = timecode(m.frames, rateOf(m.rate));
+      const length = `${m.frames} frames, ${seconds(m.frames, rateOf(m.rate))}`;
       item.append(el("span", "name", basename(m.path)), el("span", "meta", `${m.id} · ${length}`), add);
       item.style.setProperty("--hue", hue(m.id));
       ui.media.append(item);
@@ -235,7 +235,7 @@ export function mountTimeline(root, bus) {
       ["track", c.track],
       ["at", `${c.position} (${timecode(c.position, rate)})`],
       ["source", `${c.source_in} – ${c.source_out}`],
-      ["length", `${clipLength(c)} (${timecode(clipLength(c), rate)})`],
+      ["length", `${clipLength(c)} (${seconds(clipLength(c), rate)})`],
     ];
     ui.inspector.replaceChildren();
     for (const [k, v] of rows) {
@@ -256,6 +256,8 @@ export function mountTimeline(root, bus) {
     e.dataset.id = c.id;
     e.dataset.track = c.track;
     e.dataset.position = c.position;
+    e.dataset.in = c.source_in;
+    e.dataset.out = c.source_out;
     e.style.setProperty("--hue", hue(c.media));
     e.style.left = `${c.position * state.ppf}px`;
     e.style.width = `${Math.max(2, clipLength(c) * state.ppf)}px`;

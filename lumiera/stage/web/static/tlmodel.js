@@ -9,13 +9,26 @@ export function rateOf(text) {
   return Number.isFinite(value) && value > 0 ? value : 25;
 }
 
-// Frame -> "m:ss:ff" (with frames) or "m:ss", at `rate` frames per second.
-export function timecode(frame, rate, withFrames = true) {
-  const fps = Math.round(rate);
+// Frame -> "h:mm:ss:ff" (hours, minutes, seconds, frames), at `rate` frames per second.
+export function timecode(frame, rate) {
   const seconds = Math.floor(frame / rate);
+  const ff = Math.min(Math.round(frame - seconds * rate), Math.ceil(rate) - 1);
+  const two = (n) => String(n).padStart(2, "0");
+  const h = Math.floor(seconds / 3600);
+  return `${h}:${two(Math.floor(seconds / 60) % 60)}:${two(seconds % 60)}:${two(ff)}`;
+}
+
+// Frame -> a ruler's label: "m:ss" on a whole second, else the frame within it ("12f").
+export function rulerLabel(frame, rate) {
+  const seconds = Math.floor(frame / rate + 1e-9);
   const ff = Math.round(frame - seconds * rate);
-  const text = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
-  return withFrames ? `${text}:${String(Math.min(ff, fps - 1)).padStart(2, "0")}` : text;
+  if (ff > 0) return `${ff}f`;
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+}
+
+// Frames -> "2.00 s" (a length).
+export function seconds(frames, rate) {
+  return `${(frames / rate).toFixed(2)} s`;
 }
 
 export const clipLength = (c) => c.source_out - c.source_in;

@@ -73,6 +73,9 @@ export function invalid(schema, message, up) {
   }
   const unknown = Object.keys(message).filter((k) => k !== "type" && !(k in decl.fields));
   if (unknown.length) return `${message.type}: unknown field(s) ${unknown.sort().join(", ")}`;
+  if (message.type === "command" && !(schema.allowed?.[message.to] ?? []).includes(message.command)) {
+    return `${message.to} ${message.command} is not a command a page may send`;
+  }
   return null;
 }
 

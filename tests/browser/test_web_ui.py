@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
 from lumiera.exits import EXIT_EMERGENCY, EXIT_EMERGENCY_FAILED
-from lumiera.testing import wait_for
+from lumiera.testing import Instance, wait_for
+from tests.browser.conftest import CONNECTED, START_TIMEOUT_S, URL_RE
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -198,3 +202,45 @@ def test_killing_the_engine_shows_the_emergency_reason_on_the_page(page, gui, sh
     page.wait_for_selector("#connection.closed")
     assert page.locator("#emergency").is_visible()  # still said once the connection is gone
     shoot(page, "emergency")
+
+
+def test_a_page_left_open_reconnects_when_the_gui_comes_back(browser, tmp_path, shoot):
+    """Under ``up --debug gui`` the gui is ``lumiera run gui``: stopped and run again."""
+    session = tmp_path / "edit.lumiera"
+    defs = ["gui.open_browser=no", "gui.port=0"]
+    with Instance([str(session), "--debug", "gui"], defs=defs) as inst:
+        inst.wait_up(START_TIMEOUT_S)
+        where = ["--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path)]
+        command = [sys.executable, "-m", "lumiera", "run", "gui", *where]
+        runs: list[subprocess.Popen[bytes]] = []
+
+        def run_gui(n: int) -> re.Match[str]:
+            log = tmp_path / f"run-gui-{n}.out"
+            with log.open("w") as out:
+                runs.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))
+            found: re.Match[str] = wait_for(
+                lambda: URL_RE.search(log.read_text()), START_TIMEOUT_S, "lumiera run gui's URL"
+            )
+            return found
+
+        context = browser.new_context()
+        try:
+            first = run_gui(1)
+            page = context.new_page()
+            page.goto(first[1])
+            page.wait_for_function(CONNECTED)
+            runs[0].terminate()
+            runs[0].wait(WAIT_S)
+            page.wait_for_selector("#connection.closed")
+            shoot(page, "gui-gone")
+            assert run_gui(2)[1] == first[1]  # the same address: the page's cookie still holds
+            page.wait_for_selector("#connection.open", timeout=15_000)
+            page.click("[data-tab=edit]")
+            page.click(".tl-add-track")  # and it edits again
+            page.wait_for_selector(".tl-head[data-id=t1]")
+            shoot(page, "gui-back")
+        finally:
+            context.close()
+            for run in runs:
+                run.terminate()
+                run.wait(WAIT_S)

@@ -188,3 +188,34 @@ def test_opacity_is_shown_and_the_page_says_it_cannot_be_changed_yet(fake_page, 
     assert inspector.locator("input[type=range]").is_disabled()
     assert "no command to change a clip's opacity" in inspector.inner_text()
     shoot(fake_page, "inspector")
+
+
+def test_the_event_log_shows_what_its_filter_asks_for_newest_first_and_bounded(
+    fake_page, fake, shoot
+):
+    fake_page.click("[data-tab=log]")
+
+    def event(topic: str, ts: float, **body: Any) -> None:
+        fake.send("event", topic=topic, sender="appstate", ts=ts, body=body)
+
+    event("stats.engine", 1.0, workers=2)  # not asked for at first: the stats are noise
+    event("subsystem.engine.running", 2.0, name="engine", state="running", pid=7)
+    event("lifecycle.ON_SESSION_READY", 3.0, event="ON_SESSION_READY")
+    shown = ".log-entries li.event:not([hidden])"
+    fake_page.wait_for_selector(f"{shown}[data-topic='lifecycle.ON_SESSION_READY']")
+    topics = fake_page.eval_on_selector_all(shown, "items => items.map(i => i.dataset.topic)")
+    assert topics == ["lifecycle.ON_SESSION_READY", "subsystem.engine.running"]
+
+    fake_page.fill(".log-filter", "stats. ext.")
+    fake_page.press(".log-filter", "Enter")
+    fake_page.wait_for_function(
+        "document.querySelectorAll('.log-entries li.event:not([hidden])').length === 0"
+    )
+    prefixes = fake.sent("subscribe")[-1]["prefixes"]
+    assert "ext." in prefixes and "lifecycle." not in prefixes
+    for n in range(510):
+        event("ext.tick", 10.0 + n, n=n)
+    fake_page.wait_for_selector('.log-entries li.event >> text="n":509')
+    assert fake_page.locator(".log-entries li").count() == 500  # LOG_LIMIT, newest kept
+    assert '"n":509' in fake_page.inner_text(".log-entries li >> nth=0")
+    shoot(fake_page, "log")

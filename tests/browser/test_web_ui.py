@@ -91,14 +91,29 @@ def test_a_track_and_a_clip_added_in_the_timeline_are_in_the_session(page, gui, 
     page.wait_for_selector(".clip[data-id=c1][data-track=t1]")
     page.click(".tl-media li.media[data-id=m1] .tl-add-clip")  # after the first
     page.wait_for_selector(".clip[data-id=c2][data-position='50']")
+    page.click(".tl-add-track")  # V2, on top
+    page.wait_for_selector(".tl-lane[data-track=t2]")
+    ppf = pixels_per_frame(page, "c1", 50)
+    page.drag_and_drop(  # the media onto V2, at frame 20
+        ".tl-media li.media[data-id=m1]",
+        ".tl-lane[data-track=t2]",
+        target_position={"x": 20 * ppf + ppf / 2, "y": 20},
+    )
+    page.wait_for_selector(".clip[data-id=c3][data-track=t2][data-position='20']")
     session = gui.timeline()
     assert [m["path"] for m in session["media"]] == [str(gui.media)]
-    assert session["tracks"] == [{"id": "t1", "name": "Overlay"}]
+    assert session["tracks"] == [{"id": "t1", "name": "Overlay"}, {"id": "t2", "name": "V2"}]
     assert [(c["id"], c["track"], c["position"], c["source_out"]) for c in session["clips"]] == [
         ("c1", "t1", 0, 50),
         ("c2", "t1", 50, 50),
+        ("c3", "t2", 20, 50),
     ]
     shoot(page, "timeline")
+    page.click(".clip[data-id=c2] .clip-label")  # select it, then the Delete key
+    page.wait_for_selector(".clip[data-id=c2].selected")
+    page.keyboard.press("Delete")
+    page.wait_for_selector(".clip[data-id=c2]", state="detached")
+    assert [c["id"] for c in gui.timeline()["clips"]] == ["c1", "c3"]
 
 
 def test_dragging_a_clip_moves_it_in_the_session_and_ctrl_z_undoes_the_move(page, gui, shoot):
@@ -164,7 +179,7 @@ def test_gui_notify_and_mark_from_the_command_line_show_on_the_page(page, gui, s
     shoot(page, "notes-and-marks")
 
 
-def test_a_click_on_the_ruler_plays_from_that_frame(page, gui):
+def test_a_click_on_the_ruler_plays_from_that_frame(page, gui, shoot):
     build(gui, [(0, "t1"), (50, "t1"), (100, "t1")])
     page.click("[data-tab=edit]")
     page.wait_for_selector(".clip[data-id=c3]")
@@ -179,6 +194,10 @@ def test_a_click_on_the_ruler_plays_from_that_frame(page, gui):
     stream = wait_for(playing, WAIT_S, "a playback stream")
     assert stream["first"] == 60
     page.wait_for_selector(".tl-playhead:not([hidden])")
+    page.click("[data-tab=dashboard]")  # the viewer ring, from stats.<ring>
+    ring = "#rings tr[data-ring^=viewer]"
+    page.wait_for_function(f"Number(document.querySelector('{ring} .frames')?.textContent) > 0")
+    shoot(page, "dashboard-playing")
 
 
 def test_quit_ends_the_application_in_order(page, gui, shoot):

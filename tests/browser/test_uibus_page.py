@@ -219,3 +219,38 @@ def test_the_event_log_shows_what_its_filter_asks_for_newest_first_and_bounded(
     assert fake_page.locator(".log-entries li").count() == 500  # LOG_LIMIT, newest kept
     assert '"n":509' in fake_page.inner_text(".log-entries li >> nth=0")
     shoot(fake_page, "log")
+
+
+def test_an_in_edge_trim_refused_halfway_is_undone_and_says_so(fake_page, fake):
+    """The in edge is trim_clip then move_clip: the second refused, the first is undone."""
+
+    def answer(m: dict[str, Any]) -> dict[str, Any] | None:
+        if m.get("command") in ("trim_clip", "undo"):
+            return {"ok": True, "result": {"applied": {}}}
+        if m.get("command") == "move_clip":
+            return {"ok": False, "code": "conflict", "message": "clip would overlap c9"}
+        return None
+
+    fake.answer = answer
+    fake_page.click("[data-tab=edit]")
+    fake.send("session", timeline=TIMELINE)
+    clip = fake_page.locator(".clip[data-id=c1]")
+    box = clip.bounding_box()
+    ppf = box["width"] / 50
+    fake_page.mouse.move(box["x"] + 2, box["y"] + box["height"] / 2)
+    fake_page.mouse.down()
+    fake_page.mouse.move(box["x"] + 2 + 5 * ppf, box["y"] + box["height"] / 2, steps=5)
+    fake_page.mouse.up()
+    error = fake_page.locator(".tl-error")
+    error.wait_for()
+    assert error.inner_text().startswith(
+        "trim failed: move_clip: conflict: clip would overlap c9; its first half (trim_clip) "
+        "was undone"
+    )
+    sent = [(m["command"], m["args"]) for m in fake.sent("command") if m["to"] == "session"]
+    assert sent == [
+        ("trim_clip", {"id": "c1", "source_in": 5}),
+        ("move_clip", {"id": "c1", "position": 5}),
+        ("undo", {}),
+    ]
+    fake_page.wait_for_selector(".clip[data-id=c1][data-position='0'][data-in='0']")

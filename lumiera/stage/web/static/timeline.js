@@ -7,6 +7,7 @@
 import { TimelineModel, basename, clipLength, rateOf, seconds, timecode } from "./tlmodel.js";
 import { Ruler } from "./ruler.js";
 import { ClipDrag } from "./clipdrag.js";
+import { Playhead } from "./playhead.js";
 
 const ROW_PX = 44; // a track's height (see style.css .tl-lane)
 const MIN_PPF = 0.02; // zoom bounds: pixels per frame
@@ -331,8 +332,7 @@ export function mountTimeline(root, bus) {
     drawMedia();
     drawTracks();
     drawInspector();
-    ruler.draw(playheadFrame());
-    placePlayhead();
+    playhead.update();
   }
 
   // -- clips: select, move, trim (clipdrag.js follows the pointer) ---------------------
@@ -352,44 +352,15 @@ export function mountTimeline(root, bus) {
   });
   ui.content.addEventListener("pointerdown", (e) => drag.pointerDown(e));
 
-  // -- the playhead, from stats.player -------------------------------------------------
+  // -- the playhead (playhead.js follows the Player) ----------------------------------
 
-  let stream = null; // the Player's playback stream, and when it came (performance.now)
-  let raf = 0;
-
-  function playback() {
-    return stream && ["running", "paused", "starting"].includes(stream.state) ? stream : null;
-  }
-
-  function playheadFrame() {
-    const s = playback();
-    if (!s) return null;
-    const now = bus.serverNowMs();
-    if (s.state !== "running" || s.start === undefined || now === null) return s.frame;
-    const frame = s.start_frame + (now / 1000 - s.start) * rateOf(s.rate);
-    return Math.max(s.first, Math.min(s.first + s.count - 1, Math.floor(frame)));
-  }
-
-  function placePlayhead() {
-    const frame = playheadFrame();
+  const playhead = new Playhead(bus, (frame) => {
     ui.playhead.hidden = frame === null;
     if (frame !== null) ui.playhead.style.left = `${frame * state.ppf}px`;
-    return frame;
-  }
-
-  function animate() {
-    raf = 0;
-    const frame = placePlayhead();
     ruler.draw(frame);
-    if (state.visible && playback()?.state === "running") raf = requestAnimationFrame(animate);
-  }
-
-  bus.on("event", ({ topic, body }) => {
-    if (topic !== "stats.player") return;
-    stream = (body.streams ?? []).find((s) => s.mode === "playback") ?? null;
-    if (!raf) animate();
   });
-  bus.subscribe("timeline", ["stats.player", "player."]);
+  const playback = () => playhead.stream();
+  const playheadFrame = () => playhead.frame();
 
   // -- the session ---------------------------------------------------------------------
 
@@ -452,10 +423,8 @@ export function mountTimeline(root, bus) {
     model,
     setVisible(shown) {
       state.visible = shown;
-      if (shown) {
-        draw();
-        if (!raf) animate();
-      }
+      playhead.setVisible(shown);
+      if (shown) draw();
     },
   };
 }

@@ -25,6 +25,8 @@ export class Playhead {
       this.update();
     });
     bus.subscribe("playhead", ["stats.player"]);
+    // The status the GUI pushes every second is the clock that finds a silence.
+    bus.on("status", () => this._stream && this.update());
   }
 
   // The live playback stream, or null.

@@ -57,6 +57,7 @@ FIND_EVERY_S = 0.2  # no ring yet: ask the Player this often (its first frame is
 IDLE_FIND_EVERY_S = 1.0  # ... and this often while no page watches
 RECHECK_EVERY_S = 1.0  # a ring and no frame: check this often that it is still the Player's
 ASK_TIMEOUT_S = 2.0  # one ``player streams`` request
+RETRY_S = 1.0  # after a failure of the reader, it looks for the ring again this much later
 STOP_WAIT_S = 3.0  # stop() waits this long for the reader thread (a wait plus an encode)
 
 Send = Callable[[bytes], Awaitable[None]]
@@ -123,6 +124,7 @@ class ViewerFeed:
         self.missed = 0  # frames of the ring this feed never saw (the ring gave way)
         self.encode_s = 0.0  # time spent encoding, in the reader thread
         self._seen_drops = 0  # the consumer's drop count when last looked at
+        self._checked = 0.0  # when the reader last checked that its ring is the Player's
 
     # -- the loop's side --------------------------------------------------------------
 
@@ -216,36 +218,52 @@ class ViewerFeed:
     # -- the reader thread --------------------------------------------------------------
 
     def _run(self) -> None:
-        """The reader thread: find the ring, read it, encode, hand over. Never raises."""
+        """The reader thread: find the ring, read it, encode, hand over. Never raises.
+
+        A failure (a ring that cannot be read, a frame that cannot be encoded) is
+        logged, the ring let go, and looked for again after :data:`RETRY_S`.
+        """
         consumer: Consumer | None = None
-        checked = 0.0
+        failures = 0
         try:
             while not self._stopping.is_set():
-                if consumer is None:
-                    consumer = self._attach()
-                    checked = time.monotonic()
-                    if consumer is None:
-                        idle = not self._watching
-                        self._wake.wait(IDLE_FIND_EVERY_S if idle else FIND_EVERY_S)
-                        self._wake.clear()
-                    continue
                 try:
-                    frame = consumer.acquire(READ_WAIT_S)
-                except RingTimeout:
-                    if time.monotonic() - checked >= RECHECK_EVERY_S:
-                        checked = time.monotonic()
-                        if self._moved(consumer):
-                            consumer.close()
-                            consumer, self.ring = None, None
-                    continue
-                self._read(consumer, frame)
-        except Exception:  # logged: the viewer stops, the GUI goes on
-            log.exception("the viewer's reader failed; pages get no more pictures")
+                    consumer = self._step(consumer)
+                except Exception:  # logged; the viewer tries again, the GUI goes on
+                    failures += 1
+                    if failures == 1 or failures % 100 == 0:
+                        log.exception("the viewer's reader failed (%d times so far)", failures)
+                    if consumer is not None:
+                        consumer.close()
+                    consumer, self.ring = None, None
+                    self._stopping.wait(RETRY_S)
         finally:
             if consumer is not None:
                 consumer.close()
             if self._client is not None:
                 self._client.close()
+
+    def _step(self, consumer: Consumer | None) -> Consumer | None:
+        """One wait of the reader: for the ring, or for a frame (read and handed over)."""
+        if consumer is None:
+            consumer = self._attach()
+            self._checked = time.monotonic()
+            if consumer is None:
+                idle = not self._watching
+                self._wake.wait(IDLE_FIND_EVERY_S if idle else FIND_EVERY_S)
+                self._wake.clear()
+            return consumer
+        try:
+            frame = consumer.acquire(READ_WAIT_S)
+        except RingTimeout:
+            if time.monotonic() - self._checked >= RECHECK_EVERY_S:
+                self._checked = time.monotonic()
+                if self._moved(consumer):
+                    consumer.close()
+                    consumer, self.ring = None, None
+            return consumer
+        self._read(consumer, frame)
+        return consumer
 
     def _attach(self) -> Consumer | None:
         """A consumer of the ring the Player names, or None (no ring yet, or not attachable)."""
@@ -286,11 +304,12 @@ class ViewerFeed:
                 picture = Picture(frame.pts, frame.published, header + jpeg)
         finally:
             consumer.release(frame)
-        self.read += 1
-        self.missed += missed
         if self._loop is not None and (picture is not None or missed):
             with contextlib.suppress(RuntimeError):  # the loop closed: we are stopping
                 self._loop.call_soon_threadsafe(self._offer, picture, missed)
+        # Counted once handed over: whoever sees the count, the loop has the picture queued.
+        self.read += 1
+        self.missed += missed
 
     def _player_ring(self) -> str | None:
         """The ring of the Player's newest playback stream (None: none, or no answer)."""

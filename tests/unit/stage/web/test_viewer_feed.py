@@ -253,6 +253,34 @@ def test_a_ring_made_anew_under_the_same_name_is_attached_anew(kit, monkeypatch)
     run(kit, test)
 
 
+def test_a_frame_that_cannot_be_encoded_is_logged_and_the_viewer_goes_on(kit, monkeypatch, caplog):
+    monkeypatch.setattr(viewer, "RETRY_S", 0.05)
+    real, failed = viewer.encode, list[int]()
+
+    def encode_once_badly(frame: ring.Frame, quality: int = viewer.QUALITY) -> bytes:
+        if not failed:
+            failed.append(frame.pts)
+            raise ValueError("cannot encode this one")
+        return real(frame, quality)
+
+    monkeypatch.setattr(viewer, "encode", encode_once_badly)
+
+    async def test(feed: ViewerFeed, producer: ring.Producer) -> None:
+        page = Page()
+        feed.add_page(1, page.send)
+        feed.ack(1, True, None)
+        put(producer, 1)  # this one fails
+        await until(lambda: feed.ring is None or bool(failed), "the failure")
+        await until(lambda: feed.ring == "v", "the ring attached again")
+        put(producer, 2)
+        await until(holds(page, 1), "a picture after the failure")
+        assert (failed, page.frames()) == ([1], [2])
+
+    run(kit, test)
+    assert "the viewer's reader failed (1 times so far)" in caplog.text
+    assert "cannot encode this one" in caplog.text
+
+
 @pytest.mark.parametrize("fmt", [PixelFormat.RGB24, PixelFormat.GRAY, PixelFormat.RGBA])
 def test_a_frame_of_any_ring_format_becomes_a_jpeg_of_the_same_picture(kit, fmt):
     y = coded_planes(1234, W, H)[0]

@@ -22,15 +22,21 @@ watches, and at once when one turns its viewer on), then every
 :data:`RECHECK_EVERY_S` while no frame comes: a new ring (another output
 size) or one that went away (the instance was restarted) is attached anew.
 
+While no page watches, nothing is encoded: the reader keeps a copy of the
+newest frame, and encodes it when a page turns its viewer on (so a paused
+player's frame shows at once).
+
 Threads: :meth:`add_page`, :meth:`ack`, :meth:`remove_page`, :meth:`counts`
 and :meth:`start`/:meth:`stop` run in the web UI's event loop thread; the
-reader thread touches only the ring, its own bus client and ``_watching``.
+reader thread touches only the ring, its own bus client, its held frame and
+``_watching``; it hands pictures to the loop with ``call_soon_threadsafe``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -125,6 +131,8 @@ class ViewerFeed:
         self.encode_s = 0.0  # time spent encoding, in the reader thread
         self._seen_drops = 0  # the consumer's drop count when last looked at
         self._checked = 0.0  # when the reader last checked that its ring is the Player's
+        # The newest frame read while no page watched (a copy): encoded once one turns on.
+        self._held: Frame | None = None
 
     # -- the loop's side --------------------------------------------------------------
 
@@ -201,6 +209,10 @@ class ViewerFeed:
                     page.dropped += 1  # latest wins: the one waiting is never sent
                 page.pending = picture
 
+    def _forget(self, _picture: Picture | None, _missed: int) -> None:
+        """The reader holds a newer frame than the newest picture (it sends it when needed)."""
+        self._latest = None
+
     def _send(self, page: _Page, picture: Picture) -> None:
         page.busy = True
         page.sent += 1
@@ -245,6 +257,9 @@ class ViewerFeed:
 
     def _step(self, consumer: Consumer | None) -> Consumer | None:
         """One wait of the reader: for the ring, or for a frame (read and handed over)."""
+        if self._held is not None and self._watching:  # a page turned on: the newest frame
+            held, self._held = self._held, None
+            self._hand_over(self._offer, self._picture(held), 0)
         if consumer is None:
             consumer = self._attach()
             self._checked = time.monotonic()
@@ -297,19 +312,34 @@ class ViewerFeed:
             self._seen_drops += missed
             picture = None
             if self._watching:
-                began = time.perf_counter()
-                jpeg = encode(frame)
-                self.encode_s += time.perf_counter() - began
-                header = FRAME_HEADER.pack(frame.pts, frame.published)
-                picture = Picture(frame.pts, frame.published, header + jpeg)
+                picture, self._held = self._picture(frame), None
+            else:  # nobody watches: a copy, encoded for the page that turns on next
+                if self._held is None:
+                    self._hand_over(self._forget, None, 0)  # the newest picture is older
+                self._held = dataclasses.replace(
+                    frame, planes=tuple(p.copy() for p in frame.planes)
+                )
         finally:
             consumer.release(frame)
-        if self._loop is not None and (picture is not None or missed):
-            with contextlib.suppress(RuntimeError):  # the loop closed: we are stopping
-                self._loop.call_soon_threadsafe(self._offer, picture, missed)
+        if picture is not None or missed:
+            self._hand_over(self._offer, picture, missed)
         # Counted once handed over: whoever sees the count, the loop has the picture queued.
         self.read += 1
         self.missed += missed
+
+    def _picture(self, frame: Frame) -> Picture:
+        began = time.perf_counter()
+        jpeg = encode(frame)
+        self.encode_s += time.perf_counter() - began
+        header = FRAME_HEADER.pack(frame.pts, frame.published)
+        return Picture(frame.pts, frame.published, header + jpeg)
+
+    def _hand_over(
+        self, call: Callable[[Picture | None, int], None], picture: Picture | None, missed: int
+    ) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: we are stopping
+                self._loop.call_soon_threadsafe(call, picture, missed)
 
     def _player_ring(self) -> str | None:
         """The ring of the Player's newest playback stream (None: none, or no answer)."""

@@ -184,20 +184,24 @@ def test_a_page_that_is_off_gets_nothing_and_turning_on_shows_the_newest_at_once
         for n in range(3):
             put(producer, n)
         await until(lambda: feed.read == 3, "three frames read")
-        assert feed.encode_s == 0  # nobody watches: nothing encoded
+        await asyncio.sleep(0.2)
+        assert feed.encode_s == 0 and later.got == []  # nobody watches: nothing encoded
         feed.add_page(2, on.send)
-        feed.ack(2, True, None)
+        feed.ack(2, True, None)  # a paused player's frame shows without a new one
+        await until(holds(on, 1), "the newest frame when turning on")
+        assert picture(on.got[0])[::2] == (2, 2)
+        feed.ack(2, True, 2)
         put(producer, 3)
-        await until(lambda: len(on.got) == 1, "a picture to the page that is on")
+        await until(holds(on, 2), "the next picture to the page that is on")
         assert later.got == []
-        feed.ack(1, True, None)  # as a paused player's frame: shown without a new one
-        await until(lambda: len(later.got) == 1, "the newest picture when turning on")
+        feed.ack(1, True, None)  # the newest picture at once
+        await until(holds(later, 1), "the newest picture when turning on")
         assert later.frames() == [3]
         feed.ack(1, False, 3)
         put(producer, 4)
-        await until(lambda: len(on.got) == 1 and feed.read == 5, "frame 4 read")
+        await until(lambda: len(on.got) == 2 and feed.read == 5, "frame 4 read")
         feed.ack(2, True, 3)
-        await until(lambda: on.frames() == [3, 4], "frame 4 to the page that is on")
+        await until(lambda: on.frames() == [2, 3, 4], "frame 4 to the page that is on")
         assert later.frames() == [3]  # off: nothing more
         feed.remove_page(2)
         assert feed.counts(2) == (0, 0, None)

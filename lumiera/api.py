@@ -124,10 +124,24 @@ class Session:
         return self._edit("move_clip", id=clip, position=position, track=track)
 
     def trim_clip(
-        self, clip: str, source_in: int | None = None, source_out: int | None = None
+        self,
+        clip: str,
+        source_in: int | None = None,
+        source_out: int | None = None,
+        position: int | None = None,
     ) -> Answer:
-        """Change which frames of its media a clip shows (its position stays)."""
-        return self._edit("trim_clip", id=clip, source_in=source_in, source_out=source_out)
+        """Change which frames of its media a clip shows (with ``position``: where it starts).
+
+        A left-edge trim moves ``source_in`` and ``position`` together: one
+        command, one undo step.
+        """
+        return self._edit(
+            "trim_clip", id=clip, source_in=source_in, source_out=source_out, position=position
+        )
+
+    def set_opacity(self, clip: str, opacity: float) -> Answer:
+        """Set how opaque a clip is over the tracks below it (0..1)."""
+        return self._edit("set_opacity", id=clip, opacity=opacity)
 
     def remove_clip(self, clip: str) -> Answer:
         """Remove a clip."""

@@ -269,24 +269,53 @@ class Edits(Commands):
 
     @command
     def on_trim_clip(
-        self, *, id: str, source_in: int | None = None, source_out: int | None = None
+        self,
+        *,
+        id: str,
+        source_in: int | None = None,
+        source_out: int | None = None,
+        position: int | None = None,
     ) -> dict[str, Any]:
-        """Change which frames of its media a clip shows (its position stays)."""
+        """Change which frames of its media a clip shows (with ``position``: where it starts)."""
         old = self._need_clip(id)
         trimmed = dataclasses.replace(
             old,
             source_in=old.source_in if source_in is None else source_in,
             source_out=old.source_out if source_out is None else source_out,
+            position=old.position if position is None else position,
         )
         self._check_place(trimmed)
-        return {"id": id, "source_in": trimmed.source_in, "source_out": trimmed.source_out}
+        return {
+            "id": id,
+            "source_in": trimmed.source_in,
+            "source_out": trimmed.source_out,
+            "position": trimmed.position,
+        }
 
     def apply_trim_clip(self, a: dict[str, Any]) -> Memento:
         memento = self.capture(clips=(a["id"],))
         clip = self.session.clips[a["id"]]
+        # Rows journaled before trim_clip took a position have none: the clip's stays.
         self.session.clips[a["id"]] = dataclasses.replace(
-            clip, source_in=a["source_in"], source_out=a["source_out"]
+            clip,
+            source_in=a["source_in"],
+            source_out=a["source_out"],
+            position=a.get("position", clip.position),
         )
+        return memento
+
+    @command
+    def on_set_opacity(self, *, id: str, opacity: float) -> dict[str, Any]:
+        """Set how opaque a clip is over the tracks below it (0..1)."""
+        self._need_clip(id)
+        if not 0.0 <= opacity <= 1.0:  # NaN too
+            raise BadArguments(f"opacity {opacity} is not within 0..1")
+        return {"id": id, "opacity": float(opacity)}
+
+    def apply_set_opacity(self, a: dict[str, Any]) -> Memento:
+        memento = self.capture(clips=(a["id"],))
+        clip = self.session.clips[a["id"]]
+        self.session.clips[a["id"]] = dataclasses.replace(clip, opacity=a["opacity"])
         return memento
 
     @command

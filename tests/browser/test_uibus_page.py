@@ -179,15 +179,41 @@ def test_a_diff_that_does_not_follow_asks_for_the_whole_timeline(fake_page, fake
     assert fake_page.locator(".clip[data-id=c1]").count() == 1  # the whole, not the diff
 
 
-def test_opacity_is_shown_and_the_page_says_it_cannot_be_changed_yet(fake_page, fake, shoot):
+def test_the_opacity_slider_sends_set_opacity_and_a_refusal_puts_it_back(fake_page, fake, shoot):
+    refuse = {"ok": False, "code": "bad_args", "message": "opacity 0.2 is not within 0..1"}
+    answers = [{"ok": True, "result": {"applied": {"id": "c2", "opacity": 0.8}}}, refuse]
+    fake.answer = lambda m: answers.pop(0) if m.get("command") == "set_opacity" else None
     fake_page.click("[data-tab=edit]")
     fake.send("session", timeline=TIMELINE)
     fake_page.click(".clip[data-id=c2] .clip-label")
     inspector = fake_page.locator(".tl-inspector")
     inspector.locator("text=50 %").wait_for()
-    assert inspector.locator("input[type=range]").is_disabled()
-    assert "no command to change a clip's opacity" in inspector.inner_text()
+    slider = inspector.locator("input[type=range]")
+    assert slider.is_enabled() and slider.input_value() == "50"
+    assert "cannot" not in inspector.inner_text()
+    assert "drag the slider to change it" in inspector.inner_text()
+
+    slider.fill("80")  # as a release of the slider at 80: input, then change
+    changed = dict(TIMELINE["clips"][1], opacity=0.8)
+    fake.send("diff", base=3, revision=4, command="set_opacity", clips=[changed])
+    inspector.locator("text=80 %").wait_for()
+    assert fake_page.locator(".clip[data-id=c2] .clip-opacity").inner_text() == "80 %"
     shoot(fake_page, "inspector")
+
+    inspector.locator("input[type=range]").fill("20")  # refused: back to the session's 80
+    error = fake_page.locator(".tl-error")
+    error.wait_for()
+    assert "set_opacity failed: bad_args: opacity 0.2 is not within 0..1" in error.inner_text()
+    fake_page.wait_for_function(
+        "document.querySelector('.tl-inspector input[type=range]').value === '80'"
+    )
+    assert "80 %" in inspector.inner_text()
+    sent = [(m["command"], m["args"]) for m in fake.sent("command") if m["to"] == "session"]
+    assert sent == [
+        ("set_opacity", {"id": "c2", "opacity": 0.8}),
+        ("set_opacity", {"id": "c2", "opacity": 0.2}),
+    ]
+    shoot(fake_page, "inspector-refused")
 
 
 def test_the_event_log_shows_what_its_filter_asks_for_newest_first_and_bounded(
@@ -221,13 +247,11 @@ def test_the_event_log_shows_what_its_filter_asks_for_newest_first_and_bounded(
     shoot(fake_page, "log")
 
 
-def test_an_in_edge_trim_refused_halfway_is_undone_and_says_so(fake_page, fake):
-    """The in edge is trim_clip then move_clip: the second refused, the first is undone."""
+def test_an_in_edge_trim_is_one_command_and_its_refusal_puts_the_clip_back(fake_page, fake):
+    """The in edge moves source_in and position in one trim_clip: nothing to undo halfway."""
 
     def answer(m: dict[str, Any]) -> dict[str, Any] | None:
-        if m.get("command") in ("trim_clip", "undo"):
-            return {"ok": True, "result": {"applied": {}}}
-        if m.get("command") == "move_clip":
+        if m.get("command") == "trim_clip":
             return {"ok": False, "code": "conflict", "message": "clip would overlap c9"}
         return None
 
@@ -243,14 +267,7 @@ def test_an_in_edge_trim_refused_halfway_is_undone_and_says_so(fake_page, fake):
     fake_page.mouse.up()
     error = fake_page.locator(".tl-error")
     error.wait_for()
-    assert error.inner_text().startswith(
-        "trim failed: move_clip: conflict: clip would overlap c9; its first half (trim_clip) "
-        "was undone"
-    )
+    assert error.inner_text().startswith("trim_clip failed: conflict: clip would overlap c9")
     sent = [(m["command"], m["args"]) for m in fake.sent("command") if m["to"] == "session"]
-    assert sent == [
-        ("trim_clip", {"id": "c1", "source_in": 5}),
-        ("move_clip", {"id": "c1", "position": 5}),
-        ("undo", {}),
-    ]
+    assert sent == [("trim_clip", {"id": "c1", "source_in": 5, "position": 5})]
     fake_page.wait_for_selector(".clip[data-id=c1][data-position='0'][data-in='0']")

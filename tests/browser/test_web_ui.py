@@ -145,7 +145,43 @@ def test_dragging_a_clips_edges_trims_it(page, gui, shoot):
     page.wait_for_selector(".clip[data-id=c1][data-in='5'][data-position='15']")
     clip = gui.clip("c1")
     assert (clip["source_in"], clip["position"], clip["source_out"]) == (5, 15, 30)
+    done = gui.request("session", "history")["done"]
+    assert done[-1] == {
+        "command": "trim_clip",
+        "args": {"id": "c1", "source_in": 5, "source_out": 30, "position": 15},
+    }
     shoot(page, "trimmed")
+    page.keyboard.press("Control+z")  # the left-edge trim was one command: one undo step
+    page.wait_for_selector(".clip[data-id=c1][data-in='0'][data-position='10']")
+    clip = gui.clip("c1")
+    assert (clip["source_in"], clip["position"], clip["source_out"]) == (0, 10, 30)
+    assert len(gui.request("session", "history")["done"]) == len(done) - 1
+
+
+def test_the_opacity_slider_changes_the_clips_opacity_and_ctrl_z_restores_it(page, gui, shoot):
+    build(gui, [(0, "t1"), (10, "t2")])
+    page.click("[data-tab=edit]")
+    page.click(".clip[data-id=c2] .clip-label")
+    slider = page.locator(".tl-inspector input[type=range]")
+    assert slider.is_enabled() and slider.input_value() == "100"
+    slider.fill("30")  # a release of the slider at 30 %
+    wait_for(lambda: gui.clip("c2")["opacity"] == 0.3, WAIT_S, "c2 at opacity 0.3")
+    described = json.loads(gui.cli("send", "session", "describe"))  # `lumiera send` says it too
+    clips = described["result"]["session"]["clips"]
+    assert [(c["id"], c["opacity"]) for c in clips] == [("c1", 1.0), ("c2", 0.3)]
+    page.wait_for_selector(".clip[data-id=c2] .clip-opacity >> text=30 %")
+    assert page.locator(".tl-inspector input[type=range]").input_value() == "30"
+    assert gui.request("session", "history")["done"][-1] == {
+        "command": "set_opacity",
+        "args": {"id": "c2", "opacity": 0.3},
+    }
+    shot = shoot(page, "opacity")
+    page.locator(".tl-side").screenshot(path=str(shot.with_name("inspector.png")))
+    page.focus(".tl-inspector input[type=range]")  # a slider's keys: Ctrl+Z is still the page's
+    page.keyboard.press("Control+z")
+    wait_for(lambda: gui.clip("c2")["opacity"] == 1.0, WAIT_S, "c2 back at opacity 1.0")
+    page.wait_for_selector(".clip[data-id=c2] .clip-opacity", state="detached")
+    assert page.locator(".tl-inspector input[type=range]").input_value() == "100"
 
 
 def test_a_bad_edit_shows_the_error_and_changes_nothing(page, gui, shoot):

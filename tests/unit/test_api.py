@@ -20,10 +20,15 @@ from lumiera.steam.session import SessionActor
 EDITS = Edits.commands
 
 
+# Commands whose name does not end in the element they change (set_opacity changes a clip).
+ELEMENT = {"set_opacity": "clip"}
+
+
 def api_param(command: str, param: str) -> str:
     """The method's name for a command's parameter: the changed element's ``id`` is its noun."""
     if param == "id" and not command.startswith("add_"):
-        return command.split("_", 1)[1]  # move_clip(id=...) -> move_clip(clip=...)
+        # move_clip(id=...) -> move_clip(clip=...)
+        return ELEMENT.get(command, command.split("_", 1)[1])
     return param
 
 
@@ -106,6 +111,19 @@ def test_methods_send_their_command_with_the_element_as_id_and_omit_nones() -> N
         ),
         ("session", "move_clip", {"id": "c1", "track": "t2"}),
         ("session", "remove_track", {"id": "t3"}),
+    ]
+
+
+def test_a_left_edge_trim_and_an_opacity_are_one_command_each() -> None:
+    app = Recorder()
+    s = api.Session(app)  # type: ignore[arg-type]
+    s.trim_clip("c1", source_in=5, position=25)
+    s.trim_clip("c2", source_out=9)
+    s.set_opacity("c1", 0.25)
+    assert app.sent == [
+        ("session", "trim_clip", {"id": "c1", "source_in": 5, "position": 25}),
+        ("session", "trim_clip", {"id": "c2", "source_out": 9}),
+        ("session", "set_opacity", {"id": "c1", "opacity": 0.25}),
     ]
 
 

@@ -53,6 +53,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "add_clip",
             "move_clip",
             "trim_clip",
+            "set_opacity",
             "remove_clip",
             "set_output",
             "undo",

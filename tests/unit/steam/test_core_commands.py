@@ -40,6 +40,8 @@ COMMANDS: list[tuple[str, dict[str, Any]]] = [
     ("add_clip", {"media": "m2", "track": "t2", "position": 3, "opacity": 0.25}),
     ("move_clip", {"id": "c1", "position": 40, "track": "t2"}),
     ("trim_clip", {"id": "c2", "source_in": 0, "source_out": 1}),
+    ("trim_clip", {"id": "c2", "source_in": 8, "position": 23}),  # the left edge: one command
+    ("set_opacity", {"id": "c2", "opacity": 0.4}),
     ("remove_clip", {"id": "c1"}),
     ("set_output", {"width": 640, "height": 360, "rate": "30000/1001"}),
 ]
@@ -112,6 +114,44 @@ def test_an_answer_says_what_was_applied_with_ids_and_defaults_resolved(path):
         }
         generated = core.execute("add_track", {})["id"]
         assert len(generated) == 32 and core.journal.find(generated) is not None
+
+
+def test_a_left_edge_trim_is_one_undo_step(path):
+    with opened(path) as core:
+        set_up(core)
+        before = content(core)
+        core.execute("trim_clip", {"id": "c2", "source_in": 9, "position": 24})
+        after = content(core)
+        c2 = next(c for c in after["clips"] if c["id"] == "c2")
+        assert (c2["position"], c2["source_in"], c2["source_out"]) == (24, 9, 20)
+        core.execute("undo", {})
+        assert content(core) == before
+        core.execute("redo", {})
+        assert content(core) == after
+
+
+@pytest.mark.parametrize("snapshot_every", [1, 1000])
+def test_a_trim_row_journaled_before_trims_had_a_position_still_replays(path, snapshot_every):
+    """Such a row's resolved args have no position: it keeps the clip's, also on undo/redo."""
+    with opened(path, snapshot_every) as core:
+        set_up(core)
+        core.execute("move_clip", {"id": "c2", "position": 30})
+        before = content(core)
+        revision = core.session.revision + 1
+        old_row = {"id": "c2", "source_in": 0, "source_out": 20}  # as trim_clip resolved it then
+        result = {"id": "old-1", "command": "trim_clip", "revision": revision, "applied": old_row}
+        core.journal.append([("old-1", "trim_clip", old_row, result)])
+    with opened(path, snapshot_every) as core:  # replays the old row
+        c2 = next(c for c in content(core)["clips"] if c["id"] == "c2")
+        assert (c2["position"], c2["source_in"], c2["source_out"]) == (30, 0, 20)
+        after = content(core)
+        assert core.history()["done"][-1] == {"command": "trim_clip", "args": old_row}
+        core.execute("undo", {})
+        assert content(core) == before
+        core.execute("redo", {})
+        assert content(core) == after
+    with opened(path, snapshot_every) as core:
+        assert content(core) == after
 
 
 def test_an_acknowledged_command_is_already_in_the_file_for_any_other_reader(path):
@@ -197,6 +237,7 @@ def test_the_command_list_has_the_edits_and_undo_and_redo(path):
             "redo",
             "remove_clip",
             "remove_track",
+            "set_opacity",
             "set_output",
             "trim_clip",
             "undo",
@@ -219,6 +260,11 @@ REFUSED: list[tuple[str, dict[str, Any], type[LumieraError]]] = [
     ("move_clip", {"id": "c2", "position": 5}, Conflict),
     ("move_clip", {"id": "nope", "position": 5}, NotFound),
     ("trim_clip", {"id": "c1", "source_in": 10}, BadArguments),
+    ("trim_clip", {"id": "c2", "source_in": 0, "position": 3}, Conflict),
+    ("trim_clip", {"id": "c2", "source_in": 0, "position": -1}, BadArguments),
+    ("set_opacity", {"id": "nope", "opacity": 0.5}, NotFound),
+    ("set_opacity", {"id": "c1", "opacity": 2.0}, BadArguments),
+    ("set_opacity", {"id": "c1", "opacity": -0.01}, BadArguments),
     ("remove_clip", {"id": "nope"}, NotFound),
     ("set_output", {"width": 17}, BadArguments),
     ("set_output", {"rate": "29.97"}, BadArguments),

@@ -42,6 +42,7 @@ def test_the_edits_declare_exactly_the_session_commands():
         "move_clip",
         "remove_clip",
         "remove_track",
+        "set_opacity",
         "set_output",
         "trim_clip",
     ]
@@ -85,8 +86,23 @@ def test_the_setup_session_is_what_the_commands_said():
         ),
         ("move_clip", {"id": "c1", "track": "t2"}, {"id": "c1", "position": 0, "track": "t2"}),
         ("move_clip", {"id": "c1", "position": 35}, {"id": "c1", "position": 35, "track": "t1"}),
-        ("trim_clip", {"id": "c2", "source_in": 0}, {"id": "c2", "source_in": 0, "source_out": 20}),
-        ("trim_clip", {"id": "c1", "source_out": 4}, {"id": "c1", "source_in": 0, "source_out": 4}),
+        (
+            "trim_clip",
+            {"id": "c2", "source_in": 0},
+            {"id": "c2", "source_in": 0, "source_out": 20, "position": 20},
+        ),
+        (
+            "trim_clip",
+            {"id": "c1", "source_out": 4},
+            {"id": "c1", "source_in": 0, "source_out": 4, "position": 0},
+        ),
+        (  # a left-edge trim: the in point and the position move together
+            "trim_clip",
+            {"id": "c2", "source_in": 8, "position": 23},
+            {"id": "c2", "source_in": 8, "source_out": 20, "position": 23},
+        ),
+        ("set_opacity", {"id": "c2", "opacity": 0.25}, {"id": "c2", "opacity": 0.25}),
+        ("set_opacity", {"id": "c1", "opacity": 0}, {"id": "c1", "opacity": 0.0}),
         ("remove_clip", {"id": "c2"}, {"id": "c2"}),
         (
             "set_output",
@@ -184,6 +200,16 @@ def test_generated_ids_skip_the_ones_taken():
         ("trim_clip", {"id": "c2", "source_out": 21}, BadArguments),
         ("trim_clip", {"id": "c1", "source_out": 11}, BadArguments),
         ("trim_clip", {"id": "c1", "source_in": "0"}, BadArguments),
+        ("trim_clip", {"id": "c2", "source_in": 0, "position": -5}, BadArguments),
+        ("trim_clip", {"id": "c2", "source_in": 0, "position": 5}, Conflict),  # over c1
+        ("trim_clip", {"id": "c2", "position": 1.5}, BadArguments),
+        ("set_opacity", {"id": "c9", "opacity": 0.5}, NotFound),
+        ("set_opacity", {"id": "c1", "opacity": 1.01}, BadArguments),
+        ("set_opacity", {"id": "c1", "opacity": -0.5}, BadArguments),
+        ("set_opacity", {"id": "c1", "opacity": float("nan")}, BadArguments),
+        ("set_opacity", {"id": "c1", "opacity": "0.5"}, BadArguments),
+        ("set_opacity", {"id": "c1", "opacity": True}, BadArguments),
+        ("set_opacity", {"id": "c1"}, BadArguments),
         ("remove_clip", {"id": "c9"}, NotFound),
         ("set_output", {"width": 15}, BadArguments),
         ("set_output", {"width": 65}, BadArguments),
@@ -220,6 +246,26 @@ def test_a_trim_that_would_run_into_the_next_clip_is_a_conflict():
     with pytest.raises(Conflict, match="c2"):
         e.handle("trim_clip", {"id": "c3", "source_out": 15})
     assert e.session.to_data() == before
+
+
+def test_a_left_edge_trim_keeps_the_clips_out_frame_where_it_was():
+    e = edits()
+    end = e.session.clips["c2"].end
+    run(e, "trim_clip", {"id": "c2", "source_in": 9, "position": 24})
+    c2 = e.session.clips["c2"]
+    assert (c2.position, c2.source_in, c2.source_out, c2.end) == (24, 9, 20, end)
+    run(e, "trim_clip", {"id": "c2", "source_in": 0, "position": 15})  # out to the left
+    assert e.session.clips["c2"].end == end
+
+
+def test_a_trim_row_journaled_without_a_position_keeps_the_clips_position():
+    e = edits()
+    run(e, "move_clip", {"id": "c2", "position": 30})
+    memento = e.apply_trim_clip({"id": "c2", "source_in": 0, "source_out": 20})
+    c2 = e.session.clips["c2"]
+    assert (c2.position, c2.source_in, c2.source_out) == (30, 0, 20)
+    e.restore(memento)
+    assert (e.session.clips["c2"].position, e.session.clips["c2"].source_in) == (30, 5)
 
 
 def test_a_clip_may_be_moved_onto_its_own_frames():

@@ -68,7 +68,12 @@ COMMANDS = st.one_of(
         },
     ),
     command("move_clip", {"id": CLIPS}, {"position": FRAMES, "track": TRACKS}),
-    command("trim_clip", {"id": CLIPS}, {"source_in": SOURCE_IN, "source_out": SOURCE_OUT}),
+    command(
+        "trim_clip",
+        {"id": CLIPS},
+        {"source_in": SOURCE_IN, "source_out": SOURCE_OUT, "position": FRAMES},
+    ),
+    command("set_opacity", {"id": CLIPS}, {"opacity": st.sampled_from([0.0, 0.3, 1.0, 1.5, -0.1])}),
     command("remove_clip", {"id": CLIPS}, {}),
     command(
         "set_output",

@@ -1,8 +1,10 @@
 // A clip under the pointer: a click selects it, a drag of its body moves it (along its
-// track or onto another: move_clip), a drag of an edge trims it (trim_clip). The
-// element follows the pointer; on release the command goes to the session, and the
-// timeline is drawn again from the session's answer (a diff), or back as it was on
-// an error. Edges snap to the other clips' edges within SNAP_PX.
+// track or onto another: move_clip), a drag of an edge trims it (trim_clip; the in
+// edge moves source_in and position together, in the one command). The element
+// follows the pointer; on release the command goes to the session, and the timeline
+// is drawn again from the session's answer (a diff), or back as it was on an error.
+// Each drag is one command, so one undo step. Edges snap to the other clips' edges
+// within SNAP_PX.
 
 import { clipEnd, clipLength, snap } from "./tlmodel.js";
 
@@ -11,9 +13,8 @@ const SNAP_PX = 8;
 
 export class ClipDrag {
   // host: {model, ppf(), lanes(), select(id), draw(),
-  //        edit(command, args): the result, or null with the error shown,
-  //        request(command, args): the result, or rejects {code, message},
-  //        fail(text): show the error and draw what the session holds}
+  //        edit(command, args): the result, or null with the error shown and the
+  //        drawing back to what the session holds}
   constructor(host) {
     this.host = host;
     this.active = null; // {mode, element, clip, x0, y0, moved, position, track, source_in, source_out}
@@ -119,31 +120,7 @@ export class ClipDrag {
       this.host.edit("trim_clip", { id: c.id, source_out: d.source_out });
     } else {
       if (d.source_in === c.source_in) return this.host.draw();
-      this.trimIn(c, d.source_in, d.position);
-    }
-  }
-
-  // The in edge is two commands (trim_clip keeps the position): in the order whose
-  // middle state overlaps nothing the end state does not; if the second is refused,
-  // the first is undone, so an error leaves the session as it was.
-  async trimIn(c, sourceIn, position) {
-    const { request, fail, edit } = this.host;
-    const steps = [
-      ["trim_clip", { id: c.id, source_in: sourceIn }],
-      ["move_clip", { id: c.id, position }],
-    ];
-    if (sourceIn < c.source_in) steps.reverse(); // longer: move first, then trim
-    if (!(await edit(...steps[0]))) return;
-    try {
-      await request(...steps[1]);
-    } catch (e) {
-      let undone = `its first half (${steps[0][0]}) was undone`;
-      try {
-        await request("undo", {});
-      } catch (u) {
-        undone = `undoing its first half (${steps[0][0]}) failed too: ${u.code}: ${u.message}`;
-      }
-      fail(`trim failed: ${steps[1][0]}: ${e.code}: ${e.message}; ${undone}`);
+      this.host.edit("trim_clip", { id: c.id, source_in: d.source_in, position: d.position });
     }
   }
 

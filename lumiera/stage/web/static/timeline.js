@@ -13,8 +13,8 @@ const ROW_PX = 44; // a track's height (see style.css .tl-lane)
 const MIN_PPF = 0.02; // zoom bounds: pixels per frame
 const MAX_PPF = 40;
 const OPACITY_NOTE =
-  "Opacity is shown, not editable: the session has no command to change a clip's opacity " +
-  "yet (add_clip sets it).";
+  "How opaque the clip is over the tracks below it: drag the slider to change it " +
+  "(set_opacity, one undo step).";
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -245,10 +245,16 @@ export function mountTimeline(root, bus) {
     }
     const opacity = el("label", "row opacity");
     opacity.title = OPACITY_NOTE;
+    const percent = Math.round(c.opacity * 100);
     const slider = el("input");
-    Object.assign(slider, { type: "range", min: 0, max: 100, value: Math.round(c.opacity * 100) });
-    slider.disabled = true;
-    opacity.append(el("span", "k", "opacity"), slider, el("span", "v", `${Math.round(c.opacity * 100)} %`));
+    Object.assign(slider, { type: "range", min: 0, max: 100, value: percent });
+    slider.setAttribute("aria-label", "opacity");
+    const shown = el("span", "v", `${percent} %`);
+    slider.oninput = () => (shown.textContent = `${slider.value} %`);
+    // On release: one set_opacity; an error is shown and the inspector drawn again
+    // from the session (the slider back to its value), a success arrives as a diff.
+    slider.onchange = () => edit("set_opacity", { id: c.id, opacity: Number(slider.value) / 100 });
+    opacity.append(el("span", "k", "opacity"), slider, shown);
     ui.inspector.append(opacity, el("div", "hint", OPACITY_NOTE));
   }
 
@@ -273,7 +279,7 @@ export function mountTimeline(root, bus) {
     e.append(el("span", "handle in"), label, id, el("span", "handle out"));
     if (c.opacity < 1) {
       const badge = el("span", "clip-opacity", `${Math.round(c.opacity * 100)} %`);
-      badge.title = OPACITY_NOTE;
+      badge.title = `opacity ${Math.round(c.opacity * 100)} %: select the clip to change it`;
       e.append(badge);
     }
     e.style.opacity = String(0.45 + 0.55 * c.opacity);
@@ -346,8 +352,6 @@ export function mountTimeline(root, bus) {
       draw();
     },
     edit,
-    request,
-    fail,
     draw: () => draw(),
   });
   ui.content.addEventListener("pointerdown", (e) => drag.pointerDown(e));
@@ -400,7 +404,8 @@ export function mountTimeline(root, bus) {
   new ResizeObserver(() => ruler.draw(playheadFrame())).observe($(".tl-ruler"));
 
   document.addEventListener("keydown", (e) => {
-    if (!state.visible || e.target.closest("input, textarea, select")) return;
+    // Keys typed into a field are the field's; a slider has no text to undo.
+    if (!state.visible || e.target.closest("input:not([type=range]), textarea, select")) return;
     const key = e.key.toLowerCase();
     if ((e.ctrlKey || e.metaKey) && key === "z") {
       e.preventDefault();
@@ -409,7 +414,7 @@ export function mountTimeline(root, bus) {
       e.preventDefault();
       edit("redo");
     } else if (e.key === "Delete" || e.key === "Backspace") {
-      if (state.selected) {
+      if (state.selected && !e.target.closest("input")) {
         e.preventDefault();
         removeSelected();
       }

@@ -154,7 +154,26 @@ class Publisher:
         self.close()
 
 
-class Subscriber:
+class _Receiving:
+    """What both subscribers do with what arrives: decode it, or drop it with a log line."""
+
+    rd: RuntimeDir
+    limits: Limits
+    dropped: int  # malformed events received and dropped
+
+    def _accept(self, frames: list[bytes], total: int) -> Event | None:
+        """The event ``frames`` hold (``total`` frames arrived), or None once dropped."""
+        try:
+            if total != 2:
+                raise BadMessage(f"an event has 2 frames, not {total}")
+            return decode_event(frames, self.limits)
+        except BadMessage as e:
+            self.dropped += 1
+            log.warning("dropped a bad event from instance %s: %s", self.rd.instance, e)
+            return None
+
+
+class Subscriber(_Receiving):
     """A SUB on the instance's ``events`` socket, receiving the topics of ``prefixes``.
 
     Not thread-safe: use it in one thread at a time. A new subscription takes
@@ -190,14 +209,9 @@ class Subscriber:
             left = max(0.0, deadline - time.monotonic())
             if not self._sock.poll(math.ceil(left * 1000)):
                 return None
-            frames, total = recv_bounded(self._sock, 2)
-            try:
-                if total != 2:
-                    raise BadMessage(f"an event has 2 frames, not {total}")
-                return decode_event(frames, self.limits)
-            except BadMessage as e:
-                self.dropped += 1
-                log.warning("dropped a bad event from instance %s: %s", self.rd.instance, e)
+            event = self._accept(*recv_bounded(self._sock, 2))
+            if event is not None:
+                return event
             if time.monotonic() >= deadline:
                 return None
 
@@ -234,7 +248,7 @@ class Subscriber:
         self.close()
 
 
-class AsyncSubscriber:
+class AsyncSubscriber(_Receiving):
     """:class:`Subscriber` for an asyncio loop (zmq.asyncio): the same semantics, awaited.
 
     Make it, use it and close it in the thread of one event loop (``context``:
@@ -278,14 +292,9 @@ class AsyncSubscriber:
             left = max(0.0, deadline - time.monotonic())
             if not await self._sock.poll(math.ceil(left * 1000)):
                 return None
-            frames, total = recv_bounded(self._frames, 2)
-            try:
-                if total != 2:
-                    raise BadMessage(f"an event has 2 frames, not {total}")
-                return decode_event(frames, self.limits)
-            except BadMessage as e:
-                self.dropped += 1
-                log.warning("dropped a bad event from instance %s: %s", self.rd.instance, e)
+            event = self._accept(*recv_bounded(self._frames, 2))
+            if event is not None:
+                return event
             if time.monotonic() >= deadline:
                 return None
 

@@ -47,16 +47,26 @@ class EncoderSpec:
     doc: str = ""
 
 
+# H.264 at constant quality (CRF), never a bit rate: files rendered as segments
+# by fresh encoders join without a jump in quality, and a bit rate that some PyAV
+# versions set on every new stream cannot switch libx264 to ABR. 23 is x264's own
+# default, so these files are what they were before the option was explicit.
 BUILTIN = (
     EncoderSpec(
-        "h264", "libx264", "mp4", "yuv420p", {"preset": "ultrafast"}, False, "H.264 in MP4"
+        "h264",
+        "libx264",
+        "mp4",
+        "yuv420p",
+        {"preset": "ultrafast", "crf": "23"},
+        False,
+        "H.264 in MP4",
     ),
     EncoderSpec(
         "h264-veryfast",
         "libx264",
         "mp4",
         "yuv420p",
-        {"preset": "veryfast"},
+        {"preset": "veryfast", "crf": "23"},
         False,
         "H.264, smaller",
     ),

@@ -176,6 +176,30 @@ class CodecError(LumieraError):
     code = "codec"
 
 
+class JoinFailed(CodecError):
+    """Segment files could not be joined into one (a part unreadable, the output unwritable).
+
+    Base of the causes below; whichever it is, no file has the output's name.
+    """
+
+    code = "join_failed"
+
+
+class JoinRefused(JoinFailed):
+    """The parts cannot make one stream: codec, size, pixel format, rate or codec headers
+    differ, a part does not start on a keyframe, or its frames are not consecutive.
+    Refused before anything is written."""
+
+    code = "join_refused"
+
+
+class JoinMismatch(JoinFailed):
+    """The joined file failed its check: frame count, duration or timestamps are not
+    what was expected (a segment with frames missing or extra, say)."""
+
+    code = "join_mismatch"
+
+
 class DeadlineMissed(LumieraError):
     """A playback job was dropped: its deadline passed before a worker took it."""
 
@@ -253,6 +277,9 @@ _BY_CODE: dict[str, type[LumieraError]] = {
         MediaError,
         MediaChanged,
         CodecError,
+        JoinFailed,
+        JoinRefused,
+        JoinMismatch,
         DeadlineMissed,
         NothingToUndo,
         JournalError,

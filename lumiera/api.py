@@ -25,6 +25,7 @@ raises ends the application as an error (``lumiera up`` exits 1).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from lumiera import runtime_dir
 from lumiera.bus.client import ControlClient
 from lumiera.bus.events import Event, PlayerRenderEnded, StatsPlayer, Subscriber
 from lumiera.bus.timeline import Timeline
-from lumiera.errors import NotRunning, RenderFailed
+from lumiera.errors import LumieraError, NotRunning, RenderFailed, Unreachable
 from lumiera.runtime_dir import RuntimeDir
 
 # Set by the script runner for the scripts it runs.
@@ -216,18 +217,43 @@ class App:
         codec: str = "h264",
         progress: Callable[[dict[str, Any]], None] | None = None,
         timeout: float | None = None,
+        timeline: Timeline | None = None,
     ) -> dict[str, Any]:
         """Render the timeline (or frames first..first+count-1) to ``output``; wait for the end.
 
-        ``progress`` gets each ``stats.player`` entry of this render (frame, fps,
-        eta_s) as a dict. Returns the ``player.render.done`` body as a dict; raises
-        RenderFailed (no file left under ``output``'s name) or TimeoutError.
+        ``timeline``: render this one instead of the session's (the session is not
+        touched). ``progress`` gets each ``stats.player`` entry of this render
+        (frame, fps, eta_s) as a dict. Returns the ``player.render.done`` body as a
+        dict; raises RenderFailed (no file left under ``output``'s name) or
+        TimeoutError. A render this call gives up on (its timeout, an exception from
+        ``progress``, Ctrl-C) is stopped, not left running in the Player.
         """
         self.subscribe("player.render.", "stats.player")
-        started = self.request(
-            "player", "render", output=str(output), first=first, count=count, codec=codec
-        )
-        sid = started["id"]
+        args: dict[str, Any] = {
+            "output": str(output),
+            "first": first,
+            "count": count,
+            "codec": codec,
+        }
+        if timeline is not None:
+            args["timeline"] = timeline
+        sid = self.request("player", "render", **args)["id"]
+        try:
+            return self._wait_render(sid, output, progress, timeout)
+        except (RenderFailed, Unreachable):  # the Player ended it, or the instance is gone
+            raise
+        except BaseException:
+            with contextlib.suppress(LumieraError):  # best effort
+                self.request("player", "stop", stream=sid)
+            raise
+
+    def _wait_render(
+        self,
+        sid: str,
+        output: str | Path,
+        progress: Callable[[dict[str, Any]], None] | None,
+        timeout: float | None,
+    ) -> dict[str, Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = CHECK_EVERY_S if deadline is None else deadline - time.monotonic()

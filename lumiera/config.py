@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from lumiera.errors import ConfigError
 from lumiera.shm.spec import parse_specs
@@ -101,6 +102,31 @@ def _text(text: str) -> str:
     return text.strip()
 
 
+def _host(text: str) -> str:
+    host = text.strip()
+    if not host or any(c.isspace() or c in "/:" for c in host):
+        raise ValueError("must be a host name or IPv4 address, e.g. 127.0.0.1")
+    return host
+
+
+def scheduler_address(text: str) -> str:
+    """A Dask scheduler's address ``tcp://HOST:PORT``; empty: none given.
+
+    Raises ValueError for anything else (``tls://`` too: TLS is not built yet).
+    """
+    address = text.strip()
+    if not address:
+        return address
+    parsed = urlsplit(address)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = None
+    if parsed.scheme != "tcp" or not parsed.hostname or not port:
+        raise ValueError("must be a scheduler address tcp://HOST:PORT")
+    return address
+
+
 @dataclass(frozen=True)
 class Key:
     """One declared configuration key: its parser and what it means."""
@@ -144,6 +170,14 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "open_browser": Key(_open_browser, "open the UI in a browser: auto, yes or no"),
         "preview_width": Key(_positive_int, "viewer picture width sent to pages"),
         "preview_height": Key(_positive_int, "viewer picture height sent to pages"),
+    },
+    "netnode": {
+        "scheduler": Key(scheduler_address, "the Dask scheduler a render node joins"),
+        "host": Key(_host, "where a render node's worker listens"),
+        "nthreads": Key(_positive_int, "a render node's worker threads (tasks at once)"),
+        "name": Key(_text, "a render node's worker name (empty: lumiera-<host>-<instance>)"),
+        "join_timeout": Key(_positive_float, "a render node's worker start and join"),
+        "task_timeout": Key(_positive_float, "one render task on a node"),
     },
     "log": {
         "level": Key(_log_level, "log level of every process"),

@@ -17,8 +17,14 @@ class Options:
     session: str | None = None
     headless: bool = False
     scripts: tuple[str, ...] = ()
-    port: int | None = None
+    port: int | None = None  # the render node's worker port (0: any free one)
     debug: str | None = None
+    join: str | None = None  # the Dask scheduler a render node joins (tcp://HOST:PORT)
+
+    @property
+    def node(self) -> bool:
+        """Whether this instance is a render node (``--port`` or ``--join``)."""
+        return self.port is not None or self.join is not None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -27,6 +33,7 @@ class Options:
             "scripts": list(self.scripts),
             "port": self.port,
             "debug": self.debug,
+            "join": self.join,
         }
 
 
@@ -74,7 +81,7 @@ SUBSYSTEMS: Mapping[str, Spec] = {
             "stage",
             "lumiera.stage.gui",
             depends=("session", "player"),
-            should_start=lambda o: not o.headless and o.port is None,
+            should_start=lambda o: not o.headless and not o.node,
             doc="UI backbone, GUI notification facade",
         ),
         Spec(
@@ -89,9 +96,10 @@ SUBSYSTEMS: Mapping[str, Spec] = {
             "netnode",
             "vault",
             "lumiera.vault.netnode",
-            depends=("engine", "session"),
-            should_start=lambda o: o.port is not None,
-            doc="render node of a distributed engine",
+            # Its tasks render with this instance's player (and so its engine).
+            depends=("engine", "session", "player"),
+            should_start=lambda o: o.node,
+            doc="render node of a distributed engine (a Dask worker)",
         ),
     )
 }

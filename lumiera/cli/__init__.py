@@ -49,7 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--script", action="append", default=[], metavar="FILE", help="run a script (repeatable)"
     )
-    p.add_argument("--port", type=int, help="run as a render node on PORT (no GUI)")
+    p.add_argument(
+        "--port", type=int, help="run as a render node, its worker on PORT (0: any; no GUI)"
+    )
+    p.add_argument(
+        "--join",
+        metavar="tcp://HOST:PORT",
+        help="run as a render node joining this Dask scheduler (no GUI)",
+    )
     p.add_argument("--def", dest="defs", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--config", help="configuration file layered over config/setup.ini")
     p.add_argument("--debug", metavar="SUBSYSTEM", help="leave SUBSYSTEM to `lumiera run`")

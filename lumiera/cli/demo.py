@@ -42,6 +42,7 @@ def main(args: argparse.Namespace) -> int:
         headless=True,
         script=[demo_script.__file__],
         port=None,
+        join=None,
         defs=args.defs,
         config=args.config,
         debug=None,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lumiera import config as config_mod
 from lumiera import runtime_dir
-from lumiera.errors import InstanceRunning, UsageError
+from lumiera.errors import ConfigError, InstanceRunning, UsageError
 from lumiera.exits import EXIT_INSTANCE_RUNNING
 from lumiera.subsystems import SUBSYSTEMS, Options
 
@@ -19,8 +19,13 @@ def options_from(args: argparse.Namespace) -> Options:
     for script in args.script:
         if not Path(script).is_file():
             raise UsageError(f"--script {script}: no such file")
-    if args.port is not None and not 0 < args.port < 65536:
-        raise UsageError(f"--port {args.port}: must be 1-65535")
+    if args.port is not None and not 0 <= args.port < 65536:
+        raise UsageError(f"--port {args.port}: must be 0-65535 (0: a free one)")
+    if args.join is not None:
+        try:
+            config_mod.scheduler_address(args.join)
+        except ValueError as e:
+            raise UsageError(f"--join {args.join!r}: {e}") from None
     if args.debug is not None and args.debug not in SUBSYSTEMS:
         raise UsageError(f"--debug {args.debug}: no such subsystem (have: {', '.join(SUBSYSTEMS)})")
     options = Options(
@@ -29,6 +34,7 @@ def options_from(args: argparse.Namespace) -> Options:
         scripts=tuple(str(Path(s).absolute()) for s in args.script),
         port=args.port,
         debug=args.debug,
+        join=args.join,
     )
     from lumiera.subsystems import start_order
 
@@ -37,9 +43,29 @@ def options_from(args: argparse.Namespace) -> Options:
     return options
 
 
+def check_node(options: Options, cfg: config_mod.Config) -> None:
+    """What a render node needs (a scheduler to join, a join within the start window).
+
+    Raises UsageError (ConfigError) before anything is spawned.
+    """
+    if not options.node:
+        return
+    if options.join is None and not cfg.get_str("netnode.scheduler"):
+        raise UsageError(
+            "a render node needs a scheduler to join: give --join tcp://HOST:PORT "
+            "(or [netnode] scheduler in the configuration)"
+        )
+    join, start = cfg.get_float("netnode.join_timeout"), cfg.get_float("appstate.start_timeout")
+    if join >= start:  # else the supervisor's start window ends first, saying less
+        raise ConfigError(
+            f"netnode.join_timeout ({join:g}) must be less than appstate.start_timeout ({start:g})"
+        )
+
+
 def main(args: argparse.Namespace) -> int:
     cfg = config_mod.load(Path(args.config) if args.config else None, args.defs)
     options = options_from(args)
+    check_node(options, cfg)
     rd = runtime_dir.resolve(args.instance, args.runtime_dir)
     logging.basicConfig(
         level=cfg.get_str("log.level"),

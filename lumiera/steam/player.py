@@ -27,8 +27,8 @@ one over the bus would cost a round trip per frame and carry nothing useful.
 
 The Player talks to the session, the engine and the supervisor as a client of
 the bus (its own connections, from its own threads): the timeline comes from
-``session describe`` when a stream starts, so a stream renders the session as
-it was then.
+``session timeline`` when a stream starts, so a stream renders the session as
+it was then (a render may bring its own: a farm task's contract).
 """
 
 from __future__ import annotations
@@ -201,10 +201,13 @@ class PlayerActor(Actor):
         first: int | None = None,
         count: int | None = None,
         codec: str = "h264",
+        timeline: Timeline | None = None,
     ) -> dict[str, Any]:
         """Render frames first..first+count-1 (default: the whole timeline) to the file ``output``.
 
-        Answers once the stream runs; ``player.render.done`` says when the file is complete.
+        ``timeline``: render this contract instead of the session's (a farm task
+        renders exactly what it was given; the session stays the user's). Answers
+        once the stream runs; ``player.render.done`` says when the file is complete.
         """
         if self._running("render") is not None:
             raise Conflict("a render is running; one at a time (stop it first)")
@@ -212,7 +215,7 @@ class PlayerActor(Actor):
         target = Path(output).absolute()
         if not target.parent.is_dir():
             raise BadArguments(f"output {target}: no directory {target.parent}")
-        timeline = self._timeline()
+        timeline = self._timeline() if timeline is None else timeline
         start, n = parse_range(timeline, first, count)
         width, height, rate = timeline.output.width, timeline.output.height, timeline.output.rate
         stream = PlayerStream(self._new_id(), "render", start, n, rate)

@@ -81,7 +81,14 @@ def test_an_unsafe_runtime_directory_is_refused():
         (["--script", "/nonexistent/script.py"], "no such file"),
         (["--debug", "nosuch"], "no such subsystem"),
         (["--debug", "gui"], "does not start gui"),
-        (["--port", "0"], "must be 1-65535"),
+        (["--port", "65536", "--join", "tcp://h:1"], "must be 0-65535"),
+        (["--port", "0"], "a render node needs a scheduler to join: give --join"),
+        (["--join", "127.0.0.1:8786"], "must be a scheduler address tcp://HOST:PORT"),
+        (["--def", "netnode.scheduler=h:1"], "must be a scheduler address tcp://HOST:PORT"),
+        (
+            ["--join", "tcp://h:1", "--def", "netnode.join_timeout=10"],
+            "netnode.join_timeout (10) must be less than appstate.start_timeout (10)",
+        ),
         (["--frobnicate"], "unrecognized arguments"),
     ],
 )

@@ -162,10 +162,9 @@ def test_a_regular_end_of_a_subsystem_shuts_down_in_order_with_exit_0():
 
 
 def test_a_regular_end_with_an_error_exits_1_without_emergency():
-    with Instance(["--headless", "--port", "7000"], defs=["debug.faults=yes"]) as inst:
-        st = inst.wait_running()
-        assert "netnode" in [s["name"] for s in st["subsystems"]]
-        inst.request("netnode", "fault", {"kind": "end_error"})
+    with Instance(["--headless"], defs=["debug.faults=yes"]) as inst:
+        inst.wait_running()
+        inst.request("player", "fault", {"kind": "end_error"})
         assert inst.wait() == 1
         assert "ON_EMERGENCY_EXIT" not in inst.output()
 

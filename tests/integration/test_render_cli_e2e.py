@@ -26,7 +26,7 @@ import pytest
 from lumiera import api, testing
 from lumiera.bus.timeline import Timeline
 from lumiera.errors import LumieraError, MediaError
-from lumiera.testing import Instance, run_cli, unique_runtime_dir
+from lumiera.testing import Instance, run_cli, unique_runtime_dir, wait_for
 from lumiera.vault.media import MediaPool
 from lumiera.vault.render import render_frame
 from tests.support import CUT_AND_OVERLAY, build, one_clip, stop
@@ -357,3 +357,24 @@ def test_api_render_that_misses_the_end_event_learns_the_end_from_the_player(tmp
                 app.render(tmp_path / "empty.mkv", codec="ffv1", timeout=30)
         stop(inst)
     assert (tmp_path / "out.mkv").exists() and not (tmp_path / "empty.mkv").exists()
+
+
+def test_api_render_of_a_given_timeline_leaves_the_session_alone_and_one_given_up_on_is_stopped(
+    tmp_path,
+):
+    video = write_video(tmp_path / "v.mkv", 1000, "ffv1")
+    with one_clip(video) as inst:
+        contract = Timeline.from_wire(inst.request("session", "timeline"))
+        inst.request("session", "remove_clip", {"id": "c1"})  # the session now shows nothing
+        with api.connect(inst.rd.instance, str(inst.rd.path)) as app:
+            done = app.render(tmp_path / "given.mkv", count=5, codec="ffv1", timeline=contract)
+            assert done["frames"] == 5 and app.session.timeline().clips == ()
+            with pytest.raises(TimeoutError):  # gives up long before 1000 frames are done
+                app.render(tmp_path / "late.mkv", codec="ffv1", timeline=contract, timeout=0.01)
+            wait_for(
+                lambda: [s["state"] for s in app.request("player", "streams")][-1] == "stopped",
+                10,
+                "the abandoned render stopped",
+            )
+        stop(inst)
+    assert (tmp_path / "given.mkv").exists() and not (tmp_path / "late.mkv").exists()

@@ -105,7 +105,7 @@ def test_an_unknown_section_is_refused_and_the_known_ones_listed(tmp_path: Path)
         load(user)
     assert str(err.value) == (
         f"{user}: unknown section [theme] "
-        "(known: appstate, bus, rings, vault, engine, gui, log, debug)"
+        "(known: appstate, bus, rings, vault, engine, gui, netnode, log, debug)"
     )
 
 
@@ -135,6 +135,10 @@ def test_an_unknown_key_in_a_file_names_the_file(tmp_path: Path):
         ("rings.slots=-4", "must be a positive integer"),
         ("debug.faults=maybe", "must be yes/no, true/false, on/off or 1/0"),
         ("log.level=LOUD", "must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+        ("netnode.scheduler=127.0.0.1:8786", "must be a scheduler address tcp://HOST:PORT"),
+        ("netnode.scheduler=tcp://127.0.0.1", "must be a scheduler address tcp://HOST:PORT"),
+        ("netnode.host=", "must be a host name or IPv4 address"),
+        ("netnode.nthreads=0", "must be a positive integer"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_key_the_value_and_why(item: str, why: str):

@@ -38,13 +38,14 @@ def test_a_headless_script_starts_the_script_runner_and_the_core_only():
     assert order == ["engine", "session", "player", "script"]
 
 
-def test_a_port_starts_a_render_node_without_gui_or_player():
-    assert start_order(Options(port=7000)) == ["engine", "session", "netnode"]
+def test_a_port_starts_a_render_node_with_the_player_it_renders_with_and_no_gui():
+    assert start_order(Options(port=7000)) == ["engine", "session", "player", "netnode"]
 
 
-def test_a_headless_render_node_also_runs_the_player():
-    order = start_order(Options(headless=True, port=7000))
-    assert order == ["engine", "session", "player", "netnode"]
+def test_a_scheduler_to_join_starts_a_render_node_too():
+    node = Options(headless=True, join="tcp://127.0.0.1:8786")
+    assert node.node and start_order(node) == start_order(Options(headless=True, port=0))
+    assert start_order(Options(join="tcp://h:1")) == ["engine", "session", "player", "netnode"]
 
 
 @pytest.mark.parametrize(
@@ -54,6 +55,7 @@ def test_a_headless_render_node_also_runs_the_player():
         Options(headless=True),
         Options(scripts=("a.py",)),
         Options(port=1),
+        Options(join="tcp://h:1"),
         Options(headless=True, scripts=("a.py",), port=1),
     ],
 )
@@ -76,13 +78,21 @@ def test_every_dependency_in_the_shipped_table_is_a_known_subsystem():
 
 
 def test_options_serialise_to_plain_data_for_the_welcome_message():
-    opts = Options(session="s.lum", headless=True, scripts=("a.py", "b.py"), port=9, debug="gui")
+    opts = Options(
+        session="s.lum",
+        headless=True,
+        scripts=("a.py", "b.py"),
+        port=9,
+        debug="gui",
+        join="tcp://h:1",
+    )
     assert opts.to_dict() == {
         "session": "s.lum",
         "headless": True,
         "scripts": ["a.py", "b.py"],
         "port": 9,
         "debug": "gui",
+        "join": "tcp://h:1",
     }
 
 

@@ -1,0 +1,74 @@
+"""The render node's task: one segment of a timeline, rendered by the node's own instance.
+
+A farm render submits :func:`render_segment` to the Dask scheduler once per
+segment (``client.submit(render_segment, timeline.to_wire(), first, count,
+codec, key=..., retries=..., pure=False)``); the scheduler runs it on a render
+node's Worker (``lumiera up --join``), in the Worker's thread pool, in the
+netnode's process. It is a plain module-level function, so the client ships it
+by reference and the node imports it from its own lumiera.
+
+The task renders with the node's Player and Engine through the bus, as a script
+does (:mod:`lumiera.api`), giving the Player the timeline it was sent
+(``player render`` with ``timeline``): it renders exactly that contract and the
+node's session is never touched. The segment file is written into the node's
+temp area, read back as bytes (segments are small: a few seconds) and removed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from lumiera import api
+from lumiera.bus.timeline import Timeline
+from lumiera.errors import MediaError
+from lumiera.vault.daskworker import NodePlugin, this_node
+from lumiera.vault.media import check_sources
+
+
+def render_segment(timeline: dict[str, Any], first: int, count: int, codec: str = "ffv1") -> bytes:
+    """Frames ``first .. first+count-1`` of ``timeline`` (wire form) encoded with ``codec``.
+
+    Returns the segment file's bytes: a complete file of ``count`` frames, its
+    first frame a keyframe (a fresh encoder), timestamps from 0. Runs on a
+    render node only, in a thread of its Worker's pool, and waits at most
+    ``[netnode] task_timeout`` (its turn at the Player included).
+
+    Raises (and Dask carries to the client): BadTimeline (not a valid contract),
+    MediaError/MediaChanged naming the node, the media and its path (missing
+    here, or not the file that was probed), BadArguments or CodecError (an
+    empty range, an unknown codec), RenderFailed (the render failed),
+    ShuttingDown (the node is stopping: the scheduler retries it elsewhere),
+    TimeoutError, Unavailable (not run on a lumiera render node).
+    """
+    node = this_node()
+    contract = Timeline.from_wire(timeline)
+    with node.task():
+        check_media(node, contract, first, count)
+        out = Path(node.temp_dir) / f"segment-{first}+{count}-{uuid.uuid4().hex[:8]}.{codec}"
+        try:
+            with api.connect(node.instance, node.runtime_dir) as app:
+                app.render(
+                    out,
+                    first=first,
+                    count=count,
+                    codec=codec,
+                    timeline=contract,
+                    progress=node.check_stopping,
+                    timeout=node.task_timeout,
+                )
+            return out.read_bytes()
+        finally:
+            out.unlink(missing_ok=True)
+
+
+def check_media(node: NodePlugin, timeline: Timeline, first: int, count: int) -> None:
+    """Every media of the range is on this node, the file that was probed (else MediaError).
+
+    The message names the node first: a farm's operator sees which host lacks what.
+    """
+    try:
+        check_sources(timeline, first, count)
+    except MediaError as e:
+        raise type(e)(f"node {node.node}: {e}") from None

@@ -189,11 +189,16 @@ export function mountViewer(root, bus) {
     ui.stats.textContent = `sent ${m.sent}, dropped ${m.dropped}`;
   });
 
-  bus.onConnection((connection) => {
-    if (connection !== "open") return;
+  function opened() {
     ack(state.frame); // on (or off) from the start: the server sends the newest picture
     syncClock();
+  }
+  bus.onConnection((connection) => {
+    if (connection === "open") opened();
   });
+  // This module may be loaded (a dynamic import) after the connection opened: its
+  // "open" went by unseen, so do now what it would have done.
+  if (bus.connected) opened();
 
   // -- the player: play/pause, stop -------------------------------------------------------
 

@@ -83,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--def", dest="defs", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--config", help="configuration file layered over config/setup.ini")
     p.add_argument("--runtime-dir", help="runtime directory of the render's own instance")
+    p.add_argument(
+        "--farm", metavar="tcp://HOST:PORT", help="render on the render nodes of this scheduler"
+    )
+    p.add_argument(
+        "--segment-frames", type=int, default=250, metavar="N", help="farm: frames a segment"
+    )
+    p.add_argument(
+        "--connect-timeout", type=float, default=10.0, metavar="S", help="farm: reach it within S"
+    )
     p.set_defaults(func=render.main)
 
     p = sub.add_parser("status", help="show the instance and its subsystems")

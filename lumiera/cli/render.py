@@ -5,7 +5,9 @@ It is ``lumiera up SESSION --headless --script`` of the built-in render script
 (``render-<pid>``), with the instance's output kept in a log file and shown
 only when something fails. This process follows the render on the bus
 (``stats.player``, ``player.render.*``) and draws a progress bar (frame,
-fps, ETA) on a terminal, or a line every few seconds otherwise.
+fps, ETA) on a terminal, or a line every few seconds otherwise. With
+``--farm tcp://HOST:PORT`` the render is cut into segments that the farm's
+render nodes render instead (:mod:`lumiera.cli.farm_render`).
 
 Exits 0 when the file is complete; otherwise the instance's exit code (1: the
 render failed, with the reason; 2: an emergency), and no file is left under
@@ -71,6 +73,12 @@ def main(args: argparse.Namespace) -> int:
     if args.codec not in codecs.names():
         raise UsageError(f"--codec {args.codec}: one of {', '.join(codecs.names())}")
     first, count = parse_range(args.range)
+    if args.farm:
+        if args.segment_frames < 1:
+            raise UsageError(f"--segment-frames {args.segment_frames}: at least 1")
+        from lumiera.cli import farm_render  # Dask is imported only for a farm render
+
+        return farm_render.main(args, session, output, first, count)
     instance = f"render-{os.getpid()}"
     rd = runtime_dir.resolve(instance, args.runtime_dir)
     job = {"output": str(output), "first": first, "count": count, "codec": args.codec}

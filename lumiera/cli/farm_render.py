@@ -1,0 +1,180 @@
+"""``lumiera render SESSION -o OUT --farm tcp://SCHEDULER:PORT``: a render cut into segments.
+
+The session file is opened here, the way its own instance would open it (a
+:class:`~lumiera.steam.core.SessionCore`: replayed, locked while read, then
+closed), and only its timeline is taken. The range is split into segments
+(:func:`lumiera.vault.segments.split`, keys from the job's
+:func:`~lumiera.vault.segments.job_id`: a retried or resubmitted segment keeps
+its key); each segment is one :func:`lumiera.vault.farmtask.render_segment`
+task on the Dask scheduler, which the render nodes (``lumiera up --join``)
+run. Each result is written to a temp directory beside OUT as it comes back
+and released at once (the scheduler would recompute a held result whose node
+leaves). Then the parts are joined by remux (:func:`lumiera.vault.segments.join`:
+checked, then renamed to OUT).
+
+Exits 0 when OUT is complete; 1 when a segment or the join fails (the
+segment's error, e.g. a media missing on a node, naming the node); 69 when the
+scheduler cannot be reached; 130 on Ctrl-C (the tasks are cancelled). In every
+case but 0 no file has OUT's name, and the temp parts are removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from distributed import Client, Future, as_completed
+
+from lumiera.bus import codec as wire_codec
+from lumiera.bus.timeline import Timeline
+from lumiera.errors import LumieraError, NotRunning, RenderFailed
+from lumiera.exits import EXIT_INTERRUPTED
+from lumiera.steam.core import SessionCore
+from lumiera.steam.playout import parse_range
+from lumiera.vault.farmtask import render_segment
+from lumiera.vault.segments import Segment, job_id, join, split
+
+RETRIES = 2  # a segment whose node dies is run again elsewhere, this often
+CLOSE_S = 10.0  # the client's orderly close
+
+
+def read_timeline(session: Path) -> Timeline:
+    """The session file's timeline, as its instance would see it (JournalError if refused)."""
+    core = SessionCore(session)
+    try:
+        return core.session.timeline()
+    finally:
+        core.close()
+
+
+def connect(address: str, timeout: float) -> Client:
+    """A Client of the scheduler at ``address``; NotRunning (69) if it is not there in time."""
+    try:
+        return Client(address, timeout=timeout, set_as_default=False)  # type: ignore[no-untyped-call]
+    except (OSError, TimeoutError, ValueError) as e:
+        raise NotRunning(f"cannot reach the scheduler at {address}: {e}") from None
+
+
+class Progress:
+    """Per segment and overall: a bar on a terminal, a line per finished segment otherwise."""
+
+    def __init__(self, segments: Sequence[Segment], out: TextIO, width: int = 30) -> None:
+        self.total_segments = len(segments)
+        self.total_frames = sum(s.count for s in segments)
+        self.done_segments = 0
+        self.done_frames = 0
+        self.out = out
+        self.tty = out.isatty()
+        self.width = width
+        self.started = time.monotonic()
+
+    def finished(self, segment: Segment) -> None:
+        self.done_segments += 1
+        self.done_frames += segment.count
+        elapsed = max(1e-6, time.monotonic() - self.started)
+        fps = self.done_frames / elapsed
+        eta = (self.total_frames - self.done_frames) / fps if fps else 0.0
+        overall = (
+            f"segments {self.done_segments}/{self.total_segments}  "
+            f"frames {self.done_frames}/{self.total_frames}  {fps:.1f} fps  ETA {eta:.0f} s"
+        )
+        if self.tty:
+            filled = int(self.width * self.done_frames / max(1, self.total_frames))
+            self.out.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {overall}")
+            if self.done_segments == self.total_segments:
+                self.out.write("\n")
+        else:
+            self.out.write(
+                f"segment {segment.index + 1}/{self.total_segments} "
+                f"(frames {segment.first}..{segment.end - 1}) done; {overall}\n"
+            )
+        self.out.flush()
+
+
+def main(
+    args: argparse.Namespace, session: Path, output: Path, first: int | None, count: int | None
+) -> int:
+    started = time.monotonic()
+    timeline = read_timeline(session)
+    start, n = parse_range(timeline, first, count)
+    wire = timeline.to_wire()
+    job = job_id(wire_codec.pack(wire), str(start), str(n), args.codec, str(args.segment_frames))
+    segments = split(start, n, args.segment_frames, job=job)
+    client = connect(args.farm, args.connect_timeout)
+    parts = Path(tempfile.mkdtemp(prefix=f".{output.name}.parts-", dir=output.parent))
+    futures: list[Future[bytes]] = []
+    try:
+        print(
+            f"lumiera render: {n} frames in {len(segments)} segments on {args.farm}",
+            file=sys.stderr,
+        )
+        futures = [
+            client.submit(
+                render_segment,
+                wire,
+                s.first,
+                s.count,
+                args.codec,
+                key=s.key,
+                retries=RETRIES,
+                pure=False,
+            )
+            for s in segments
+        ]
+        _gather(client, futures, segments, parts, sys.stderr)
+        files = [_part(parts, s) for s in segments]
+        report = join(files, output, timeline.output.rate, n, counts=[s.count for s in segments])
+    except KeyboardInterrupt:
+        print("\nlumiera render: interrupted; no file written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        _cancel(client, futures)
+        shutil.rmtree(parts, ignore_errors=True)
+    seconds = time.monotonic() - started
+    print(
+        f"rendered {report.frames} frames to {output} in {seconds:.2f} s "
+        f"({report.frames / seconds:.1f} fps overall, {len(segments)} segments on {args.farm})"
+    )
+    return 0
+
+
+def _part(parts: Path, segment: Segment) -> Path:
+    return parts / f"part-{segment.index:06d}"
+
+
+def _gather(
+    client: Client, futures: list[Future[bytes]], segments: list[Segment], parts: Path, out: TextIO
+) -> None:
+    """Write each segment's file as it comes back, release it; the first failure raises."""
+    of: dict[str, Segment] = {s.key: s for s in segments}
+    progress = Progress(segments, out)
+    for future in as_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
+        segment = of[future.key]
+        try:
+            data: Any = future.result()
+        except LumieraError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a task's error, carried by Dask
+            raise RenderFailed(
+                f"segment {segment.index} (frames {segment.first}..{segment.end - 1}): "
+                f"{type(e).__name__}: {e}"
+            ) from None
+        _part(parts, segment).write_bytes(data)
+        future.release()
+        progress.finished(segment)
+
+
+def _cancel(client: Client, futures: list[Future[bytes]]) -> None:
+    """Cancel what is still pending (nothing after a success), close the client, bounded."""
+    try:
+        pending = [f for f in futures if not f.done()]  # type: ignore[no-untyped-call]
+        if pending:
+            client.cancel(pending)  # type: ignore[no-untyped-call]
+    finally:
+        client.close(timeout=CLOSE_S)  # type: ignore[no-untyped-call]

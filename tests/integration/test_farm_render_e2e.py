@@ -1,0 +1,177 @@
+"""``lumiera render --farm``: a session rendered in segments by two render nodes, then joined.
+
+The scheduler is an in-process ``distributed.LocalCluster`` without workers of
+its own on loopback; the nodes are real instances (``lumiera up --headless
+--port 0 --join``), started once for the module. The session file is written
+here by a :class:`~lumiera.steam.core.SessionCore` (what an instance does
+with it), from test media that carry their frame numbers in their pixels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+from lumiera.steam.core import SessionCore
+from lumiera.testing import Instance, unique_runtime_dir
+from tests.unit.vault.mediakit import read_code, write_video
+
+pytestmark = pytest.mark.integration
+
+FRAMES = 20  # m1's frames 0..19, then m2's (numbered from SECOND) from its 3rd on
+SECOND = 1000
+RATE = 25
+LENGTH = 2 * FRAMES
+EXPECTED = [n if n < FRAMES else SECOND + 2 + n - FRAMES for n in range(LENGTH)]
+EXIT_UNAVAILABLE = 69
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-clip session file (the media beside it)."""
+    where = tmp_path_factory.mktemp("farm")
+    session = where / "cut.lumiera"
+    m1 = write_video(where / "m1.mkv", FRAMES, "ffv1")
+    m2 = write_video(where / "m2.mkv", FRAMES + 2, "ffv1", first=SECOND)
+    commands: list[tuple[str, dict[str, Any]]] = [
+        ("add_media", {"path": str(m1)}),
+        ("add_media", {"path": str(m2)}),
+        ("add_track", {"name": "V1"}),
+        ("set_output", {"width": 64, "height": 48, "rate": str(RATE)}),
+        ("add_clip", {"media": "m1", "track": "t1", "position": 0, "source_out": FRAMES}),
+        (
+            "add_clip",
+            {
+                "media": "m2",
+                "track": "t1",
+                "position": FRAMES,
+                "source_in": 2,
+                "source_out": FRAMES + 2,
+            },
+        ),
+    ]
+    core = SessionCore(session)
+    try:
+        for command, args in commands:
+            core.execute(command, args)
+    finally:
+        core.close()
+    return session
+
+
+@pytest.fixture
+def farm(session: Path) -> Iterator[tuple[str, Path]]:
+    """A scheduler with two render nodes joined: (its address, the session)."""
+    with LocalCluster(  # type: ignore[no-untyped-call]
+        n_workers=0,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        scheduler_port=0,
+        dashboard_address="127.0.0.1:0",
+    ) as cluster:
+        address = cluster.scheduler_address
+        nodes = [Instance(["--headless", "--port", "0", "--join", address]) for _ in range(2)]
+        with nodes[0] as a, nodes[1] as b:
+            a.wait_running(), b.wait_running()
+            with Client(address, timeout=10) as client:  # type: ignore[no-untyped-call]
+                client.wait_for_workers(2, timeout=10)
+            yield address, session
+
+
+def render(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """``lumiera render ARGS`` to completion (a local one gets a runtime dir of the suite's)."""
+    rd = unique_runtime_dir()
+    cmd = [sys.executable, "-m", "lumiera", "render", *args, "--runtime-dir", str(rd.path)]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    finally:
+        with contextlib.suppress(OSError):
+            rd.path.rmdir()
+
+
+def decoded(path: Path) -> tuple[list[av.VideoFrame], Fraction, list[Fraction]]:
+    """The frames, the container's duration (s) and each frame's time (s)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        assert container.duration is not None and stream.time_base is not None
+        times = [Fraction(f.pts) * stream.time_base for f in frames if f.pts is not None]
+        return frames, Fraction(container.duration, av.time_base), times
+
+
+def codes(frames: list[av.VideoFrame]) -> list[int]:
+    return [read_code(f.to_ndarray(format="gray")) for f in frames]
+
+
+def only(directory: Path, *names: str) -> None:
+    """Nothing but ``names`` in the directory (no temp parts, no partial file)."""
+    assert sorted(p.name for p in directory.iterdir()) == sorted(names)
+
+
+def test_a_farm_render_equals_a_local_render_frame_for_frame(farm, tmp_path):
+    address, session = farm
+    local, farmed = tmp_path / "local.mkv", tmp_path / "farm.mkv"
+    done = render(str(session), "-o", str(local), "--codec", "ffv1")
+    assert done.returncode == 0, done.stderr
+    done = render(
+        str(session),
+        "-o",
+        str(farmed),
+        "--codec",
+        "ffv1",
+        "--farm",
+        address,
+        "--segment-frames",
+        "7",
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"rendered {LENGTH} frames to {farmed}" in done.stdout
+    assert "segment 6/6 (frames" in done.stderr or "segments 6/6" in done.stderr
+    want, _, _ = decoded(local)
+    got, duration, times = decoded(farmed)
+    assert codes(got) == EXPECTED == codes(want)
+    for a, b in zip(got, want, strict=True):
+        assert np.array_equal(a.to_ndarray(format="gray"), b.to_ndarray(format="gray"))
+    assert duration == Fraction(LENGTH, RATE)
+    assert times == [Fraction(k, RATE) for k in range(LENGTH)]
+    only(tmp_path, "local.mkv", "farm.mkv")
+
+
+def test_a_farm_render_in_h264_with_b_frames_keeps_every_frame_in_place(farm, tmp_path):
+    address, session = farm
+    out = tmp_path / "farm.mp4"
+    done = render(
+        str(session), "-o", str(out), "--codec", "h264-veryfast", "--farm", address,
+        "--segment-frames", "7", "--range", "3:38",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    frames, duration, times = decoded(out)
+    assert codes(frames) == EXPECTED[3:38]
+    assert duration == Fraction(35, RATE)
+    assert times == [Fraction(k, RATE) for k in range(35)]
+    only(tmp_path, "farm.mp4")
+
+
+def test_a_scheduler_that_is_not_there_is_a_clear_error_and_writes_nothing(session, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+        out = tmp_path / "out.mkv"
+        done = render(
+            str(session), "-o", str(out), "--farm", address, "--connect-timeout", "1", timeout=30
+        )
+    assert done.returncode == EXIT_UNAVAILABLE, done.stderr
+    assert f"cannot reach the scheduler at {address}" in done.stderr
+    only(tmp_path)

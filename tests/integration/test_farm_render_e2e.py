@@ -10,6 +10,7 @@ with it), from test media that carry their frame numbers in their pixels.
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import subprocess
 import sys
@@ -34,7 +35,7 @@ SECOND = 1000
 RATE = 25
 LENGTH = 2 * FRAMES
 EXPECTED = [n if n < FRAMES else SECOND + 2 + n - FRAMES for n in range(LENGTH)]
-EXIT_UNAVAILABLE = 69
+EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 69, 130
 
 
 @pytest.fixture(scope="module")
@@ -174,4 +175,23 @@ def test_a_scheduler_that_is_not_there_is_a_clear_error_and_writes_nothing(sessi
         )
     assert done.returncode == EXIT_UNAVAILABLE, done.stderr
     assert f"cannot reach the scheduler at {address}" in done.stderr
+    only(tmp_path)
+
+
+def test_ctrl_c_cancels_the_segments_and_leaves_no_file_and_no_parts(farm, tmp_path):
+    address, session = farm
+    out = tmp_path / "out.mkv"
+    cmd = [sys.executable, "-m", "lumiera", "render", str(session), "-o", str(out)]
+    cmd += ["--codec", "ffv1", "--farm", address, "--segment-frames", "1"]
+    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        while line and not line.startswith("segment "):  # the first segment is back
+            line = proc.stderr.readline()
+        assert line.startswith("segment "), "no segment came back"
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=30) == EXIT_INTERRUPTED, rest
+    assert "interrupted; no file written" in rest
+    assert rest.count("\nsegment ") < 30, rest  # well before the end (40 segments)
     only(tmp_path)

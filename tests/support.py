@@ -118,3 +118,19 @@ def one_clip(video: Path, defs: Sequence[str] = ()) -> Iterator[Instance]:
         inst.wait_running()
         build(inst, [video], [{"media": "m1", "track": "t1", "position": 0}])
         yield inst
+
+
+@contextlib.contextmanager
+def loopback_cluster() -> Iterator[Any]:
+    """A Dask scheduler on loopback, in this process, with no workers of its own (nodes join)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(  # type: ignore[no-untyped-call]
+        n_workers=0,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        scheduler_port=0,
+        dashboard_address="127.0.0.1:0",  # not the default 8787: tests run side by side
+    ) as cluster:
+        yield cluster

@@ -160,6 +160,15 @@ class _Receiving:
     rd: RuntimeDir
     limits: Limits
     dropped: int  # malformed events received and dropped
+    _filter: zmq.Socket[bytes]  # the SUB, as a plain socket: subscriptions are set on it
+    _topics: set[str]
+
+    def subscribe(self, *prefixes: str) -> None:
+        """Receive the events whose topic starts with one of ``prefixes`` ("" is all) too."""
+        for prefix in prefixes:
+            if prefix not in self._topics:
+                self._filter.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+                self._topics.add(prefix)
 
     def _accept(self, frames: list[bytes], total: int) -> Event | None:
         """The event ``frames`` hold (``total`` frames arrived), or None once dropped."""
@@ -188,15 +197,9 @@ class Subscriber(_Receiving):
         self._topics: set[str] = set()
         self._sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
         configure_bounded(self._sock, limits)
+        self._filter = self._sock
         self._sock.connect(rd.endpoint("events"))
         self.subscribe(*prefixes)
-
-    def subscribe(self, *prefixes: str) -> None:
-        """Receive the events whose topic starts with one of ``prefixes`` ("" is all) too."""
-        for prefix in prefixes:
-            if prefix not in self._topics:
-                self._sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
-                self._topics.add(prefix)
 
     def receive(self, timeout: float) -> Event | None:
         """The next valid event, or None when none came within ``timeout`` seconds.
@@ -271,15 +274,9 @@ class AsyncSubscriber(_Receiving):
         # part of a message is there then), so recv_bounded keeps at most 2 frames.
         self._frames: zmq.Socket[bytes] = zmq.Socket.shadow(self._sock.underlying)
         configure_bounded(self._frames, limits)
+        self._filter = self._frames
         self._sock.connect(rd.endpoint("events"))
         self.subscribe(*prefixes)
-
-    def subscribe(self, *prefixes: str) -> None:
-        """Receive the events whose topic starts with one of ``prefixes`` ("" is all) too."""
-        for prefix in prefixes:
-            if prefix not in self._topics:
-                self._sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
-                self._topics.add(prefix)
 
     async def receive(self, timeout: float) -> Event | None:
         """The next valid event, or None when none came within ``timeout`` seconds.

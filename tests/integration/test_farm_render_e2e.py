@@ -22,10 +22,11 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from lumiera.steam.core import SessionCore
 from lumiera.testing import Instance, unique_runtime_dir
+from tests.support import loopback_cluster
 from tests.unit.vault.mediakit import read_code, write_video
 
 pytestmark = pytest.mark.integration
@@ -74,14 +75,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def farm(session: Path) -> Iterator[tuple[str, Path]]:
     """A scheduler with two render nodes joined: (its address, the session)."""
-    with LocalCluster(  # type: ignore[no-untyped-call]
-        n_workers=0,
-        processes=False,
-        protocol="tcp",
-        host="127.0.0.1",
-        scheduler_port=0,
-        dashboard_address="127.0.0.1:0",
-    ) as cluster:
+    with loopback_cluster() as cluster:
         address = cluster.scheduler_address
         nodes = [Instance(["--headless", "--port", "0", "--join", address]) for _ in range(2)]
         with nodes[0] as a, nodes[1] as b:

@@ -20,13 +20,13 @@ from typing import Any
 
 import av
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from lumiera.bus.timeline import Timeline
 from lumiera.errors import MediaError
 from lumiera.testing import Instance, leftovers, run_cli, unique_runtime_dir, wait_for
 from lumiera.vault.farmtask import render_segment
-from tests.support import stop, timeline_of
+from tests.support import loopback_cluster, stop, timeline_of
 from tests.unit.vault.mediakit import read_code, write_video
 
 pytestmark = pytest.mark.integration
@@ -38,14 +38,7 @@ SECOND = 1000  # m2's frames are numbered from here
 @pytest.fixture
 def scheduler() -> Iterator[str]:
     """A Dask scheduler on loopback, in this process, with no workers of its own."""
-    with LocalCluster(  # type: ignore[no-untyped-call]
-        n_workers=0,
-        processes=False,
-        protocol="tcp",
-        host="127.0.0.1",
-        scheduler_port=0,
-        dashboard_address="127.0.0.1:0",  # not the default 8787: tests run side by side
-    ) as cluster:
+    with loopback_cluster() as cluster:
         yield cluster.scheduler_address
 
 

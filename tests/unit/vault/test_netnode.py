@@ -6,37 +6,23 @@ process; the Worker runs on its own loop thread here, as in the netnode.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from lumiera.actors import ActorContext
 from lumiera.config import load
 from lumiera.errors import ConfigError, ShuttingDown, Unavailable
 from lumiera.vault.daskworker import NodePlugin, NodeSettings, WorkerThread, this_node
 from lumiera.vault.netnode import NetNodeActor
+from tests.support import loopback_cluster as cluster
 
 BOUND_S = 10.0
-
-
-@contextlib.contextmanager
-def cluster() -> Iterator[LocalCluster]:
-    with LocalCluster(  # type: ignore[no-untyped-call]
-        n_workers=0,
-        processes=False,
-        protocol="tcp",
-        host="127.0.0.1",
-        scheduler_port=0,
-        dashboard_address="127.0.0.1:0",  # not the default 8787: tests run side by side
-    ) as c:
-        yield c
 
 
 def connect(address: str) -> Client:

@@ -8,6 +8,7 @@ decoding its JPEG and reading the code back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import tracemalloc
 from collections.abc import Callable, Coroutine, Iterator
@@ -274,11 +275,16 @@ def test_a_frame_that_cannot_be_encoded_is_logged_and_the_viewer_goes_on(kit, mo
         feed.add_page(1, page.send)
         feed.ack(1, True, None)
         put(producer, 1)  # this one fails
-        await until(lambda: feed.ring is None or bool(failed), "the failure")
-        await until(lambda: feed.ring == "v", "the ring attached again")
-        put(producer, 2)
-        await until(holds(page, 1), "a picture after the failure")
-        assert (failed, page.frames()) == ([1], [2])
+        await until(lambda: bool(failed), "the failure")
+        # The reader attaches again after RETRY_S and sees only frames published after
+        # that (feed.ring may still name the ring meanwhile), so frames go on until one
+        # arrives: the viewer went on.
+        for number in range(2, 200):
+            put(producer, number)
+            with contextlib.suppress(AssertionError):
+                await until(holds(page, 1), "a picture after the failure", timeout=0.1)
+                break
+        assert failed == [1] and len(page.frames()) == 1 and page.frames()[0] >= 2
 
     run(kit, test)
     assert "the viewer's reader failed (1 times so far)" in caplog.text

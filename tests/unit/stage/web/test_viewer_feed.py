@@ -96,7 +96,12 @@ def run(
 
 
 def put(producer: ring.Producer, number: int) -> None:
-    assert producer.write(coded_planes(number, W, H), PixelFormat.YUV420P, pts=number)
+    """Write frame ``number``; a drop ring whose slots the reader holds (a loaded machine)
+    refuses it for a moment, so it is written again shortly (the reader is a thread)."""
+    deadline = time.monotonic() + WAIT_S
+    while not producer.write(coded_planes(number, W, H), PixelFormat.YUV420P, pts=number):
+        assert time.monotonic() < deadline, f"frame {number}: every slot held"
+        time.sleep(0.005)
 
 
 def test_a_page_that_acks_each_picture_gets_every_frame_as_a_jpeg_of_it(kit):
@@ -128,17 +133,22 @@ def test_a_page_that_never_acks_gets_nothing_new_and_memory_stays_bounded(kit):
         feed.add_page(1, page.send)
         feed.ack(1, True, None)
 
-        def put_rgb(n: int) -> None:
-            assert producer.write(noise[n % 4], PixelFormat.RGB24, pts=n)
+        async def put_rgb(n: int) -> None:
+            # A drop ring refuses a frame while the reader holds every slot (a loaded
+            # machine): written again shortly, so every frame goes in once.
+            deadline = time.monotonic() + WAIT_S
+            while not producer.write(noise[n % 4], PixelFormat.RGB24, pts=n):
+                assert time.monotonic() < deadline, f"frame {n}: every slot held"
+                await asyncio.sleep(0.005)
 
-        put_rgb(0)
+        await put_rgb(0)
         await until(lambda: len(page.got) == 1, "the first picture")
         size_one = len(page.got[0])
         tracemalloc.start()
         try:
             before = tracemalloc.get_traced_memory()[0]
             for n in range(1, count):
-                put_rgb(n)
+                await put_rgb(n)
                 await asyncio.sleep(0.001)  # the loop takes the pictures as they come
             await until(lambda: feed.read + feed.missed == count, "every frame read or missed")
             await asyncio.sleep(0.05)  # the last picture's hand-over to the loop

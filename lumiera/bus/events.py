@@ -170,6 +170,18 @@ class _Receiving:
                 self._filter.setsockopt(zmq.SUBSCRIBE, prefix.encode())
                 self._topics.add(prefix)
 
+    def _wanted(self, prefixes: str | tuple[str, ...]) -> tuple[str, ...]:
+        """``wait``'s prefixes as a tuple, subscribed."""
+        wanted = (prefixes,) if isinstance(prefixes, str) else tuple(prefixes)
+        self.subscribe(*wanted)
+        return wanted
+
+    def _timed_out(self, wanted: tuple[str, ...], timeout: float) -> EventTimeout:
+        return EventTimeout(
+            f"no {' or '.join(p + '*' for p in wanted)} event within {timeout:g} s "
+            f"from instance {self.rd.instance!r}"
+        )
+
     def _accept(self, frames: list[bytes], total: int) -> Event | None:
         """The event ``frames`` hold (``total`` frames arrived), or None once dropped."""
         try:
@@ -229,17 +241,13 @@ class Subscriber(_Receiving):
         Subscribes the prefixes first; events that do not match are passed
         over. Raises EventTimeout (a TimeoutError) after ``timeout`` seconds.
         """
-        wanted = (prefixes,) if isinstance(prefixes, str) else tuple(prefixes)
-        self.subscribe(*wanted)
+        wanted = self._wanted(prefixes)
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             event = self.receive(left)
             if event is not None and event.topic.startswith(wanted) and where(event):
                 return event
-        raise EventTimeout(
-            f"no {' or '.join(p + '*' for p in wanted)} event within {timeout:g} s "
-            f"from instance {self.rd.instance!r}"
-        )
+        raise self._timed_out(wanted, timeout)
 
     def close(self) -> None:
         self._sock.close(linger=0)
@@ -302,17 +310,13 @@ class AsyncSubscriber(_Receiving):
         where: Callable[[Event], bool] = lambda _e: True,
     ) -> Event:
         """As :meth:`Subscriber.wait`: EventTimeout after ``timeout`` seconds."""
-        wanted = (prefixes,) if isinstance(prefixes, str) else tuple(prefixes)
-        self.subscribe(*wanted)
+        wanted = self._wanted(prefixes)
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             event = await self.receive(left)
             if event is not None and event.topic.startswith(wanted) and where(event):
                 return event
-        raise EventTimeout(
-            f"no {' or '.join(p + '*' for p in wanted)} event within {timeout:g} s "
-            f"from instance {self.rd.instance!r}"
-        )
+        raise self._timed_out(wanted, timeout)
 
     def close(self) -> None:
         self._sock.close(linger=0)

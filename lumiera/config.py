@@ -110,9 +110,10 @@ def _host(text: str) -> str:
 
 
 def scheduler_address(text: str) -> str:
-    """A Dask scheduler's address ``tcp://HOST:PORT``; empty: none given.
+    """A Dask scheduler's address ``tcp://HOST:PORT`` or ``tls://HOST:PORT``; empty: none given.
 
-    Raises ValueError for anything else (``tls://`` too: TLS is not built yet).
+    Raises ValueError for anything else (``tls://`` needs ``[farm] tls_*``: checked
+    where a node or a client is made, :mod:`lumiera.vault.security`).
     """
     address = text.strip()
     if not address:
@@ -122,8 +123,8 @@ def scheduler_address(text: str) -> str:
         port = parsed.port
     except ValueError:
         port = None
-    if parsed.scheme != "tcp" or not parsed.hostname or not port:
-        raise ValueError("must be a scheduler address tcp://HOST:PORT")
+    if parsed.scheme not in ("tcp", "tls") or not parsed.hostname or not port:
+        raise ValueError("must be a scheduler address tcp://HOST:PORT or tls://HOST:PORT")
     return address
 
 
@@ -178,6 +179,17 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "name": Key(_text, "a render node's worker name (empty: lumiera-<host>-<instance>)"),
         "join_timeout": Key(_positive_float, "a render node's worker start and join"),
         "task_timeout": Key(_positive_float, "one render task on a node"),
+        "cache_dir": Key(_text, "a render node's cache of shipped media (empty: XDG cache)"),
+        "cache_mb": Key(_positive_int, "bound of that cache; least recently used files go"),
+    },
+    "farm": {
+        "host": Key(_host, "where `lumiera farm up` runs its scheduler"),
+        "port": Key(_port, "its port (0: a free one)"),
+        "tls_ca_file": Key(_text, "CA certificate of the farm (empty: no TLS)"),
+        "tls_cert": Key(_text, "this host's certificate (PEM)"),
+        "tls_key": Key(_text, "its private key (PEM; empty: inside tls_cert)"),
+        "serve_host": Key(_text, "--ship-media: where the origin serves media (empty: auto)"),
+        "chunk_mb": Key(_positive_int, "--ship-media: MiB per fetched chunk"),
     },
     "log": {
         "level": Key(_log_level, "log level of every process"),

@@ -32,7 +32,7 @@ def _instance_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lumiera.cli import demo, render, tools, up
+    from lumiera.cli import demo, farm, render, tools, up
     from lumiera.cli import run as run_cmd
 
     parser = _Parser(prog="lumiera", description="The Lumiera application kernel.")
@@ -87,12 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--farm", metavar="tcp://HOST:PORT", help="render on the render nodes of this scheduler"
     )
     p.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="render on N render nodes of a farm on this machine, made for this render",
+    )
+    p.add_argument(
         "--segment-frames", type=int, default=250, metavar="N", help="farm: frames a segment"
     )
     p.add_argument(
         "--connect-timeout", type=float, default=10.0, metavar="S", help="farm: reach it within S"
     )
     p.set_defaults(func=render.main)
+
+    farm.add_parser(sub)
 
     p = sub.add_parser("status", help="show the instance and its subsystems")
     p.add_argument("--json", action="store_true")

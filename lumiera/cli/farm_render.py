@@ -1,4 +1,4 @@
-"""``lumiera render SESSION -o OUT --farm tcp://SCHEDULER:PORT``: a render cut into segments.
+"""``lumiera render SESSION -o OUT --farm ADDRESS`` (or ``--jobs N``): a render cut into segments.
 
 The session file is opened here, the way its own instance would open it (a
 :class:`~lumiera.steam.core.SessionCore`: replayed, locked while read, then
@@ -12,15 +12,30 @@ and released at once (the scheduler would recompute a held result whose node
 leaves). Then the parts are joined by remux (:func:`lumiera.vault.segments.join`:
 checked, then renamed to OUT).
 
+Before any task is submitted, the render waits (``--connect-timeout``) for a
+render node to join, and asks every node to check every media of the range
+(:func:`~lumiera.vault.farmtask.check_node`): a node that lacks a file, or has
+another file under its path, is named with it, and nothing is rendered.
+
+``--jobs N`` is the one-machine shorthand: a
+:class:`~lumiera.vault.localfarm.LocalFarm` of N nodes on loopback is made
+for this render (its nodes' runtime directories under ``--runtime-dir``, or
+``render-PID``) and stopped when the render ends, however it ends.
+
+TLS: ``[farm] tls_*`` (``--config``/``--def``) make the client present this
+host's certificate, and only ``tls://`` addresses are accepted then.
+
 Exits 0 when OUT is complete; 1 when a segment or the join fails (the
 segment's error, e.g. a media missing on a node, naming the node); 69 when the
-scheduler cannot be reached; 130 on Ctrl-C (the tasks are cancelled). In every
+scheduler cannot be reached or no node joins; 130 on Ctrl-C (the tasks are cancelled). In every
 case but 0 no file has OUT's name, and the temp parts are removed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shutil
 import sys
 import tempfile
@@ -31,17 +46,23 @@ from typing import Any, TextIO
 
 from distributed import Client, Future, as_completed
 
+from lumiera import config as config_mod
+from lumiera import runtime_dir
 from lumiera.bus import codec as wire_codec
 from lumiera.bus.timeline import Timeline
-from lumiera.errors import LumieraError, NotRunning, RenderFailed
+from lumiera.config import Config
+from lumiera.errors import LumieraError, MediaError, NotRunning, RenderFailed
 from lumiera.exits import EXIT_INTERRUPTED
 from lumiera.steam.core import SessionCore
 from lumiera.steam.playout import parse_range
-from lumiera.vault.farmtask import render_segment
+from lumiera.vault import security as security_mod
+from lumiera.vault.farmtask import check_node, render_segment
+from lumiera.vault.localfarm import LocalFarm, node_args
 from lumiera.vault.segments import Segment, job_id, join, split
 
 RETRIES = 2  # a segment whose node dies is run again elsewhere, this often
 CLOSE_S = 10.0  # the client's orderly close
+FARM_START_S = 60.0  # --jobs: the local farm's nodes start and join within this
 
 
 def read_timeline(session: Path) -> Timeline:
@@ -53,10 +74,12 @@ def read_timeline(session: Path) -> Timeline:
         core.close()
 
 
-def connect(address: str, timeout: float) -> Client:
+def connect(address: str, timeout: float, security: Any = None) -> Client:
     """A Client of the scheduler at ``address``; NotRunning (69) if it is not there in time."""
     try:
-        return Client(address, timeout=timeout, set_as_default=False)  # type: ignore[no-untyped-call]
+        return Client(  # type: ignore[no-untyped-call]
+            address, timeout=timeout, set_as_default=False, security=security
+        )
     except (OSError, TimeoutError, ValueError) as e:
         raise NotRunning(f"cannot reach the scheduler at {address}: {e}") from None
 
@@ -100,18 +123,65 @@ class Progress:
 def main(
     args: argparse.Namespace, session: Path, output: Path, first: int | None, count: int | None
 ) -> int:
+    """``--farm ADDRESS``: render on that farm; ``--jobs N``: on a local farm made for it."""
+    cfg = config_mod.load(Path(args.config) if args.config else None, args.defs)
+    if not args.jobs:
+        return render_on(
+            args.farm, args, cfg, session=session, output=output, first=first, count=count
+        )
+    rd = runtime_dir.resolve(f"render-{os.getpid()}", args.runtime_dir)
+    runtime_dir.prepare(rd)
+    base = rd.path / "farm"  # the nodes' runtime directories and logs
+    farm = LocalFarm(args.jobs, base, name=rd.instance, node_args=node_args(args.config, args.defs))
+    try:
+        started = time.monotonic()
+        address = farm.start(FARM_START_S)
+        print(
+            f"lumiera render: {args.jobs} render nodes up in {time.monotonic() - started:.2f} s",
+            file=sys.stderr,
+        )
+        return render_on(
+            address, args, cfg, session=session, output=output, first=first, count=count
+        )
+    except KeyboardInterrupt:
+        print("\nlumiera render: interrupted; no file written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        farm.stop()
+        shutil.rmtree(base, ignore_errors=True)
+        if rd.default_location:
+            with contextlib.suppress(OSError):
+                rd.path.rmdir()
+
+
+def render_on(
+    address: str,
+    args: argparse.Namespace,
+    cfg: Config,
+    *,
+    session: Path,
+    output: Path,
+    first: int | None,
+    count: int | None,
+) -> int:
     started = time.monotonic()
     timeline = read_timeline(session)
     start, n = parse_range(timeline, first, count)
     wire = timeline.to_wire()
     job = job_id(wire_codec.pack(wire), str(start), str(n), args.codec, str(args.segment_frames))
     segments = split(start, n, args.segment_frames, job=job)
-    client = connect(args.farm, args.connect_timeout)
+    security = security_mod.load(cfg)
+    security_mod.check_address(address, security)
+    client = connect(address, args.connect_timeout, security)
     parts = Path(tempfile.mkdtemp(prefix=f".{output.name}.parts-", dir=output.parent))
     futures: list[Future[bytes]] = []
     try:
+        nodes = ready_nodes(
+            client, address, wire, first=start, count=n, timeout=args.connect_timeout
+        )
         print(
-            f"lumiera render: {n} frames in {len(segments)} segments on {args.farm}",
+            f"lumiera render: {n} frames in {len(segments)} segments on {address} "
+            f"({nodes} render nodes)",
             file=sys.stderr,
         )
         futures = [
@@ -139,9 +209,35 @@ def main(
     seconds = time.monotonic() - started
     print(
         f"rendered {report.frames} frames to {output} in {seconds:.2f} s "
-        f"({report.frames / seconds:.1f} fps overall, {len(segments)} segments on {args.farm})"
+        f"({report.frames / seconds:.1f} fps overall, {len(segments)} segments on {address})"
     )
     return 0
+
+
+def ready_nodes(
+    client: Client, address: str, wire: dict[str, Any], *, first: int, count: int, timeout: float
+) -> int:
+    """Wait for a render node to join; check every node's media; how many nodes there are.
+
+    NotRunning (69) when no node joins within ``timeout``; MediaError naming every
+    node that lacks a media file of the range (or has another file under its path),
+    and every worker that is not a lumiera render node, before any task is submitted.
+    """
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        raise NotRunning(
+            f"no render node has joined the scheduler at {address} within {timeout:g} s "
+            f"(start one: lumiera up --headless --port 0 --join {address})"
+        ) from None
+    found: dict[str, str | None] = client.run(check_node, wire, first, count)
+    problems = sorted(p for p in found.values() if p is not None)
+    if problems:
+        raise MediaError(
+            f"{len(problems)} of {len(found)} render nodes cannot render this timeline:\n  "
+            + "\n  ".join(problems)
+        )
+    return len(found)
 
 
 def _part(parts: Path, segment: Segment) -> Path:

@@ -73,7 +73,11 @@ def main(args: argparse.Namespace) -> int:
     if args.codec not in codecs.names():
         raise UsageError(f"--codec {args.codec}: one of {', '.join(codecs.names())}")
     first, count = parse_range(args.range)
-    if args.farm:
+    if args.farm and args.jobs:
+        raise UsageError("--farm and --jobs: one or the other (--jobs makes a farm of its own)")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: at least 1")
+    if args.farm or args.jobs:
         if args.segment_frames < 1:
             raise UsageError(f"--segment-frames {args.segment_frames}: at least 1")
         from lumiera.cli import farm_render  # Dask is imported only for a farm render

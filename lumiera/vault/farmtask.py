@@ -22,8 +22,8 @@ from typing import Any
 
 from lumiera import api
 from lumiera.bus.timeline import Timeline
-from lumiera.errors import MediaError
-from lumiera.vault.daskworker import NodePlugin, this_node
+from lumiera.errors import LumieraError, MediaError
+from lumiera.vault.daskworker import PLUGIN_NAME, NodePlugin, this_node
 from lumiera.vault.media import check_sources
 
 
@@ -72,3 +72,24 @@ def check_media(node: NodePlugin, timeline: Timeline, first: int, count: int) ->
         check_sources(timeline, first, count)
     except MediaError as e:
         raise type(e)(f"node {node.node}: {e}") from None
+
+
+def check_node(
+    timeline: dict[str, Any], first: int, count: int, dask_worker: Any = None
+) -> str | None:
+    """What keeps this node from rendering frames ``first .. first+count-1``; None: nothing.
+
+    The farm render runs it on every worker before it submits any task
+    (``Client.run``, which passes ``dask_worker``): every media of the range is
+    checked on every node, and a node that lacks one is named with the media and
+    its path, as is a worker that is not a lumiera render node. Never raises.
+    """
+    plugin = None if dask_worker is None else dask_worker.plugins.get(PLUGIN_NAME)
+    if not isinstance(plugin, NodePlugin):
+        where = getattr(dask_worker, "address", "?")
+        return f"worker {getattr(dask_worker, 'name', '?')} at {where}: not a lumiera render node"
+    try:
+        check_media(plugin, Timeline.from_wire(timeline), first, count)
+    except LumieraError as e:
+        return str(e)
+    return None

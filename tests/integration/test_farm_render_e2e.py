@@ -9,7 +9,6 @@ with it), from test media that carry their frame numbers in their pixels.
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import socket
 import subprocess
@@ -17,59 +16,33 @@ import sys
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
-import av
 import numpy as np
 import pytest
 from distributed import Client
 
-from lumiera.steam.core import SessionCore
-from lumiera.testing import Instance, unique_runtime_dir
+from lumiera.testing import Instance
+from tests.integration.farmkit import (
+    EXIT_INTERRUPTED,
+    EXIT_UNAVAILABLE,
+    EXPECTED,
+    LENGTH,
+    RATE,
+    codes,
+    decoded,
+    only,
+    render,
+    write_session,
+)
 from tests.support import loopback_cluster
-from tests.unit.vault.mediakit import read_code, write_video
 
 pytestmark = pytest.mark.integration
-
-FRAMES = 20  # m1's frames 0..19, then m2's (numbered from SECOND) from its 3rd on
-SECOND = 1000
-RATE = 25
-LENGTH = 2 * FRAMES
-EXPECTED = [n if n < FRAMES else SECOND + 2 + n - FRAMES for n in range(LENGTH)]
-EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 69, 130
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-clip session file (the media beside it)."""
-    where = tmp_path_factory.mktemp("farm")
-    session = where / "cut.lumiera"
-    m1 = write_video(where / "m1.mkv", FRAMES, "ffv1")
-    m2 = write_video(where / "m2.mkv", FRAMES + 2, "ffv1", first=SECOND)
-    commands: list[tuple[str, dict[str, Any]]] = [
-        ("add_media", {"path": str(m1)}),
-        ("add_media", {"path": str(m2)}),
-        ("add_track", {"name": "V1"}),
-        ("set_output", {"width": 64, "height": 48, "rate": str(RATE)}),
-        ("add_clip", {"media": "m1", "track": "t1", "position": 0, "source_out": FRAMES}),
-        (
-            "add_clip",
-            {
-                "media": "m2",
-                "track": "t1",
-                "position": FRAMES,
-                "source_in": 2,
-                "source_out": FRAMES + 2,
-            },
-        ),
-    ]
-    core = SessionCore(session)
-    try:
-        for command, args in commands:
-            core.execute(command, args)
-    finally:
-        core.close()
-    return session
+    return write_session(tmp_path_factory.mktemp("farm"))
 
 
 @pytest.fixture
@@ -83,36 +56,6 @@ def farm(session: Path) -> Iterator[tuple[str, Path]]:
             with Client(address, timeout=10) as client:  # type: ignore[no-untyped-call]
                 client.wait_for_workers(2, timeout=10)
             yield address, session
-
-
-def render(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """``lumiera render ARGS`` to completion (a local one gets a runtime dir of the suite's)."""
-    rd = unique_runtime_dir()
-    cmd = [sys.executable, "-m", "lumiera", "render", *args, "--runtime-dir", str(rd.path)]
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    finally:
-        with contextlib.suppress(OSError):
-            rd.path.rmdir()
-
-
-def decoded(path: Path) -> tuple[list[av.VideoFrame], Fraction, list[Fraction]]:
-    """The frames, the container's duration (s) and each frame's time (s)."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = list(container.decode(stream))
-        assert container.duration is not None and stream.time_base is not None
-        times = [Fraction(f.pts) * stream.time_base for f in frames if f.pts is not None]
-        return frames, Fraction(container.duration, av.time_base), times
-
-
-def codes(frames: list[av.VideoFrame]) -> list[int]:
-    return [read_code(f.to_ndarray(format="gray")) for f in frames]
-
-
-def only(directory: Path, *names: str) -> None:
-    """Nothing but ``names`` in the directory (no temp parts, no partial file)."""
-    assert sorted(p.name for p in directory.iterdir()) == sorted(names)
 
 
 def test_a_farm_render_equals_a_local_render_frame_for_frame(farm, tmp_path):

@@ -121,16 +121,20 @@ def one_clip(video: Path, defs: Sequence[str] = ()) -> Iterator[Instance]:
 
 
 @contextlib.contextmanager
-def loopback_cluster() -> Iterator[Any]:
-    """A Dask scheduler on loopback, in this process, with no workers of its own (nodes join)."""
+def loopback_cluster(security: Any = None) -> Iterator[Any]:
+    """A Dask scheduler on loopback, in this process, with no workers of its own (nodes join).
+
+    With ``security`` (a ``distributed.Security``) it speaks TLS only (``tls://``).
+    """
     from distributed import LocalCluster
 
     with LocalCluster(  # type: ignore[no-untyped-call]
         n_workers=0,
         processes=False,
-        protocol="tcp",
+        protocol="tcp" if security is None else "tls",
         host="127.0.0.1",
         scheduler_port=0,
         dashboard_address="127.0.0.1:0",  # not the default 8787: tests run side by side
+        security=security,
     ) as cluster:
         yield cluster

@@ -21,14 +21,16 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from distributed import Worker, get_worker
+from distributed import Security, Worker, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from lumiera.errors import ShuttingDown, Unavailable
+from lumiera.vault import security
 
 log = logging.getLogger("lumiera.netnode")
 
@@ -41,13 +43,14 @@ START_MARGIN_S = 2.0
 class NodeSettings:
     """How the node's Worker is made: whom it joins, where it listens, what it is called."""
 
-    scheduler: str  # tcp://HOST:PORT
+    scheduler: str  # tcp://HOST:PORT or tls://HOST:PORT
     host: str  # where it listens (127.0.0.1 unless told otherwise)
     port: int  # 0: a free one
     nthreads: int
     name: str  # unique on the scheduler
     local_directory: str  # the Worker's scratch space (in the instance's temp area)
     join_timeout: float  # start and registration with the scheduler
+    security: Security | None = None  # TLS (lumiera.vault.security); None: plain tcp://
 
 
 class NodePlugin(WorkerPlugin):
@@ -194,6 +197,13 @@ class WorkerThread:
         # Dask's start banner (a dozen INFO lines) would fill the instance's output;
         # the netnode says in one line what was joined. Its warnings still show.
         logging.getLogger("distributed").setLevel(logging.WARNING)
+        deadline = time.monotonic() + s.join_timeout
+        if s.security is not None:  # a refused certificate: said at once, in words
+            try:
+                await security.handshake(s.scheduler, s.security, "worker", s.join_timeout)
+            except Exception as e:  # noqa: BLE001 - start() reports it to the netnode's on_start
+                self.start_error = e
+                return
         worker = Worker(
             s.scheduler,
             nthreads=s.nthreads,
@@ -201,8 +211,10 @@ class WorkerThread:
             port=s.port,
             name=s.name,
             local_directory=s.local_directory,
-            death_timeout=s.join_timeout,  # bounds the start, registration included
+            # bounds the start, registration included (what the handshake left of it)
+            death_timeout=max(0.1, deadline - time.monotonic()),
             plugins=(self.plugin,),
+            security=s.security,
         )
         self.worker = worker
         try:
@@ -227,7 +239,12 @@ class WorkerThread:
 
 
 def _cause(exc: BaseException) -> str:
-    """The innermost message of an exception chain (Dask wraps start failures)."""
+    """The innermost message of an exception chain (Dask wraps start failures).
+
+    A refused TLS handshake is said in words (:func:`lumiera.vault.security.explain`).
+    """
+    if isinstance(exc, security.Refused):
+        return str(exc)
     while exc.__cause__ is not None:
         exc = exc.__cause__
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -14,6 +14,11 @@ worker leave and gives its tasks to others). A Worker that closes by itself
 instance; a Worker loop that fails is a crash, this node's emergency. A SIGKILL
 of this process is seen by the supervisor (an emergency) and by the scheduler
 (a lost worker: the farm retries its task elsewhere).
+
+Across hosts the farm speaks TLS (``tls://SCHEDULER:8786``, ``[farm] tls_*``:
+:mod:`lumiera.vault.security`): the Worker presents this host's certificate
+and trusts only the farm's CA; a scheduler that refuses it, or that this node
+does not trust, is a start failure saying so.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 from lumiera.actors import Actor, ActorContext
 from lumiera.errors import ConfigError, Unavailable
+from lumiera.vault import security
 from lumiera.vault.daskworker import NodePlugin, NodeSettings, WorkerThread
 
 
@@ -41,7 +47,12 @@ class NetNodeActor(Actor):
         self.tick_interval = ctx.config.get_float("appstate.heartbeat_interval")
 
     def settings(self) -> NodeSettings:
-        """The Worker's settings from the command line and ``[netnode]``; ConfigError if none."""
+        """The Worker's settings from the command line, ``[netnode]`` and ``[farm] tls_*``.
+
+        ConfigError if there is no scheduler, if the TLS files cannot be used, or if
+        the scheduler's address does not fit them (``tls://`` needs them, ``tcp://``
+        is refused with them: :mod:`lumiera.vault.security`).
+        """
         cfg, options = self.ctx.config, self.ctx.options
         scheduler = options.get("join") or cfg.get_str("netnode.scheduler")
         if not scheduler:
@@ -49,6 +60,7 @@ class NetNodeActor(Actor):
                 "a render node needs a scheduler to join: --join tcp://HOST:PORT "
                 "(or [netnode] scheduler)"
             )
+        tls = security.for_address(cfg, str(scheduler))
         assert self.ctx.temp_dir is not None  # the runtime always gives one
         name = cfg.get_str("netnode.name") or f"lumiera-{socket.gethostname()}-{self.ctx.instance}"
         return NodeSettings(
@@ -59,6 +71,7 @@ class NetNodeActor(Actor):
             name=name,
             local_directory=str(Path(self.ctx.temp_dir) / "dask-worker"),
             join_timeout=cfg.get_float("netnode.join_timeout"),
+            security=tls,
         )
 
     def on_start(self) -> None:
@@ -116,6 +129,7 @@ class NetNodeActor(Actor):
             "worker_name": None if settings is None else settings.name,
             "worker_status": "not started" if runner is None else runner.status,
             "nthreads": None if settings is None else settings.nthreads,
+            "tls": settings is not None and settings.security is not None,
             "tasks": {
                 "ran": 0 if plugin is None else plugin.ran,
                 "failed": 0 if plugin is None else plugin.failed,

@@ -1,0 +1,198 @@
+"""TLS for the render farm: who may be a scheduler, a render node or a client of it.
+
+The model is one certificate authority per farm. Every member (the scheduler's
+host, each render node's host, each host a render is started from) has a
+certificate of its own, signed by that CA, and its private key; each reads
+``[farm] tls_ca_file`` (the CA's certificate), ``tls_cert`` and ``tls_key``
+(empty: the key is in ``tls_cert``'s file) from its setup. Dask's TLS
+(:class:`distributed.Security`) then authenticates both ends of every
+connection: a member trusts only certificates the farm's CA signed, and
+presents its own. A node or a client whose certificate that CA did not sign
+(or that has none) is refused at the TLS handshake, before it can say anything
+to the scheduler; so is a scheduler not signed by the CA a member trusts.
+
+Dask does not check host names against a certificate (``check_hostname`` is
+off: a farm's members are often reached by IP address); the CA is the trust.
+The same certificate serves every role of a host (scheduler, worker, client),
+and encryption is required: a ``tls://`` address needs these keys, and a
+``tcp://`` address is refused while they are set (:func:`check_address`), so a
+configured host never talks to the farm in the clear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from pathlib import Path
+
+from distributed import Security
+
+from lumiera.config import Config
+from lumiera.errors import ConfigError
+
+
+class Refused(ConnectionError):
+    """The scheduler and this host did not agree at the TLS handshake (:func:`explain`)."""
+
+
+KEYS = ("farm.tls_ca_file", "farm.tls_cert", "farm.tls_key")
+ROLES = ("client", "scheduler", "worker")
+
+
+def _readable(config: Config, key: str) -> str | None:
+    """The absolute path of ``key``'s file (None: empty); ConfigError if it cannot be read."""
+    text = config.get_str(key)
+    if not text:
+        return None
+    path = Path(text).expanduser().absolute()
+    try:
+        with path.open("rb") as f:
+            f.read(1)
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise ConfigError(f"{key} = {text}: cannot read {path}: {reason}") from None
+    return str(path)
+
+
+def load(config: Config) -> Security | None:
+    """The farm's TLS settings from ``[farm] tls_*``; None when ``tls_ca_file`` is empty.
+
+    ConfigError, naming the key and the path, for a partial setting (a CA
+    without this host's certificate, or a certificate or key without the CA),
+    a file that does not exist or cannot be read, or one that is not what its
+    key says (a PEM certificate, a key that matches the certificate).
+    """
+    ca, cert, key = (_readable(config, k) for k in KEYS)
+    if ca is None:
+        given = [k for k, v in zip(KEYS[1:], (cert, key), strict=True) if v is not None]
+        if given:
+            raise ConfigError(
+                f"{' and '.join(given)} set without farm.tls_ca_file: TLS needs the farm's "
+                "CA certificate too (or clear them all for no TLS)"
+            )
+        return None
+    if cert is None:
+        raise ConfigError(
+            f"farm.tls_ca_file = {ca} set without farm.tls_cert: TLS needs this host's "
+            "certificate (signed by that CA) and its key (farm.tls_key)"
+        )
+    _check_pem(ca, cert, key)
+    paths: dict[str, str | None] = {"tls_ca_file": ca}
+    for role in ROLES:
+        paths[f"tls_{role}_cert"] = cert
+        paths[f"tls_{role}_key"] = key
+    return Security(require_encryption=True, **paths)  # type: ignore[no-untyped-call]
+
+
+def _check_pem(ca: str, cert: str, key: str | None) -> None:
+    """That the files are what their keys say, as Dask will load them (ConfigError if not)."""
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+    except ssl.SSLError as e:
+        raise ConfigError(
+            f"farm.tls_ca_file = {ca}: not a PEM CA certificate ({_reason(e)})"
+        ) from None
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as e:
+        where = f"farm.tls_cert = {cert}" + ("" if key is None else f", farm.tls_key = {key}")
+        raise ConfigError(
+            f"{where}: not a PEM certificate and its matching private key ({_reason(e)})"
+        ) from None
+
+
+def _reason(e: ssl.SSLError) -> str:
+    """An SSL error's words: OpenSSL's reason code, else its message without the C source line."""
+    reason = getattr(e, "reason", None)
+    return str(reason) if reason else re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(e))
+
+
+def check_address(address: str, security: Security | None) -> None:
+    """That ``address`` (``tcp://`` or ``tls://``) fits the TLS setting; ConfigError if not.
+
+    A ``tls://`` address needs ``[farm] tls_*``; a ``tcp://`` one is refused while
+    they are set (encryption is required of every member of a TLS farm).
+    """
+    scheme = address.partition("://")[0]
+    if scheme == "tls" and security is None:
+        raise ConfigError(
+            f"{address} is a TLS address, and TLS is not configured: set farm.tls_ca_file, "
+            "farm.tls_cert and farm.tls_key (the farm's CA, this host's certificate and key; "
+            "see docs/FARM.md)"
+        )
+    if scheme != "tls" and security is not None:
+        raise ConfigError(
+            f"{address} is not a TLS address, and TLS is configured (farm.tls_ca_file): "
+            f"encryption is required, use tls://{address.partition('://')[2] or address}"
+        )
+
+
+def for_address(config: Config, address: str) -> Security | None:
+    """:func:`load` then :func:`check_address`: what a node or a client of ``address`` uses."""
+    security = load(config)
+    check_address(address, security)
+    return security
+
+
+def explain(exc: BaseException) -> str | None:
+    """What a TLS failure in ``exc``'s chain means, in words; None if there is none.
+
+    Dask reports a refused handshake as a closed comm ("TLS certificate does
+    not match", or a stream closed by an SSL error); which side refused is in
+    the SSL error beneath it.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    first_ssl: ssl.SSLError | None = None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return (
+                "TLS handshake failed: this host does not trust the scheduler's certificate "
+                f"(not signed by the CA in farm.tls_ca_file: {current.verify_message})"
+            )
+        if isinstance(current, ssl.SSLError) and first_ssl is None:
+            first_ssl = current
+        # tornado's StreamClosedError holds the SSL error in real_error, unchained
+        current = getattr(current, "real_error", None) or current.__cause__ or current.__context__
+    if first_ssl is None:
+        return None
+    reason = re.sub(
+        r"\s*\(_ssl\.c:\d+\)$", "", str(getattr(first_ssl, "reason", None) or first_ssl)
+    )
+    if isinstance(first_ssl, ssl.SSLEOFError):
+        return (
+            "TLS handshake failed: the scheduler closed the connection, refusing this host's "
+            "certificate (farm.tls_cert not signed by the farm's CA?) or not speaking TLS "
+            f"({reason})"
+        )
+    return (
+        "TLS handshake failed: the scheduler refused this host's certificate "
+        f"(farm.tls_cert is not signed by the farm's CA: {reason})"
+    )
+
+
+async def handshake(address: str, security: Security, role: str, timeout: float) -> None:
+    """One round trip with the scheduler at ``address`` as ``role`` (a worker, a client).
+
+    Dask's Worker retries a refused handshake until its start times out, and
+    says only that it timed out; this says why, at once: :class:`Refused` (an
+    OSError) in :func:`explain`'s words. Any other failure (no scheduler there
+    in ``timeout``) is raised as Dask's ``connect`` raised it.
+    """
+    from distributed.comm.core import connect
+
+    try:
+        args = security.get_connection_args(role)  # type: ignore[no-untyped-call]
+        comm = await connect(address, timeout=timeout, **args)  # type: ignore[no-untyped-call]
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            await asyncio.wait_for(comm.read(), timeout)
+        finally:
+            await comm.close()
+    except OSError as e:
+        reason = explain(e)
+        if reason is None:
+            raise
+        raise Refused(reason) from None

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from distributed import Client
 
-from lumiera.testing import Instance
+from lumiera.testing import Instance, wait_for
 from tests.integration.farmkit import (
     EXIT_INTERRUPTED,
     EXIT_UNAVAILABLE,
@@ -132,3 +132,10 @@ def test_ctrl_c_cancels_the_segments_and_leaves_no_file_and_no_parts(farm, tmp_p
     assert "interrupted; no file written" in rest
     assert rest.count("\nsegment ") < 30, rest  # well before the end (40 segments)
     only(tmp_path)
+    with Client(address, timeout=10) as client:  # type: ignore[no-untyped-call]
+
+        def held() -> int:
+            count: int = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+            return count
+
+        wait_for(lambda: held() == 0, 10, "the scheduler to hold no task of the render")

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ from lumiera.vault.media import check_sources
 from lumiera.vault.mediacache import MediaCache, localize, localized
 from lumiera.vault.mediaserve import MediaServer, Offer, ShipSpec, content_key
 from tests.support import tmpfs
+from tests.unit.vault.test_security import make_pki
 
 CHUNK = 4096
 SIZE = 3 * CHUNK + 100  # four requests: three whole chunks and a short one
@@ -362,3 +364,25 @@ def test_the_cache_is_where_the_configuration_says(
     assert MediaCache.from_config(config.load()).directory == tmp_path / "xdg/lumiera/media"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative")
     assert MediaCache.from_config(config.load()).directory == (Path.home() / ".cache/lumiera/media")
+
+
+def test_media_travel_over_tls_to_a_node_that_trusts_the_farms_ca(tmp_path: Path) -> None:
+    farm, other = make_pki(tmp_path / "pki")
+    cert, key = farm.member("origin")
+    serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    serving.load_cert_chain(cert, key)
+    origin = random_file(tmp_path / "origin.bin")
+    with MediaServer("127.0.0.1", ssl_context=serving) as server:
+        offer = server.offer(media_of(origin))
+        assert server.url.startswith("https://127.0.0.1:")
+        with pytest.raises(MediaError, match="CERTIFICATE_VERIFY_FAILED"):
+            fetch(
+                MediaCache(tmp_path / "refused", 1 << 20),
+                server,
+                offer,
+                ssl_context=ssl.create_default_context(cafile=other.ca_file),
+            )
+        trusting = ssl.create_default_context(cafile=farm.ca_file)
+        path = fetch(MediaCache(tmp_path / "cache", 1 << 20), server, offer, ssl_context=trusting)
+    assert path.read_bytes() == origin.read_bytes()
+    assert os.listdir(tmp_path / "refused") == []

@@ -27,10 +27,10 @@ import pytest
 
 from lumiera import config
 from lumiera.bus.timeline import Clip, Media, Output, Timeline, Track
-from lumiera.errors import BadMessage, MediaChanged, MediaError
+from lumiera.errors import BadMessage, MediaChanged, MediaError, UsageError
 from lumiera.vault.media import check_sources
 from lumiera.vault.mediacache import MediaCache, localize, localized
-from lumiera.vault.mediaserve import MediaServer, Offer, ShipSpec, content_key
+from lumiera.vault.mediaserve import MediaServer, Offer, ShipSpec, address_towards, content_key
 from tests.support import tmpfs
 from tests.unit.vault.test_security import make_pki
 
@@ -386,3 +386,9 @@ def test_media_travel_over_tls_to_a_node_that_trusts_the_farms_ca(tmp_path: Path
         path = fetch(MediaCache(tmp_path / "cache", 1 << 20), server, offer, ssl_context=trusting)
     assert path.read_bytes() == origin.read_bytes()
     assert os.listdir(tmp_path / "refused") == []
+
+
+def test_the_serving_address_is_the_one_that_reaches_the_scheduler() -> None:
+    assert address_towards("127.0.0.1", 8786) == "127.0.0.1"
+    with pytest.raises(UsageError, match="no route"):
+        address_towards("no-such-host.invalid")

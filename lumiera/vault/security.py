@@ -22,9 +22,11 @@ configured host never talks to the farm in the clear.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import ssl
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from distributed import Security
 
@@ -135,12 +137,14 @@ def for_address(config: Config, address: str) -> Security | None:
     return security
 
 
-def explain(exc: BaseException) -> str | None:
+def explain(exc: BaseException, *, trusted: bool = False) -> str | None:
     """What a TLS failure in ``exc``'s chain means, in words; None if there is none.
 
     Dask reports a refused handshake as a closed comm ("TLS certificate does
     not match", or a stream closed by an SSL error); which side refused is in
-    the SSL error beneath it.
+    the SSL error beneath it. ``trusted``: this host had verified the
+    scheduler's certificate (the comm was open), so a connection the scheduler
+    ends is its refusal of this host's certificate.
     """
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -158,41 +162,62 @@ def explain(exc: BaseException) -> str | None:
         current = getattr(current, "real_error", None) or current.__cause__ or current.__context__
     if first_ssl is None:
         return None
-    reason = re.sub(
-        r"\s*\(_ssl\.c:\d+\)$", "", str(getattr(first_ssl, "reason", None) or first_ssl)
-    )
-    if isinstance(first_ssl, ssl.SSLEOFError):
+    reason = _reason(first_ssl)
+    eof = isinstance(first_ssl, ssl.SSLEOFError)
+    if eof and not trusted:
         return (
             "TLS handshake failed: the scheduler closed the connection, refusing this host's "
             "certificate (farm.tls_cert not signed by the farm's CA?) or not speaking TLS "
             f"({reason})"
         )
-    return (
-        "TLS handshake failed: the scheduler refused this host's certificate "
-        f"(farm.tls_cert is not signed by the farm's CA: {reason})"
-    )
+    alert = reason.upper()  # TLSV1_ALERT_UNKNOWN_CA, SSLV3_ALERT_BAD_CERTIFICATE, ...
+    if eof or ("ALERT" in alert and ("_CA" in alert or "CERTIFICATE" in alert)):
+        return (
+            "TLS handshake failed: the scheduler refused this host's certificate "
+            f"(farm.tls_cert is not signed by the farm's CA: {reason})"
+        )
+    return f"TLS handshake failed ({reason}): does the scheduler at that address speak TLS?"
 
 
 async def handshake(address: str, security: Security, role: str, timeout: float) -> None:
-    """One round trip with the scheduler at ``address`` as ``role`` (a worker, a client).
+    """A TLS handshake with the scheduler at ``address`` as ``role`` (a worker, a client).
 
     Dask's Worker retries a refused handshake until its start times out, and
     says only that it timed out; this says why, at once: :class:`Refused` (an
-    OSError) in :func:`explain`'s words. Any other failure (no scheduler there
-    in ``timeout``) is raised as Dask's ``connect`` raised it.
+    OSError) in :func:`explain`'s words. A scheduler that is not there yet is
+    tried again until ``timeout``, then OSError. Plain TLS, no Dask protocol:
+    once this host trusts the scheduler's certificate, the scheduler's verdict
+    on this host's comes as its first bytes (Dask's listener speaks first), or
+    as an alert or an end instead (TLS 1.3 sends it after the handshake).
     """
-    from distributed.comm.core import connect
-
-    try:
-        args = security.get_connection_args(role)  # type: ignore[no-untyped-call]
-        comm = await connect(address, timeout=timeout, **args)  # type: ignore[no-untyped-call]
+    context = security.get_connection_args(role)["ssl_context"]  # type: ignore[no-untyped-call]
+    where = urlsplit(address)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
         try:
-            await comm.write({"op": "identity", "reply": True})
-            await asyncio.wait_for(comm.read(), timeout)
-        finally:
-            await comm.close()
-    except OSError as e:
-        reason = explain(e)
-        if reason is None:
-            raise
-        raise Refused(reason) from None
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(where.hostname, where.port, ssl=context),
+                max(0.01, deadline - loop.time()),
+            )
+            break
+        except ssl.SSLError as e:
+            raise Refused(explain(e) or str(e)) from None
+        except OSError as e:  # not listening (yet), or no answer in time
+            if loop.time() >= deadline:
+                raise OSError(f"no TLS connection to {address} in {timeout:g} s: {e}") from e
+            await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))
+    try:
+        first = await asyncio.wait_for(reader.read(1), max(0.01, deadline - loop.time()))
+    except ssl.SSLError as e:
+        raise Refused(explain(e, trusted=True) or str(e)) from None
+    except TimeoutError:
+        raise OSError(f"no word from the scheduler at {address} in {timeout:g} s") from None
+    except ConnectionError as e:  # reset: ended at once
+        raise Refused(explain(ssl.SSLEOFError(str(e)), trusted=True) or str(e)) from None
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+    if not first:  # the scheduler ended the connection at once
+        raise Refused(explain(ssl.SSLEOFError("connection closed"), trusted=True) or "closed")

@@ -252,22 +252,41 @@ def test_an_address_must_fit_the_tls_setting(farm):
         security.check_address("tcp://10.0.0.1:8786", sec)
 
 
+def wrapped(error: BaseException) -> OSError:
+    """A closed comm over ``error``, as Dask raises it (tornado's real_error, unchained)."""
+    stream = OSError("Stream is closed")
+    stream.real_error = error  # type: ignore[attr-defined]
+    closed = OSError("in <TLS (closed)>")
+    closed.__context__ = stream
+    return closed
+
+
 def test_explain_says_which_side_refused_and_nothing_for_other_failures():
     verify = ssl.SSLCertVerificationError(1, "certificate verify failed")
     verify.verify_message = "unable to get local issuer certificate"
-    try:
-        raise OSError("TLS certificate does not match") from verify
-    except OSError as e:
-        said = security.explain(e)
-    assert said is not None and "does not trust the scheduler's certificate" in said
-    assert "unable to get local issuer certificate" in said
+    said = security.explain(wrapped(verify))
+    assert said == (
+        "TLS handshake failed: this host does not trust the scheduler's certificate "
+        "(not signed by the CA in farm.tls_ca_file: unable to get local issuer certificate)"
+    )
     alert = ssl.SSLError(1, "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca (_ssl.c:2580)")
-    said = security.explain(OSError("in <TLS (closed)>"))
-    assert said is None
-    outer = OSError("closed")
-    outer.__cause__ = alert
-    said = security.explain(outer)
-    assert said is not None and "the scheduler refused this host's certificate" in said
+    refused = (
+        "TLS handshake failed: the scheduler refused this host's certificate "
+        "(farm.tls_cert is not signed by the farm's CA: "
+    )
+    reason = "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca)"
+    assert security.explain(wrapped(alert)) == refused + reason
+    eof = ssl.SSLEOFError(8, "EOF occurred in violation of protocol (_ssl.c:2427)")
+    said = security.explain(wrapped(eof))
+    assert said is not None and "refusing this host's certificate" in said
+    assert "(farm.tls_cert not signed by the farm's CA?) or not speaking TLS" in said
+    assert security.explain(wrapped(eof), trusted=True) == refused + (
+        "EOF occurred in violation of protocol)"
+    )
+    plain = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)")
+    said = security.explain(wrapped(plain))
+    assert said is not None and said.endswith("does the scheduler at that address speak TLS?")
+    assert security.explain(OSError("in <TLS (closed)>")) is None
     assert security.explain(TimeoutError("Timed out trying to connect")) is None
 
 
@@ -304,7 +323,7 @@ def test_a_worker_with_the_farms_certificate_joins_a_tls_scheduler(farm, tmp_pat
     ("trusts", "says"),
     [
         ("other", "this host does not trust the scheduler's certificate"),
-        ("farm", "the scheduler"),  # refused the node's certificate (how: a race of TLS 1.3)
+        ("farm", "the scheduler refused this host's certificate (farm.tls_cert is not signed"),
     ],
 )
 def test_a_worker_of_another_ca_is_refused_at_once_saying_why(farm, other, tmp_path, trusts, says):

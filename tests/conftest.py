@@ -77,6 +77,7 @@ def _isolation() -> Iterator[Path]:
     base = Path(tempfile.mkdtemp(prefix="lumt-", dir="/tmp"))
     os.environ["LUMIERA_TEST_BASE"] = str(base)
     os.environ["XDG_STATE_HOME"] = str(base / "state")  # subsystem log files
+    os.environ["XDG_CACHE_HOME"] = str(base / "cache")  # render nodes' shipped media
     os.environ.pop("LUMIERA_RUNTIME_DIR", None)
     yield base
     shutil.rmtree(base, ignore_errors=True)

@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--segment-frames", type=int, default=250, metavar="N", help="farm: frames a segment"
     )
     p.add_argument(
+        "--ship-media",
+        action="store_true",
+        help="farm: serve the media to the nodes (no shared storage needed)",
+    )
+    p.add_argument(
         "--connect-timeout", type=float, default=10.0, metavar="S", help="farm: reach it within S"
     )
     p.set_defaults(func=render.main)

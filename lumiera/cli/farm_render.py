@@ -43,6 +43,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from distributed import Client, Future, as_completed
 
@@ -58,6 +59,7 @@ from lumiera.steam.playout import parse_range
 from lumiera.vault import security as security_mod
 from lumiera.vault.farmtask import check_node, render_segment
 from lumiera.vault.localfarm import LocalFarm, node_args
+from lumiera.vault.mediaserve import MediaServer, address_towards
 from lumiera.vault.segments import Segment, job_id, join, split
 
 RETRIES = 2  # a segment whose node dies is run again elsewhere, this often
@@ -81,7 +83,8 @@ def connect(address: str, timeout: float, security: Any = None) -> Client:
             address, timeout=timeout, set_as_default=False, security=security
         )
     except (OSError, TimeoutError, ValueError) as e:
-        raise NotRunning(f"cannot reach the scheduler at {address}: {e}") from None
+        why = (security_mod.explain(e) if security is not None else None) or e
+        raise NotRunning(f"cannot reach the scheduler at {address}: {why}") from None
 
 
 class Progress:
@@ -168,22 +171,40 @@ def render_on(
     timeline = read_timeline(session)
     start, n = parse_range(timeline, first, count)
     wire = timeline.to_wire()
-    job = job_id(wire_codec.pack(wire), str(start), str(n), args.codec, str(args.segment_frames))
+    job = job_id(
+        wire_codec.pack(wire),
+        str(start),
+        str(n),
+        args.codec,
+        str(args.segment_frames),
+        "ship" if args.ship_media else "",
+    )
     segments = split(start, n, args.segment_frames, job=job)
     security = security_mod.load(cfg)
     security_mod.check_address(address, security)
     client = connect(address, args.connect_timeout, security)
     parts = Path(tempfile.mkdtemp(prefix=f".{output.name}.parts-", dir=output.parent))
     futures: list[Future[bytes]] = []
+    server: MediaServer | None = None
     try:
         nodes = ready_nodes(
-            client, address, wire, first=start, count=n, timeout=args.connect_timeout
+            client,
+            address,
+            wire,
+            first=start,
+            count=n,
+            timeout=args.connect_timeout,
+            ship=args.ship_media,
         )
         print(
             f"lumiera render: {n} frames in {len(segments)} segments on {address} "
             f"({nodes} render nodes)",
             file=sys.stderr,
         )
+        ship = None
+        if args.ship_media:
+            server = serve_media(cfg, address, timeline, start, n)
+            ship = server.spec(cfg.get_int("farm.chunk_mb") << 20).to_wire()
         futures = [
             client.submit(
                 render_segment,
@@ -191,6 +212,7 @@ def render_on(
                 s.first,
                 s.count,
                 args.codec,
+                ship,
                 key=s.key,
                 retries=RETRIES,
                 pure=False,
@@ -205,6 +227,8 @@ def render_on(
         return EXIT_INTERRUPTED
     finally:
         _cancel(client, futures)
+        if server is not None:
+            server.stop()
         shutil.rmtree(parts, ignore_errors=True)
     seconds = time.monotonic() - started
     print(
@@ -215,13 +239,22 @@ def render_on(
 
 
 def ready_nodes(
-    client: Client, address: str, wire: dict[str, Any], *, first: int, count: int, timeout: float
+    client: Client,
+    address: str,
+    wire: dict[str, Any],
+    *,
+    first: int,
+    count: int,
+    timeout: float,
+    ship: bool = False,
 ) -> int:
     """Wait for a render node to join; check every node's media; how many nodes there are.
 
     NotRunning (69) when no node joins within ``timeout``; MediaError naming every
     node that lacks a media file of the range (or has another file under its path),
     and every worker that is not a lumiera render node, before any task is submitted.
+    With ``ship`` the nodes fetch the media from this origin: only that each is a
+    render node with a media cache is checked.
     """
     try:
         client.wait_for_workers(1, timeout=timeout)
@@ -230,7 +263,7 @@ def ready_nodes(
             f"no render node has joined the scheduler at {address} within {timeout:g} s "
             f"(start one: lumiera up --headless --port 0 --join {address})"
         ) from None
-    found: dict[str, str | None] = client.run(check_node, wire, first, count)
+    found: dict[str, str | None] = client.run(check_node, wire, first, count, ship)
     problems = sorted(p for p in found.values() if p is not None)
     if problems:
         raise MediaError(
@@ -238,6 +271,34 @@ def ready_nodes(
             + "\n  ".join(problems)
         )
     return len(found)
+
+
+def serve_media(
+    cfg: Config, address: str, timeline: Timeline, first: int, count: int
+) -> MediaServer:
+    """``--ship-media``: serve the media of the range to the nodes (started; the caller stops it).
+
+    Where: ``[farm] serve_host``, else this host's address on the route to the
+    scheduler; a free port; TLS (nodes must present a certificate of the farm's
+    CA) where ``[farm] tls_*`` are set. Each media is checked to be the file the
+    session probed (MediaError/MediaChanged) and hashed: nodes check what they
+    fetch against that content key.
+    """
+    host = cfg.get_str("farm.serve_host") or address_towards(urlsplit(address).hostname or "")
+    server = MediaServer(host, 0, ssl_context=security_mod.serve_context(cfg)).start()
+    try:
+        used = {c.media for c in timeline.clips_within(first, count)}
+        offers = [server.offer(m) for m in timeline.media if m.id in used]
+    except BaseException:
+        server.stop()
+        raise
+    size = sum(o.size for o in offers) / 2**20
+    print(
+        f"lumiera render: serving {len(offers)} media ({size:.1f} MiB) "
+        f"to the nodes at {server.url}",
+        file=sys.stderr,
+    )
+    return server
 
 
 def _part(parts: Path, segment: Segment) -> Path:

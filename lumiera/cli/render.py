@@ -77,6 +77,8 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("--farm and --jobs: one or the other (--jobs makes a farm of its own)")
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: at least 1")
+    if args.ship_media and not (args.farm or args.jobs):
+        raise UsageError("--ship-media: only with --farm (or --jobs)")
     if args.farm or args.jobs:
         if args.segment_frames < 1:
             raise UsageError(f"--segment-frames {args.segment_frames}: at least 1")

@@ -44,7 +44,7 @@ def options_from(args: argparse.Namespace) -> Options:
 
 
 def check_node(options: Options, cfg: config_mod.Config) -> None:
-    """What a render node needs (a scheduler to join, a join within the start window).
+    """What a render node needs (a scheduler to join, TLS for a tls:// one, a join in time).
 
     Raises UsageError (ConfigError) before anything is spawned.
     """
@@ -55,6 +55,9 @@ def check_node(options: Options, cfg: config_mod.Config) -> None:
             "a render node needs a scheduler to join: give --join tcp://HOST:PORT "
             "(or [netnode] scheduler in the configuration)"
         )
+    from lumiera.vault import security  # Dask's import, only for a render node
+
+    security.for_address(cfg, options.join or cfg.get_str("netnode.scheduler"))
     join, start = cfg.get_float("netnode.join_timeout"), cfg.get_float("appstate.start_timeout")
     if join >= start:  # else the supervisor's start window ends first, saying less
         raise ConfigError(

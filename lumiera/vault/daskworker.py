@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -75,6 +76,10 @@ class NodePlugin(WorkerPlugin):
         self._render = threading.Lock()
         self._idle = threading.Condition()
         self.running = 0  # tasks inside task(); guarded by _idle
+        # --ship-media: where this node keeps fetched media (a MediaCache, set by the
+        # netnode from [netnode] cache_dir/cache_mb) and how it checks the origin (TLS).
+        self.cache: Any = None
+        self.fetch_ssl: ssl.SSLContext | None = None
 
     def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
         """Count each task that ends here (the Worker's loop thread; must not raise)."""

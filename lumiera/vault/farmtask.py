@@ -16,24 +16,39 @@ temp area, read back as bytes (segments are small: a few seconds) and removed.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 from typing import Any
 
 from lumiera import api
 from lumiera.bus.timeline import Timeline
-from lumiera.errors import LumieraError, MediaError
+from lumiera.errors import LumieraError, MediaError, Unavailable
 from lumiera.vault.daskworker import PLUGIN_NAME, NodePlugin, this_node
 from lumiera.vault.media import check_sources
+from lumiera.vault.mediacache import localized
+from lumiera.vault.mediaserve import ShipSpec
 
 
-def render_segment(timeline: dict[str, Any], first: int, count: int, codec: str = "ffv1") -> bytes:
+def render_segment(
+    timeline: dict[str, Any],
+    first: int,
+    count: int,
+    codec: str = "ffv1",
+    ship: dict[str, Any] | None = None,
+) -> bytes:
     """Frames ``first .. first+count-1`` of ``timeline`` (wire form) encoded with ``codec``.
 
     Returns the segment file's bytes: a complete file of ``count`` frames, its
     first frame a keyframe (a fresh encoder), timestamps from 0. Runs on a
     render node only, in a thread of its Worker's pool, and waits at most
     ``[netnode] task_timeout`` (its turn at the Player included).
+
+    ``ship`` (a :class:`~lumiera.vault.mediaserve.ShipSpec` in wire form, from
+    ``--ship-media``): the media of the range are fetched from the render's
+    origin into this node's cache (once; then found there), checked against
+    the content the origin offered, held while the segment renders, and the
+    timeline rendered reads them from the cache.
 
     Raises (and Dask carries to the client): BadTimeline (not a valid contract),
     MediaError/MediaChanged naming the node, the media and its path (missing
@@ -44,7 +59,10 @@ def render_segment(timeline: dict[str, Any], first: int, count: int, codec: str 
     """
     node = this_node()
     contract = Timeline.from_wire(timeline)
-    with node.task():
+    spec = None if ship is None else ShipSpec.from_wire(ship)
+    with node.task(), contextlib.ExitStack() as held:
+        if spec is not None:
+            contract = fetch_media(node, held, contract, spec, (first, count))
         check_media(node, contract, first, count)
         out = Path(node.temp_dir) / f"segment-{first}+{count}-{uuid.uuid4().hex[:8]}.{codec}"
         try:
@@ -63,6 +81,37 @@ def render_segment(timeline: dict[str, Any], first: int, count: int, codec: str 
             out.unlink(missing_ok=True)
 
 
+def fetch_media(
+    node: NodePlugin,
+    held: contextlib.ExitStack,
+    timeline: Timeline,
+    spec: ShipSpec,
+    segment: tuple[int, int],
+) -> Timeline:
+    """The timeline reading the range's media from this node's cache, fetched from the origin.
+
+    The cached files stay held (no sweep removes them) until ``held`` closes.
+    MediaError naming the node, the media and the origin's url when one cannot
+    be fetched or is not the content offered.
+    """
+    if node.cache is None:
+        raise Unavailable(f"node {node.node} has no media cache")
+    try:
+        local: Timeline = held.enter_context(
+            localized(
+                timeline,
+                spec,
+                node.cache,
+                node.task_timeout,
+                within=segment,
+                ssl_context=node.fetch_ssl,
+            )
+        )
+    except MediaError as e:
+        raise type(e)(f"node {node.node}: {e}") from None
+    return local
+
+
 def check_media(node: NodePlugin, timeline: Timeline, first: int, count: int) -> None:
     """Every media of the range is on this node, the file that was probed (else MediaError).
 
@@ -75,19 +124,23 @@ def check_media(node: NodePlugin, timeline: Timeline, first: int, count: int) ->
 
 
 def check_node(
-    timeline: dict[str, Any], first: int, count: int, dask_worker: Any = None
+    timeline: dict[str, Any], first: int, count: int, ship: bool = False, dask_worker: Any = None
 ) -> str | None:
     """What keeps this node from rendering frames ``first .. first+count-1``; None: nothing.
 
     The farm render runs it on every worker before it submits any task
     (``Client.run``, which passes ``dask_worker``): every media of the range is
     checked on every node, and a node that lacks one is named with the media and
-    its path, as is a worker that is not a lumiera render node. Never raises.
+    its path, as is a worker that is not a lumiera render node. With ``ship``
+    (``--ship-media``) the node fetches the media itself: only that it is a render
+    node with a media cache is checked. Never raises.
     """
     plugin = None if dask_worker is None else dask_worker.plugins.get(PLUGIN_NAME)
     if not isinstance(plugin, NodePlugin):
         where = getattr(dask_worker, "address", "?")
         return f"worker {getattr(dask_worker, 'name', '?')} at {where}: not a lumiera render node"
+    if ship:
+        return None if plugin.cache is not None else f"node {plugin.node}: no media cache"
     try:
         check_media(plugin, Timeline.from_wire(timeline), first, count)
     except LumieraError as e:

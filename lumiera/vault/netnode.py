@@ -31,6 +31,7 @@ from lumiera.actors import Actor, ActorContext
 from lumiera.errors import ConfigError, Unavailable
 from lumiera.vault import security
 from lumiera.vault.daskworker import NodePlugin, NodeSettings, WorkerThread
+from lumiera.vault.mediacache import MediaCache
 
 
 class NetNodeActor(Actor):
@@ -85,6 +86,8 @@ class NetNodeActor(Actor):
             self.ctx.temp_dir,
             self.ctx.config.get_float("netnode.task_timeout"),
         )
+        self.plugin.cache = MediaCache.from_config(self.ctx.config)
+        self.plugin.fetch_ssl = security.fetch_context(self.ctx.config)
         self.runner = WorkerThread(settings, self.plugin)
         self.address = self.runner.start()
         self.log.info(

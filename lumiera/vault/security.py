@@ -221,3 +221,45 @@ async def handshake(address: str, security: Security, role: str, timeout: float)
             await writer.wait_closed()
     if not first:  # the scheduler ended the connection at once
         raise Refused(explain(ssl.SSLEOFError("connection closed"), trusted=True) or "closed")
+
+
+def _tls_files(config: Config) -> tuple[str, str, str | None] | None:
+    """(ca, cert, key) as :func:`load` checks them; None without TLS."""
+    if load(config) is None:
+        return None
+    ca, cert, key = (_readable(config, k) for k in KEYS)
+    assert ca is not None and cert is not None
+    return ca, cert, key
+
+
+def serve_context(config: Config) -> ssl.SSLContext | None:
+    """The origin's TLS for ``--ship-media``: its certificate, and only the farm's members.
+
+    A node must present a certificate the farm's CA signed (mutual TLS, as with
+    Dask); None without TLS (the media server then speaks plain HTTP, with its
+    bearer token, and should serve on a trusted network only).
+    """
+    files = _tls_files(config)
+    if files is None:
+        return None
+    ca, cert, key = files
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ca)
+    context.load_cert_chain(cert, key)
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def fetch_context(config: Config) -> ssl.SSLContext | None:
+    """A render node's TLS when it fetches shipped media: trusts the farm's CA, presents its own.
+
+    As with Dask, host names are not checked (members are often reached by
+    address): the farm's CA is the trust. None without TLS.
+    """
+    files = _tls_files(config)
+    if files is None:
+        return None
+    ca, cert, key = files
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+    context.check_hostname = False
+    context.load_cert_chain(cert, key)
+    return context

@@ -17,7 +17,16 @@ import pytest
 from distributed import Client
 
 from lumiera.testing import Instance
-from tests.integration.farmkit import EXIT_UNAVAILABLE, only, render, write_session
+from lumiera.vault.mediaserve import content_key
+from tests.integration.farmkit import (
+    EXIT_UNAVAILABLE,
+    EXPECTED,
+    codes,
+    decoded,
+    only,
+    render,
+    write_session,
+)
 from tests.support import loopback_cluster
 
 pytestmark = pytest.mark.integration
@@ -87,3 +96,42 @@ def test_a_scheduler_without_render_nodes_is_a_clear_error_soon(session, tmp_pat
     assert done.returncode == EXIT_UNAVAILABLE, done.stderr
     assert f"no render node has joined the scheduler at {address} within 1 s" in done.stderr
     only(tmp_path)
+
+
+@pytest.fixture
+def blind_nodes(session: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A scheduler and two nodes that see none of the media: (address, their shared cache)."""
+    if not can_unshare():
+        pytest.skip("needs unshare -m and mount (root) to hide the media from the nodes")
+    cache = tmp_path / "cache"
+    with loopback_cluster() as cluster:
+        address = cluster.scheduler_address
+        join = ["--headless", "--port", "0", "--join", address]
+        defs = [f"netnode.cache_dir={cache}"]
+        nodes = [BlindInstance(session.parent, join, defs=defs) for _ in range(2)]
+        with nodes[0] as a, nodes[1] as b:
+            a.wait_running(), b.wait_running()
+            with Client(address, timeout=10) as client:  # type: ignore[no-untyped-call]
+                client.wait_for_workers(2, timeout=10)
+            yield address, cache
+
+
+def test_ship_media_renders_on_nodes_that_share_no_storage_exactly(blind_nodes, session, tmp_path):
+    address, cache = blind_nodes
+    out = tmp_path / "out.mkv"
+    args = [str(session), "-o", str(out), "--codec", "ffv1", "--farm", address]
+    refused = render(*args, "--segment-frames", "10")
+    assert refused.returncode == 1, refused.stderr
+    assert "2 of 2 render nodes cannot render this timeline" in refused.stderr
+
+    done = render(*args, "--segment-frames", "10", "--ship-media")
+    assert done.returncode == 0, done.stderr
+    assert "serving 2 media" in done.stderr
+    assert codes(decoded(out)[0]) == EXPECTED
+    keys = {content_key(session.parent / "m1.mkv"), content_key(session.parent / "m2.mkv")}
+    assert {p.name for p in cache.iterdir() if not p.name.endswith(".lock")} == keys
+    for key in keys:  # the cached copies are the origin's bytes
+        assert content_key(cache / key) == key
+    again = render(*args, "--segment-frames", "20", "--ship-media")  # now found in the cache
+    assert again.returncode == 0, again.stderr
+    only(tmp_path, "out.mkv", "cache")

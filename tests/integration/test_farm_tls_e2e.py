@@ -126,11 +126,6 @@ def test_a_node_whose_certificate_another_ca_signed_is_refused_naming_the_schedu
         assert says in output, output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lumiera/cli/up.py check_node does not call lumiera.vault.security.for_address yet: "
-    "the node's ConfigError comes at its start (exit 1), not before spawning (64)",
-)
 def test_a_node_without_tls_given_a_tls_address_is_refused_before_anything_is_spawned(pki):
     farm, _ = pki
     for address, defs in [

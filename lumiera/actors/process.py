@@ -102,6 +102,10 @@ class SubsystemProcess:
                 log.error("%s: the supervisor (pid %s) is gone", self.name, supervisor)
                 return EXIT_NO_SUPERVISOR
             self.hooks.fire(Lifecycle.ON_BASIC_INIT)
+            # Imported before the hello: an import that takes long (Dask's, on a
+            # loaded machine) is then start time, bounded by appstate.start_timeout,
+            # and not a silence after the hello that the watchdog would call hung.
+            cls = actor_class(self.module)
             self.control.connect(self.rd.endpoint("control"))
             self.pub = Publisher(self.rd, self.name, self.zctx)
             welcome = self._handshake()
@@ -123,7 +127,7 @@ class SubsystemProcess:
                 runtime_dir=str(self.rd.path),
                 temp_dir=str(self.rd.temp_dir),
             )
-            self.actor = actor_class(self.module)(ctx)
+            self.actor = cls(ctx)
             self.hooks.fire(Lifecycle.ON_GLOBAL_INIT)
             return self._loop(pidfd)
         except _End as e:

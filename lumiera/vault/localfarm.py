@@ -106,7 +106,11 @@ class LocalFarm:
         self.name = name
         self.directory = directory
         self.host, self.port, self.security = host, port, security
-        self.node_args = list(node_args)
+        # The machine's cores shared among the nodes (each engine would take them
+        # all: N nodes would oversubscribe it N times); node_args come after: a
+        # user's --def engine.workers=K wins.
+        share = max(1, (os.cpu_count() or 1) // max(1, workers))
+        self.node_args = ["--def", f"engine.workers={share}", *node_args]
         self.nodes = [
             Node(k, f"{name}-node{k}", directory / f"node{k}", directory / f"node{k}.log")
             for k in range(1, workers + 1)

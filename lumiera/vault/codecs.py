@@ -1,15 +1,24 @@
 """Codecs by name: the PyAV-backed ones built in, others added through entry points.
 
 An encoder is a :class:`EncoderSpec` (codec, container, pixel format,
-options). Packages add their own by declaring an entry point in the group
-``lumiera.codecs`` whose object is an EncoderSpec, or a callable taking the
-:class:`Registry` (to add several); lumiera finds them when the registry is
-first used, without any change to lumiera itself.
+options, and the audio codec of its container: AAC in MP4, FLAC in Matroska,
+16-bit PCM in MOV; :data:`AUDIO_CODECS`). Packages add their own by
+declaring an entry point in the group ``lumiera.codecs`` whose object is an
+EncoderSpec, or a callable taking the :class:`Registry` (to add several);
+lumiera finds them when the registry is first used, without any change to
+lumiera itself.
 
 :class:`Encoder` writes frames to a file with PyAV. It writes to a temporary
 name beside the target and renames at :meth:`Encoder.close`, so a file that
 is there is complete; an encoder closed after an error removes its partial
-file (:meth:`Encoder.abort`).
+file (:meth:`Encoder.abort`). Given ``audio`` (sample rate, layout) it also
+writes a sound stream: :meth:`Encoder.write_audio` takes planar float32 PCM
+(channels x samples, any number of samples per call), timestamps it in
+samples from 0 (sample 0 is frame 0's time: the two streams are in sync by
+construction) and hands the codec frames of its own frame size (AAC: 1024);
+the container interleaves the two streams. :class:`AudioEncoder` writes a
+file of sound alone (a farm render's sound, encoded once for the whole range
+and muxed with the joined video: :mod:`lumiera.vault.join`).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from typing import Any, cast
 
 import av
 import numpy as np
+from av.audio.stream import AudioStream
 from av.video.stream import VideoStream
 
 from lumiera.errors import CodecError
@@ -34,9 +44,20 @@ ENTRY_POINT_GROUP = "lumiera.codecs"
 log = logging.getLogger("lumiera.vault")
 
 
+# The sound codec of a container, where the spec names none: AAC in MP4 (what players
+# expect there), FLAC in Matroska (lossless, as the masters' FFV1 is), 16-bit PCM in MOV.
+AUDIO_CODECS = {"mp4": "aac", "matroska": "flac", "mov": "pcm_s16le", "nut": "flac"}
+AUDIO_FALLBACK = "pcm_s16le"
+# Sample formats in the order they are preferred, of those a codec takes.
+SAMPLE_FORMATS = ("fltp", "flt", "s16", "s16p", "s32", "s32p")
+
+
 @dataclass(frozen=True)
 class EncoderSpec:
-    """How to encode: PyAV codec name, container format, pixel format, codec options."""
+    """How to encode: PyAV codec name, container format, pixel format, codec options.
+
+    ``audio_codec``: the sound's codec; "" for the container's (:data:`AUDIO_CODECS`).
+    """
 
     name: str
     codec: str
@@ -45,6 +66,12 @@ class EncoderSpec:
     options: dict[str, str] = field(default_factory=dict)
     lossless: bool = False
     doc: str = ""
+    audio_codec: str = ""
+
+    @property
+    def audio(self) -> str:
+        """The codec its sound is encoded with."""
+        return self.audio_codec or AUDIO_CODECS.get(self.container, AUDIO_FALLBACK)
 
 
 # H.264 at constant quality (CRF), never a bit rate: files rendered as segments
@@ -130,8 +157,145 @@ class Registry:
 REGISTRY = Registry()
 
 
-class Encoder:
-    """Frames into a file: ``write`` each (rgb24/gray arrays or yuv420p planes), then ``close``."""
+class AudioOut:
+    """The sound stream of an output file: planar float32 PCM in, the codec's frames out.
+
+    Samples are buffered until a whole frame of the codec's ``frame_size`` is
+    there (AAC: 1024; PCM: any size); :meth:`flush` encodes the rest (a shorter
+    last frame) and drains the codec. Timestamps count samples from 0.
+    """
+
+    def __init__(
+        self, container: av.container.OutputContainer, codec: str, rate: int, layout: str
+    ) -> None:
+        self.container = container
+        self.stream = cast(AudioStream, container.add_stream(codec, rate=rate, layout=layout))
+        ctx = self.stream.codec_context
+        takes = [f.name for f in ctx.codec.audio_formats or ()]
+        self.format = next((f for f in SAMPLE_FORMATS if f in takes), "")
+        if not self.format:
+            raise ValueError(f"audio codec {codec} takes none of {', '.join(SAMPLE_FORMATS)}")
+        self.stream.format = self.format
+        self.stream.time_base = Fraction(1, rate)
+        ctx.open()  # now its frame size is known
+        self.rate, self.layout = rate, layout
+        self.channels = ctx.channels
+        self.frame_size = ctx.frame_size  # 0: frames of any size
+        self._pending: list[np.ndarray[Any, Any]] = []
+        self._buffered = 0
+        self.samples = 0  # written (in frames handed to the codec)
+
+    def write(self, pcm: np.ndarray[Any, Any]) -> None:
+        """Planar float32 samples, shape (channels, n), values within -1..1."""
+        if pcm.ndim != 2 or pcm.shape[0] != self.channels:
+            raise ValueError(f"audio of shape {pcm.shape}: ({self.channels}, samples) expected")
+        if pcm.shape[1] == 0:
+            return
+        self._pending.append(np.array(pcm, np.float32))  # a copy: the caller's may be a ring's
+        self._buffered += pcm.shape[1]
+        size = self.frame_size or self._buffered
+        if self._buffered >= size:
+            self._encode(size)
+
+    def flush(self) -> None:
+        """Encode what is buffered (a short last frame), then drain the codec."""
+        self._encode(self.frame_size or self._buffered, everything=True)
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
+
+    def _encode(self, size: int, everything: bool = False) -> None:
+        if not self._pending:
+            return
+        pcm = np.concatenate(self._pending, axis=1) if len(self._pending) > 1 else self._pending[0]
+        at = 0
+        while pcm.shape[1] - at >= size or (everything and at < pcm.shape[1]):
+            chunk = pcm[:, at : at + size]
+            at += chunk.shape[1]
+            for packet in self.stream.encode(self._frame(chunk)):
+                self.container.mux(packet)
+        rest = pcm[:, at:]
+        self._pending = [rest] if rest.shape[1] else []
+        self._buffered = rest.shape[1]
+
+    def _frame(self, chunk: np.ndarray[Any, Any]) -> av.AudioFrame:
+        fmt = self.format
+        data: np.ndarray[Any, Any] = np.clip(chunk, -1.0, 1.0)
+        if fmt.startswith("s16"):
+            data = np.rint(data * 32767.0).astype(np.int16)
+        elif fmt.startswith("s32"):
+            data = np.rint(data.astype(np.float64) * 2147483647.0).astype(np.int32)
+        if not fmt.endswith("p"):  # packed: one row, the channels interleaved
+            data = data.T.reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(data), format=fmt, layout=self.layout
+        )
+        frame.sample_rate = self.rate
+        frame.time_base = Fraction(1, self.rate)
+        frame.pts = self.samples
+        self.samples += chunk.shape[1]
+        return frame
+
+
+class _File:
+    """A file written under ``.NAME.partial`` beside ``path``, renamed only when complete."""
+
+    def __init__(self, path: Path, spec: EncoderSpec) -> None:
+        self.path = path
+        self.spec = spec
+        self.tmp = path.with_name(f".{path.name}.partial")
+        self.audio: AudioOut | None = None
+
+    def _open(self) -> av.container.OutputContainer:
+        self.container = av.open(str(self.tmp), "w", format=self.spec.container)
+        return self.container
+
+    def _add_audio(self, audio: tuple[int, str] | None) -> None:
+        if audio is not None:
+            self.audio = AudioOut(self.container, self.spec.audio, *audio)
+
+    def _refuse(self, e: Exception) -> CodecError:
+        """Clean up a failed start; the error to raise."""
+        if hasattr(self, "container"):
+            with contextlib.suppress(Exception):
+                self.container.close()
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
+        return CodecError(f"cannot encode {self.spec.name} to {self.path}: {e}")
+
+    def write_audio(self, pcm: np.ndarray[Any, Any]) -> None:
+        """Planar float32 PCM, (channels, samples) within -1..1: the next samples of the sound."""
+        if self.audio is None:
+            raise CodecError(f"{self.path}: this encoder has no audio stream")
+        try:
+            self.audio.write(pcm)
+        except av.error.FFmpegError as e:
+            raise CodecError(f"encoding audio to {self.path}: {e}") from None
+
+    def _finish(self) -> None:
+        """Flush the audio, close, and give the file its name."""
+        try:
+            if self.audio is not None:
+                self.audio.flush()
+            self.container.close()
+        except av.error.FFmpegError as e:
+            self.abort()
+            raise CodecError(f"finishing {self.path}: {e}") from None
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        """Give up: close and remove the partial file."""
+        with contextlib.suppress(Exception):
+            self.container.close()
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
+
+
+class Encoder(_File):
+    """Frames into a file: ``write`` each (rgb24/gray arrays or yuv420p planes), then ``close``.
+
+    With ``audio`` (sample rate, layout name) the file has a sound stream too,
+    fed by :meth:`write_audio`.
+    """
 
     def __init__(
         self,
@@ -140,23 +304,19 @@ class Encoder:
         width: int,
         height: int,
         rate: Fraction,
+        *,
+        audio: tuple[int, str] | None = None,
     ) -> None:
-        self.path = path
-        self.spec = spec
-        self.tmp = path.with_name(f".{path.name}.partial")
+        super().__init__(path, spec)
         try:
-            self.container = av.open(str(self.tmp), "w", format=spec.container)
-            self.stream = cast(VideoStream, self.container.add_stream(spec.codec, rate=rate))
+            container = self._open()
+            self.stream = cast(VideoStream, container.add_stream(spec.codec, rate=rate))
             self.stream.width, self.stream.height = width, height
             self.stream.pix_fmt = spec.pix_fmt
             self.stream.options = dict(spec.options)
+            self._add_audio(audio)
         except (av.error.FFmpegError, OSError, ValueError) as e:
-            if hasattr(self, "container"):
-                with contextlib.suppress(Exception):
-                    self.container.close()
-            with contextlib.suppress(OSError):
-                self.tmp.unlink()
-            raise CodecError(f"cannot encode {spec.name} to {path}: {e}") from None
+            raise self._refuse(e) from None
         self.frames = 0
 
     def write(
@@ -181,27 +341,54 @@ class Encoder:
         self.frames += 1
 
     def close(self) -> None:
-        """Flush, close, and give the file its name: only now is it there."""
+        """Flush both streams, close, and give the file its name: only now is it there."""
         if self.frames == 0:
             self.abort()
             raise CodecError(f"{self.path}: no frames were written; no file made")
         try:
             for packet in self.stream.encode():
                 self.container.mux(packet)
-            self.container.close()
         except av.error.FFmpegError as e:
             self.abort()
             raise CodecError(f"finishing {self.path}: {e}") from None
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        """Give up: close and remove the partial file."""
-        with contextlib.suppress(Exception):
-            self.container.close()
-        with contextlib.suppress(OSError):
-            self.tmp.unlink()
+        self._finish()
 
     def __enter__(self) -> Encoder:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if t is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class AudioEncoder(_File):
+    """Sound alone into a file of ``spec``'s container and audio codec; ``write_audio``, ``close``.
+
+    A farm render's sound: the whole range's, encoded once (AAC primes its first
+    frame; parts encoded apart would each be primed, and gap at the joins).
+    """
+
+    def __init__(self, path: Path, spec: EncoderSpec, rate: int, layout: str) -> None:
+        super().__init__(path, spec)
+        try:
+            self._open()
+            self._add_audio((rate, layout))
+        except (av.error.FFmpegError, OSError, ValueError) as e:
+            raise self._refuse(e) from None
+
+    def close(self) -> None:
+        """Flush, close, and give the file its name (CodecError when no sample was written)."""
+        assert self.audio is not None
+        if self.audio.samples + self.audio._buffered == 0:
+            self.abort()
+            raise CodecError(f"{self.path}: no audio was written; no file made")
+        self._finish()
+
+    def __enter__(self) -> AudioEncoder:
         return self
 
     def __exit__(

@@ -82,13 +82,18 @@ class Session:
         return self._new("add_media", path=str(Path(path).absolute()), id=id)
 
     def add_track(
-        self, name: str | None = None, *, id: str | None = None, index: int | None = None
+        self,
+        name: str | None = None,
+        *,
+        id: str | None = None,
+        index: int | None = None,
+        kind: str = "video",
     ) -> str:
-        """Add a track (on top, or at ``index`` counting from the bottom).
+        """Add a track (on top, or at ``index`` from the bottom) of ``kind`` video or audio.
 
         Returns its id.
         """
-        return self._new("add_track", name=name, id=id, index=index)
+        return self._new("add_track", name=name, id=id, index=index, kind=kind)
 
     def remove_track(self, track: str) -> Answer:
         """Remove a track and every clip on it."""
@@ -103,6 +108,7 @@ class Session:
         source_in: int = 0,
         source_out: int | None = None,
         opacity: float = 1.0,
+        gain_db: float = 0.0,
         id: str | None = None,
     ) -> str:
         """Place frames [source_in, source_out) of a media at ``position`` (frames) on a track.
@@ -117,6 +123,7 @@ class Session:
             source_in=source_in,
             source_out=source_out,
             opacity=opacity,
+            gain_db=gain_db,
             id=id,
         )
 
@@ -145,14 +152,46 @@ class Session:
         return self._edit("set_opacity", id=clip, opacity=opacity)
 
     def remove_clip(self, clip: str) -> Answer:
-        """Remove a clip."""
+        """Remove a clip (and its transitions)."""
         return self._edit("remove_clip", id=clip)
 
+    def set_gain(self, clip: str, gain_db: float) -> Answer:
+        """Set a clip's sound gain in dB (-96: silent .. +24)."""
+        return self._edit("set_gain", id=clip, gain_db=gain_db)
+
+    def add_transition(
+        self, a: str, b: str, length: int, *, curve: str = "linear", id: str | None = None
+    ) -> str:
+        """Cross-fade from clip ``a`` into clip ``b`` over ``length`` frames before their cut.
+
+        ``b`` (which starts where ``a`` ends) is extended to the left over ``a``'s
+        end by its handle; ``curve`` (linear or equal_power) shapes the sound's
+        fade. Returns its id.
+        """
+        return self._new("add_transition", a=a, b=b, length=length, curve=curve, id=id)
+
+    def remove_transition(self, transition: str) -> Answer:
+        """Remove a transition: its second clip starts at the cut again."""
+        return self._edit("remove_transition", id=transition)
+
     def set_output(
-        self, width: int | None = None, height: int | None = None, rate: str | None = None
+        self,
+        width: int | None = None,
+        height: int | None = None,
+        rate: str | None = None,
+        *,
+        audio_rate: int | None = None,
+        audio_layout: str | None = None,
     ) -> Answer:
-        """Set the output frame size and rate (rate as "25" or "30000/1001")."""
-        return self._edit("set_output", width=width, height=height, rate=rate)
+        """Set the output frame size and rate ("25", "30000/1001"), audio rate and layout."""
+        return self._edit(
+            "set_output",
+            width=width,
+            height=height,
+            rate=rate,
+            audio_rate=audio_rate,
+            audio_layout=audio_layout,
+        )
 
     def undo(self) -> Answer:
         """Undo the newest edit (``nothing_to_undo`` when there is none)."""

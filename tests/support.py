@@ -14,14 +14,14 @@ import pytest
 
 from lumiera.bus.timeline import Timeline
 from lumiera.errors import MediaError
-from lumiera.steam.edits import probe_media
+from lumiera.steam.probe import probe_media
 from lumiera.testing import Instance, run_cli
 
 
 def write_audio_only(path: Path) -> Path:
     """A short WAV file: media, but no video stream."""
     with av.open(str(path), "w") as out:
-        stream = out.add_stream("pcm_s16le", rate=8000)
+        stream = out.add_stream("pcm_s16le", rate=8000, layout="mono")
         frame = av.AudioFrame.from_ndarray(
             np.zeros((1, 800), np.int16), format="s16", layout="mono"
         )
@@ -105,8 +105,8 @@ def timeline_of(data: dict[str, Any]) -> Timeline:
         try:
             probed = probe_media(m["path"])
         except MediaError:
-            probed = dict.fromkeys(("frames", "width", "height", "size", "mtime_ns"), 0)
-            probed.update(rate="25", pix_fmt="")
+            probed = dict.fromkeys(("frames", "size", "mtime_ns"), 0)
+            probed.update(rate="25", pix_fmt="", width=64, height=48)
         media.append({**probed, **m})
     return Timeline.from_wire({**data, "media": media})
 

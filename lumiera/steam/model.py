@@ -13,7 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lumiera.bus.timeline import Clip, Media, Output, Timeline, Track, rate_of, rate_text
+from lumiera.bus.timeline import (
+    Clip,
+    Media,
+    Output,
+    Timeline,
+    Track,
+    Transition,
+    rate_of,
+    rate_text,
+)
 
 
 @dataclass
@@ -25,6 +34,7 @@ class Session:
     clips: dict[str, Clip] = field(default_factory=dict)
     output: Output = field(default_factory=Output)
     revision: int = 0
+    transitions: dict[str, Transition] = field(default_factory=dict)
 
     def track(self, track_id: str) -> Track | None:
         return next((t for t in self.tracks if t.id == track_id), None)
@@ -42,7 +52,11 @@ class Session:
             tracks=tuple(self.tracks),
             clips=tuple(sorted(self.clips.values(), key=lambda c: (c.track, c.position, c.id))),
             revision=self.revision,
+            transitions=tuple(sorted(self.transitions.values(), key=lambda t: t.id)),
         )
+
+    def transitions_of(self, clip_id: str) -> list[Transition]:
+        return [t for t in self.transitions.values() if clip_id in (t.a, t.b)]
 
     def to_data(self) -> dict[str, Any]:
         """The timeline's wire form (JSON-compatible)."""
@@ -58,7 +72,18 @@ class Session:
             clips={c.id: c for c in t.clips},
             output=t.output,
             revision=t.revision,
+            transitions={x.id: x for x in t.transitions},
         )
 
 
-__all__ = ["Clip", "Media", "Output", "Session", "Timeline", "Track", "rate_of", "rate_text"]
+__all__ = [
+    "Clip",
+    "Media",
+    "Output",
+    "Session",
+    "Timeline",
+    "Track",
+    "Transition",
+    "rate_of",
+    "rate_text",
+]

@@ -58,3 +58,23 @@ def composite(layers: Sequence[tuple[Array, float]], out: Array, background: int
     for pixels, opacity in layers:
         over(out, pixels, opacity, out)
     return out
+
+
+def dissolve(a: Array, b: Array, k: int, length: int) -> Array:
+    """The dissolve's picture ``k`` of ``length``: ``(a x (L-k) + b x k + L//2) // L``, exact.
+
+    ``k`` 0 is ``a``; at ``k = L/2`` each sample is the mean of a and b rounded
+    half up. A new array (the layers are cache entries: never written).
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"layer shapes differ: {a.shape} and {b.shape}")
+    if not 0 <= k <= length or length < 1:
+        raise ValueError(f"dissolve step {k} of {length}")
+    mixed = a.astype(np.uint32)
+    mixed *= length - k
+    other = b.astype(np.uint32)
+    other *= k
+    mixed += other
+    mixed += length // 2
+    mixed //= length
+    return mixed.astype(np.uint8)

@@ -5,7 +5,9 @@ output frame *n*, every clip that shows it (``Timeline.visible``) shows its
 media's frame ``source_in + n - position``. The frames are fetched
 (through the cache, else decoded by the pool) at the output size, and
 composited bottom track first with each clip's opacity, over black, into the
-caller's buffer (a ring slot's planes, or arrays of the same shapes).
+caller's buffer (a ring slot's planes, or arrays of the same shapes). Two
+clips of a track in a transition are one layer: their dissolve
+(:func:`~lumiera.vault.composite.dissolve`).
 
 Runs in an engine worker thread; each worker has its own MediaPool.
 """
@@ -16,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from lumiera.bus.timeline import Timeline
+from lumiera.bus.timeline import Clip, Timeline
 from lumiera.vault.cache import FrameCache
-from lumiera.vault.composite import alpha_of, over
+from lumiera.vault.composite import alpha_of, dissolve, over
 from lumiera.vault.media import MediaPool
 
 Planes = tuple[np.ndarray[Any, np.dtype[np.uint8]], ...]
@@ -56,21 +58,65 @@ def render_frame(
     if fmt not in BLACK:
         raise ValueError(f"render format {fmt!r}: one of {', '.join(BLACK)}")
     size = (timeline.output.width, timeline.output.height)
-    shown = timeline.visible(index)
-    if not shown or alpha_of(shown[0][0].opacity) < 255:
+    layers = _layers(timeline, index, pool=pool, fmt=fmt, size=size, cache=cache)
+    if not layers or alpha_of(layers[0][1]) < 255:
         for plane, level in zip(out, BLACK[fmt], strict=True):
             plane.fill(level)
     # else the bottom layer is opaque: it covers the black, and over() copies it
-    for clip, source_index in shown:
-        media = timeline.media_of(clip)
-        key = (media.path, source_index, fmt, size)
-        pixels = cache.get(key) if cache is not None else None
-        if pixels is None:
-            pool.expect(media)  # decoded only if it is still the file that was probed
-            pixels = pool.frame(media.path, source_index, fmt, size)
-            if cache is not None:
-                cache.put(key, pixels)
-        layers = pixels if isinstance(pixels, tuple) else (pixels,)
-        for plane, layer in zip(out, layers, strict=True):
-            over(plane, layer, clip.opacity, plane)
+    for pixels, opacity in layers:
+        for plane, layer in zip(out, pixels, strict=True):
+            over(plane, layer, opacity, plane)
     return out
+
+
+def _layers(
+    timeline: Timeline,
+    index: int,
+    *,
+    pool: MediaPool,
+    fmt: str,
+    size: tuple[int, int],
+    cache: FrameCache | None,
+) -> list[tuple[Planes, float]]:
+    """The pictures of frame ``index``, bottom track first; a transition's two: dissolved."""
+    shown = timeline.visible(index)
+    layers: list[tuple[Planes, float]] = []
+    k = 0
+    while k < len(shown):
+        clip, source_index = shown[k]
+        pixels = _picture(timeline, clip, source_index, pool=pool, fmt=fmt, size=size, cache=cache)
+        partner = shown[k + 1][0] if k + 1 < len(shown) else None
+        if partner is not None and partner.track == clip.track:  # a transition: a, then b
+            step, length = timeline.dissolve_step(clip, partner, index)
+            other = _picture(
+                timeline, partner, shown[k + 1][1], pool=pool, fmt=fmt, size=size, cache=cache
+            )
+            pixels = tuple(dissolve(x, y, step, length) for x, y in zip(pixels, other, strict=True))
+            opacity = (clip.opacity * (length - step) + partner.opacity * step) / length
+            layers.append((pixels, opacity))
+            k += 2
+            continue
+        layers.append((pixels, clip.opacity))
+        k += 1
+    return layers
+
+
+def _picture(
+    timeline: Timeline,
+    clip: Clip,
+    source_index: int,
+    *,
+    pool: MediaPool,
+    fmt: str,
+    size: tuple[int, int],
+    cache: FrameCache | None,
+) -> Planes:
+    media = timeline.media_of(clip)
+    key = (media.path, source_index, fmt, size)
+    pixels = cache.get(key) if cache is not None else None
+    if pixels is None:
+        pool.expect(media)  # decoded only if it is still the file that was probed
+        pixels = pool.frame(media.path, source_index, fmt, size)
+        if cache is not None:
+            cache.put(key, pixels)
+    return pixels if isinstance(pixels, tuple) else (pixels,)

@@ -21,7 +21,7 @@ EDITS = Edits.commands
 
 
 # Commands whose name does not end in the element they change (set_opacity changes a clip).
-ELEMENT = {"set_opacity": "clip"}
+ELEMENT = {"set_opacity": "clip", "set_gain": "clip"}
 
 
 def api_param(command: str, param: str) -> str:
@@ -107,6 +107,7 @@ def test_methods_send_their_command_with_the_element_as_id_and_omit_nones() -> N
                 "source_in": 0,
                 "source_out": 9,
                 "opacity": 1.0,
+                "gain_db": 0.0,
             },
         ),
         ("session", "move_clip", {"id": "c1", "track": "t2"}),

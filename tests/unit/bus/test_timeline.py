@@ -30,12 +30,16 @@ medias = st.builds(
     path=st.text(min_size=1, max_size=40),
     frames=st.integers(1, 10_000),
     rate=rates,
-    width=st.integers(0, 8192),
+    width=st.integers(1, 8192),
     height=st.integers(0, 8192),
     pix_fmt=st.sampled_from(["yuv420p", "rgb24", ""]),
     size=st.integers(0, 2**62),
     mtime_ns=st.integers(0, 2**62),
     inode=st.integers(0, 2**62),
+    audio_rate=st.sampled_from([0, 44100, 48000]),
+    audio_channels=st.integers(1, 8),
+    audio_layout=st.sampled_from(["", "stereo", "mono"]),
+    audio_samples=st.integers(0, 2**40),
 )
 tracks = st.builds(Track, ids, st.text(max_size=20))
 

@@ -141,7 +141,9 @@ def test_a_session_change_sends_each_page_a_diff_against_what_it_holds():
         await settle()
         change = written[-1]
         assert (change["type"], change["base"], change["revision"]) == ("diff", 0, 1)
-        assert change["command"] == "add_track" and change["tracks"] == [{"id": "t1", "name": "V1"}]
+        assert change["command"] == "add_track" and change["tracks"] == [
+            {"id": "t1", "name": "V1", "kind": "video"}
+        ]
         _later, later_written, _ = await connected(hub)  # connects after it: gets it whole
         assert kinds(later_written) == ["hello", "status", "session"]
         runner.cancel()

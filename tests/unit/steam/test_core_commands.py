@@ -110,6 +110,7 @@ def test_an_answer_says_what_was_applied_with_ids_and_defaults_resolved(path):
                 "source_in": 0,
                 "source_out": 10,
                 "opacity": 1.0,
+                "gain_db": 0.0,
             },
         }
         generated = core.execute("add_track", {})["id"]
@@ -233,10 +234,13 @@ def test_the_command_list_has_the_edits_and_undo_and_redo(path):
             "add_clip",
             "add_media",
             "add_track",
+            "add_transition",
             "move_clip",
             "redo",
             "remove_clip",
             "remove_track",
+            "remove_transition",
+            "set_gain",
             "set_opacity",
             "set_output",
             "trim_clip",

@@ -34,14 +34,20 @@ def run(e: Edits, command: str, args: dict[str, Any]) -> dict[str, Any]:
     return memento
 
 
+AUDIO_OUT = {"audio_rate": 48000, "audio_layout": "stereo"}
+
+
 def test_the_edits_declare_exactly_the_session_commands():
     assert sorted(Edits.commands) == [
         "add_clip",
         "add_media",
         "add_track",
+        "add_transition",
         "move_clip",
         "remove_clip",
         "remove_track",
+        "remove_transition",
+        "set_gain",
         "set_opacity",
         "set_output",
         "trim_clip",
@@ -67,9 +73,17 @@ def test_the_setup_session_is_what_the_commands_said():
             {"id": "intro", "path": MEDIA_10, **fake_probe(MEDIA_10)},
         ),
         ("add_media", {"path": MEDIA_20}, {"id": "m3", "path": MEDIA_20, **fake_probe(MEDIA_20)}),
-        ("add_track", {}, {"id": "t3", "name": "t3", "index": 2}),
-        ("add_track", {"name": "A", "index": 0}, {"id": "t3", "name": "A", "index": 0}),
-        ("add_track", {"id": "music"}, {"id": "music", "name": "music", "index": 2}),
+        ("add_track", {}, {"id": "t3", "name": "t3", "index": 2, "kind": "video"}),
+        (
+            "add_track",
+            {"name": "A", "index": 0},
+            {"id": "t3", "name": "A", "index": 0, "kind": "video"},
+        ),
+        (
+            "add_track",
+            {"id": "music"},
+            {"id": "music", "name": "music", "index": 2, "kind": "video"},
+        ),
         ("remove_track", {"id": "t1"}, {"id": "t1"}),
         (
             "add_clip",
@@ -82,6 +96,7 @@ def test_the_setup_session_is_what_the_commands_said():
                 "source_in": 0,
                 "source_out": 10,
                 "opacity": 0.5,
+                "gain_db": 0.0,
             },
         ),
         ("move_clip", {"id": "c1", "track": "t2"}, {"id": "c1", "position": 0, "track": "t2"}),
@@ -107,9 +122,13 @@ def test_the_setup_session_is_what_the_commands_said():
         (
             "set_output",
             {"rate": "30000/1001"},
-            {"width": 1920, "height": 1080, "rate": "30000/1001"},
+            {"width": 1920, "height": 1080, "rate": "30000/1001", **AUDIO_OUT},
         ),
-        ("set_output", {"width": 64, "height": 48}, {"width": 64, "height": 48, "rate": "25"}),
+        (
+            "set_output",
+            {"width": 64, "height": 48},
+            {"width": 64, "height": 48, "rate": "25", **AUDIO_OUT},
+        ),
     ],
 )
 def test_a_command_resolves_its_arguments_without_changing_anything_then_applies_and_restores(

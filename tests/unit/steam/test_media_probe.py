@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from lumiera.errors import MediaError
+from lumiera.errors import BadArguments, MediaError
 from lumiera.steam.core import SessionCore
-from lumiera.steam.edits import probe_media
+from lumiera.steam.probe import probe_media
 
 from .kit import make_audio, make_video
 
@@ -68,14 +68,34 @@ def test_a_fractional_frame_rate_is_kept_exact(media):
         ("empty", "not decodable"),
         ("truncated", "not decodable"),
         ("dir", "not decodable"),
-        ("wav", "no video stream"),
     ],
 )
-def test_a_file_that_is_not_video_is_a_media_error_naming_it(media, name, message):
+def test_a_file_that_is_not_media_is_a_media_error_naming_it(media, name, message):
     path = str(media[name])
     with pytest.raises(MediaError) as err:
         probe_media(path)
     assert path in str(err.value) and message in str(err.value)
+
+
+def test_an_audio_file_probes_as_audio_only_and_the_session_gives_it_frames_of_its_rate(
+    media, tmp_path
+):
+    found = probe_media(str(media["wav"]))
+    assert (found["width"], found["height"], found["pix_fmt"]) == (0, 0, "")
+    assert found["audio_rate"] == 8000 and found["audio_channels"] == 1
+    assert found["audio_samples"] == 800  # 0.1 s
+    assert "frames" not in found and "rate" not in found
+    core = SessionCore(tmp_path / "a.lum")
+    try:
+        applied = core.execute("add_media", {"path": str(media["wav"])})["applied"]
+        assert (applied["frames"], applied["rate"]) == (3, "25")  # 0.1 s: 2.5 frames, ceil
+        core.execute("add_track", {"kind": "audio"})
+        core.execute("add_track", {})
+        core.execute("add_clip", {"media": "m1", "track": "t1", "position": 0})
+        with pytest.raises(BadArguments, match="has no video: put it on an audio track"):
+            core.execute("add_clip", {"media": "m1", "track": "t2", "position": 0})
+    finally:
+        core.close()
 
 
 def test_a_missing_file_is_a_media_error_naming_it(tmp_path):
@@ -91,7 +111,7 @@ def test_a_session_adds_real_media_with_what_the_probe_found_and_refuses_the_res
         assert result["applied"]["frames"] == 5
         rows = core.seq
         before = core.describe()
-        for bad in ("text", "wav"):
+        for bad in ("text",):
             with pytest.raises(MediaError):
                 core.execute("add_media", {"path": str(media[bad])})
         with pytest.raises(MediaError):

@@ -78,7 +78,13 @@ def test_session_data_is_in_a_stable_order_whatever_the_insertion_order():
     assert [m["id"] for m in data["media"]] == ["m1", "m2"]
     assert [c["id"] for c in data["clips"]] == ["c1", "c2", "c3"]  # by track, then position
     assert [t["id"] for t in data["tracks"]] == ["t2", "t1"]  # tracks keep their stacking
-    assert data["output"] == {"width": 64, "height": 48, "rate": "30000/1001"}
+    assert data["output"] == {
+        "width": 64,
+        "height": 48,
+        "rate": "30000/1001",
+        "audio_rate": 48000,
+        "audio_layout": "stereo",
+    }
 
 
 def test_the_clips_of_a_track_come_in_timeline_order():

@@ -57,7 +57,7 @@ def actor(tmp_path: Path, events: Events) -> Iterator[SessionActor]:
 def test_an_edit_is_answered_and_announced_with_its_id_and_revision(actor, events):
     result = actor.handle("add_track", {"name": "V1", "command_id": "cli-1"})
     assert result["id"] == "cli-1" and result["revision"] == 1
-    assert result["applied"] == {"id": "t1", "name": "V1", "index": 0}
+    assert result["applied"] == {"id": "t1", "name": "V1", "index": 0, "kind": "video"}
     assert events == [("session.changed", {"command": "add_track", "id": "cli-1", "revision": 1})]
 
 
@@ -104,7 +104,7 @@ def test_describe_gives_the_subsystem_and_the_whole_session(actor, tmp_path):
     assert {"add_clip", "undo", "redo", "history", "ping"} <= set(described["commands"])
     session = described["session"]
     assert session["file"] == str(tmp_path / "s.lum")
-    assert session["tracks"] == [{"id": "t1", "name": "V1"}]
+    assert session["tracks"] == [{"id": "t1", "name": "V1", "kind": "video"}]
     assert (session["revision"], session["journal_rows"]) == (1, 1)
 
 
@@ -136,7 +136,7 @@ def test_without_a_session_file_the_session_lives_in_memory(events):
         a.handle("add_track", {})
         described = a.handle("describe", {})
         assert described["durable"] is False
-        assert described["session"]["tracks"] == [{"id": "t1", "name": "t1"}]
+        assert described["session"]["tracks"] == [{"id": "t1", "name": "t1", "kind": "video"}]
     finally:
         a.on_stop()
 
@@ -243,7 +243,10 @@ def test_when_a_group_commit_fails_no_edit_of_it_is_acknowledged_or_announced(
     assert events == []
     monkeypatch.undo()
     session = actor.handle("describe", {})["session"]
-    assert session["tracks"] == [{"id": "t1", "name": "kept"}] and session["revision"] == 1
+    assert (
+        session["tracks"] == [{"id": "t1", "name": "kept", "kind": "video"}]
+        and session["revision"] == 1
+    )
     db = sqlite3.connect(journal.path)
     try:
         assert db.execute("SELECT COUNT(*) FROM journal").fetchone()[0] == 1

@@ -1,0 +1,67 @@
+"""A transition's pictures: the exact dissolve of its two clips, frame by frame."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lumiera.vault.composite import dissolve
+from lumiera.vault.media import MediaPool
+from lumiera.vault.render import frame_buffers, render_frame
+from tests.support import timeline_of
+from tests.unit.vault.test_render import H, W, write_ffv1
+
+
+def test_the_dissolve_formula_is_exact_at_its_ends_and_midpoint():
+    a = np.array([0, 10, 255, 7], np.uint8)
+    b = np.array([255, 11, 0, 8], np.uint8)
+    assert (dissolve(a, b, 0, 4) == a).all() and (dissolve(a, b, 4, 4) == b).all()
+    assert dissolve(a, b, 2, 4).tolist() == [128, 11, 128, 8]  # (a + b + 1) // 2
+    assert dissolve(a, b, 1, 3).tolist() == [85, 10, 170, 7]  # (2a + b + 1) // 3
+    with pytest.raises(ValueError, match="step 5 of 4"):
+        dissolve(a, b, 5, 4)
+
+
+@pytest.mark.parametrize("fmt", ["yuv420p", "gray", "rgb24"])
+def test_frames_of_a_transition_are_the_dissolve_of_both_clips_then_over_the_track_below(
+    tmp_path, fmt
+):
+    a, b = tmp_path / "a.mkv", tmp_path / "b.mkv"
+    write_ffv1(a, 20, 10)
+    write_ffv1(b, 20, 100)
+    contract = timeline_of({
+        "output": {"width": W, "height": H, "rate": "25"},
+        "media": [{"id": "ma", "path": str(a), "frames": 20},
+                  {"id": "mb", "path": str(b), "frames": 20}],
+        "tracks": [{"id": "v1", "name": "V1"}],
+        "clips": [
+            {"id": "c1", "media": "ma", "track": "v1", "position": 0, "source_in": 0,
+             "source_out": 10},
+            {"id": "c2", "media": "mb", "track": "v1", "position": 6, "source_in": 2,
+             "source_out": 14, "opacity": 0.5},
+        ],
+        "transitions": [{"id": "x1", "a": "c1", "b": "c2"}],
+    })  # fmt: skip
+    pool, check = MediaPool(), MediaPool()
+    try:
+        for index, step in [(5, None), (6, 0), (7, 1), (8, 2), (9, 3), (10, None)]:
+            out = frame_buffers(fmt, (W, H))
+            render_frame(contract, index, pool, out, fmt=fmt)
+            if step is None:
+                continue
+            first = check.frame(str(a), index, fmt, (W, H))
+            second = check.frame(str(b), 2 + index - 6, fmt, (W, H))
+            firsts = first if isinstance(first, tuple) else (first,)
+            seconds = second if isinstance(second, tuple) else (second,)
+            opacity = (1.0 * (4 - step) + 0.5 * step) / 4  # c1 opaque, c2 at 0.5
+            alpha = round(opacity * 255)
+            black = {"rgb24": (0,), "gray": (16,), "yuv420p": (16, 128, 128)}[fmt]
+            for plane, x, y, lvl in zip(out, firsts, seconds, black, strict=True):
+                mixed = dissolve(x, y, step, 4).astype(np.int64)
+                expected: Any = (mixed * alpha + lvl * (255 - alpha) + 127) // 255
+                assert (plane == expected).all(), (fmt, index)
+    finally:
+        pool.close()
+        check.close()

@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _instance_args(p)
     p.set_defaults(func=tools.session)
+    from lumiera.cli import session_io
+
+    session_io.add_parsers(sub)  # `session export|import SESSION FILE`: OpenTimelineIO
 
     p = sub.add_parser("stop", help="shut the instance down in order and wait until it is gone")
     p.add_argument("--timeout", type=float, default=30.0)

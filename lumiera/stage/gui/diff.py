@@ -12,7 +12,11 @@ from lumiera.stage.gui.uibus import SessionDiff
 
 
 def diff(before: Timeline, after: Timeline, command: str = "") -> SessionDiff:
-    """What turns ``before`` into ``after``: added or changed elements whole, removed ids."""
+    """What turns ``before`` into ``after``: added or changed elements whole, removed ids.
+
+    Tracks, output and transitions are sent whole when they changed (few, and
+    a transition is only valid with its clips: the page replaces the list).
+    """
     old_media = {m.id: m for m in before.media}
     old_clips = {c.id: c for c in before.clips}
     new_media = {m.id: m for m in after.media}
@@ -27,6 +31,7 @@ def diff(before: Timeline, after: Timeline, command: str = "") -> SessionDiff:
         removed_clips=sorted(old_clips.keys() - new_clips.keys()),
         tracks=after.tracks if after.tracks != before.tracks else None,
         output=after.output if after.output != before.output else None,
+        transitions=after.transitions if after.transitions != before.transitions else None,
     )
 
 
@@ -46,4 +51,7 @@ def apply(timeline: Timeline, change: SessionDiff) -> Timeline:
         tracks=change.tracks if change.tracks is not None else timeline.tracks,
         clips=tuple(sorted(clips.values(), key=lambda c: (c.track, c.position, c.id))),
         revision=change.revision,
+        transitions=(
+            change.transitions if change.transitions is not None else timeline.transitions
+        ),
     )

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 from lumiera.bus.messages import Id, Name, Text
 from lumiera.bus.records import Record
-from lumiera.bus.timeline import Clip, Media, Output, Timeline, Track
+from lumiera.bus.timeline import Clip, Media, Output, Timeline, Track, Transition
 from lumiera.errors import BadMessage
 
 VERSION = 1
@@ -54,7 +54,10 @@ ALLOWED: dict[str, frozenset[str]] = {
             "move_clip",
             "trim_clip",
             "set_opacity",
+            "set_gain",
             "remove_clip",
+            "add_transition",
+            "remove_transition",
             "set_output",
             "undo",
             "redo",
@@ -122,7 +125,9 @@ class SessionDiff(UiMessage):
 
     ``media``/``clips``: added or changed elements, whole; ``removed_*``: ids;
     ``tracks``: the whole list (bottom to top) when it changed; ``output`` when
-    it changed.
+    it changed; ``transitions``: the whole list when it changed (an empty one:
+    none left). An added transition comes with its clip ``b`` changed (extended
+    over ``a``'s end), so a page never holds overlapping clips without one.
     """
 
     base: int
@@ -134,6 +139,7 @@ class SessionDiff(UiMessage):
     removed_clips: list[Id] = field(default_factory=list)
     tracks: tuple[Track, ...] | None = None
     output: Output | None = None
+    transitions: tuple[Transition, ...] | None = None
 
 
 @kind("note", up=False)

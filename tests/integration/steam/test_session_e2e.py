@@ -203,6 +203,8 @@ def test_lumiera_session_makes_edits_from_the_shell_without_json(tmp_path):
             "width": 640,
             "height": 360,
             "rate": "30000/1001",
+            "audio_rate": 48000,
+            "audio_layout": "stereo",
         }
         bad = lumiera("session", "remove_track", "id=nope", *where)
         assert bad.returncode == 1 and json.loads(bad.stdout)["error"]["code"] == "not_found"

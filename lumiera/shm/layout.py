@@ -64,6 +64,29 @@ SLOT (at slots offset + i * slot size; frame with sequence number s lives in slo
     a process that dies releases its locks. A producer that dies mid-write leaves
     seq 0 in that slot and the write seq unadvanced: readers skip it.
 
+AUDIO RINGS (a render's sound, beside its frames)
+
+    A render with sound has a second block ring, ``render-audio-<M>mb`` (the
+    Player makes it: 4 slots of M MiB, M enough for the longest frame of sound
+    of the output), with the same header, table and slots as above: nothing in
+    the layout is new. The Engine's stream is its one producer too; after it
+    published picture n into the frames' ring it publishes sound n here. One
+    slot is the sound of one output frame, its samples
+    ``[Output.sample_of(n), Output.sample_of(n+1))`` at the output's rate:
+
+      width   channels x samples x 4   (bytes of the PCM; 1 for a frame of no samples)
+      height  1
+      format  GRAY (3): one plane, one row
+      pts     n, the output frame it goes with (as the picture's)
+      payload float32 little-endian, planar: channel 0's samples, then channel 1's, ...
+
+    The channel count is the output's layout's (``Output.channels``); a reader
+    knows it from the timeline, and the sample count is width / (4 x channels).
+    Sound n is consumed after picture n (both rings block), so the two stay in
+    step and a frame's sound is never older or newer than its picture.
+    (:func:`lumiera.vault.stream.pcm_slot` writes a slot's row and
+    :func:`~lumiera.vault.stream.pcm_of_slot` reads it.)
+
 WAKE-UPS
 
     A side that is about to sleep sets its waiting flag, then re-checks the

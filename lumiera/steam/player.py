@@ -8,6 +8,11 @@ mode (see :mod:`lumiera.vault.stream`):
   frames into a block ring ``render-<W>x<H>`` (created on first use), this
   process reads them in order and encodes them; the file is written under a
   temporary name and renamed only when it is complete (:class:`Encoder`).
+  A timeline with sound (any clip whose media has audio) is rendered with a
+  sound stream: the Engine mixes each frame's samples into a second block
+  ring ``render-audio-<M>mb`` (layout: :mod:`lumiera.shm.layout`, AUDIO
+  RINGS), and this process takes picture n, then sound n, and encodes both
+  (AAC in MP4, FLAC in MKV, PCM in MOV), so they are in sync by construction.
 - ``playback``: real time into the *viewer ring* ``viewer-<W>x<H>`` (drop
   policy, yuv420p), which viewers read (the GUI, ``tools/viewer.py``). Its size
   is the output's scaled down to fit ``[gui] preview_width/height``: the GUI
@@ -43,7 +48,7 @@ from typing import Any
 from lumiera.actors import Actor, ActorContext, command
 from lumiera.bus.client import ControlClient
 from lumiera.bus.events import Subscriber
-from lumiera.bus.timeline import Timeline, rate_of, rate_text
+from lumiera.bus.timeline import Output, Timeline, rate_of, rate_text
 from lumiera.bus.topics import EngineRenderEnded, PlayerRenderEnded, StatsPlayer
 from lumiera.errors import (
     BadArguments,
@@ -59,12 +64,14 @@ from lumiera.errors import (
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.steam.playout import PlayerStream, parse_range, preview, ring_slot_mb
 from lumiera.vault.codecs import Encoder, Registry
+from lumiera.vault.stream import pcm_of_slot, timeline_sounds
 
 KEEP_ENDED = 64  # ended streams (and engine stream ends) kept
 # The Player's rings, made through appstate create_ring on first use of a frame size.
 RING_KINDS: dict[str, dict[str, Any]] = {
     "render": {"policy": "block", "slots": 4},  # yuv420p frames for the encoder, in order
     "viewer": {"policy": "drop", "slots": 4},  # yuv420p previews for any number of viewers
+    "render-audio": {"policy": "block", "slots": 4},  # each frame's sound, after its picture
 }
 FRAME_WAIT_S = 1.0  # a render's reader checks on the engine after this long without a frame
 ENGINE_SILENT_S = 120.0  # ... and gives up when the engine says nothing for this long
@@ -155,10 +162,18 @@ class PlayerActor(Actor):
 
     def _ring(self, kind: str, width: int, height: int) -> str:
         """The ring of ``kind`` (render, viewer) for this frame size, made on first use."""
-        name = f"{kind}-{width}x{height}"
+        return self._made(kind, f"{kind}-{width}x{height}", ring_slot_mb(width, height))
+
+    def _audio_ring(self, output: Output) -> str:
+        """The render's sound ring with slots for the longest frame of ``output``'s sound."""
+        longest = -(-output.audio_rate // output.rate) + 1  # samples, rounded up
+        mb = max(1, -(-longest * output.channels * 4 // 2**20))
+        return self._made("render-audio", f"render-audio-{mb}mb", mb)
+
+    def _made(self, kind: str, name: str, slot_mb: int) -> str:
+        """Ring ``name`` of ``kind`` (RING_KINDS), made through appstate on first use."""
         if name not in self.rings:
-            spec = RING_KINDS[kind]
-            args = {"name": name, **spec, "slot_mb": ring_slot_mb(width, height)}
+            args = {"name": name, **RING_KINDS[kind], "slot_mb": slot_mb}
             with contextlib.suppress(BadArguments):  # made by an earlier player process
                 self.client.request("appstate", "create_ring", args)
             self.rings.add(name)
@@ -202,12 +217,16 @@ class PlayerActor(Actor):
         count: int | None = None,
         codec: str = "h264",
         timeline: Timeline | None = None,
+        audio: bool | None = None,
     ) -> dict[str, Any]:
         """Render frames first..first+count-1 (default: the whole timeline) to the file ``output``.
 
         ``timeline``: render this contract instead of the session's (a farm task
-        renders exactly what it was given; the session stays the user's). Answers
-        once the stream runs; ``player.render.done`` says when the file is complete.
+        renders exactly what it was given; the session stays the user's).
+        ``audio``: whether the file has a sound stream; by default it has one when
+        any clip of the timeline sounds (``False``: pictures only; ``True``: always,
+        silence where nothing sounds). Answers once the stream runs;
+        ``player.render.done`` says when the file is complete.
         """
         if self._running("render") is not None:
             raise Conflict("a render is running; one at a time (stop it first)")
@@ -221,58 +240,58 @@ class PlayerActor(Actor):
         stream = PlayerStream(self._new_id(), "render", start, n, rate)
         stream.output = str(target)
         stream.ring = self._ring("render", width, height)
-        encoder = Encoder(target, spec, width, height, rate)  # CodecError: nothing started
+        out = timeline.output
+        sound = timeline_sounds(timeline) if audio is None else audio
+        audio_ring = self._audio_ring(out) if sound else None
+        encoder = Encoder(  # CodecError: nothing started
+            target,
+            spec,
+            width,
+            height,
+            rate,
+            audio=(out.audio_rate, out.audio_layout) if sound else None,
+        )
         from lumiera.shm.ring import Consumer
 
-        consumer = Consumer(self.rd, stream.ring, timeout=FRAME_WAIT_S)
+        consumers = [Consumer(self.rd, stream.ring, timeout=FRAME_WAIT_S)]
+        args: dict[str, Any] = {
+            "timeline": timeline,
+            "first": start,
+            "count": n,
+            "ring": stream.ring,
+            "fmt": "yuv420p",
+        }
         try:
-            reply = self.client.request(
-                "engine",
-                "render",
-                {
-                    "timeline": timeline,
-                    "first": start,
-                    "count": n,
-                    "ring": stream.ring,
-                    "fmt": "yuv420p",
-                },
-            )
+            if audio_ring is not None:
+                consumers.append(Consumer(self.rd, audio_ring, timeout=FRAME_WAIT_S))
+                args["audio_ring"] = audio_ring
+            reply = self.client.request("engine", "render", args)
         except BaseException:
-            consumer.close()
+            for c in consumers:
+                c.close()
             encoder.abort()
             raise
         stream.engine_stream = reply["stream"]
         stream.state = "running"
         self.streams[stream.id] = stream
         thread = threading.Thread(
-            target=self._encode, args=(stream, consumer, encoder), name=f"render-{stream.id}"
+            target=self._encode, args=(stream, consumers, encoder), name=f"render-{stream.id}"
         )
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
         return stream.data()
 
-    def _encode(self, stream: PlayerStream, consumer: Any, encoder: Encoder) -> None:
-        """The render's thread: frames from the ring, in order, into the encoder."""
-        silent_since = time.monotonic()
+    def _encode(self, stream: PlayerStream, consumers: list[Any], encoder: Encoder) -> None:
+        """The render's thread: frames from the ring, in order, into the encoder.
+
+        ``consumers``: the frames' ring's, and the sound ring's when the render has
+        sound (each picture n is followed by its sound n).
+        """
+        channels = encoder.audio.channels if encoder.audio is not None else 0
         try:
             expected = stream.first
             while expected < stream.first + stream.count:
-                if stream.cancel.is_set():
-                    raise RenderStopped("the render was stopped")
-                try:
-                    frame = consumer.acquire(FRAME_WAIT_S)
-                except RingTimeout:  # no frame for a while: is the engine's stream still on?
-                    ended = self.engine_ended.get(stream.engine_stream or "")
-                    if ended is not None and ended.frames <= expected - stream.first:
-                        raise EngineStreamEnded(
-                            f"the engine's stream {ended.state}: {ended.error or 'no more frames'}"
-                        ) from None
-                    if time.monotonic() - silent_since > ENGINE_SILENT_S:
-                        raise EngineSilent(
-                            f"no frame from the engine for {ENGINE_SILENT_S:g} s"
-                        ) from None
-                    continue
-                silent_since = time.monotonic()
+                frame = self._acquire(stream, consumers[0], expected)
                 try:
                     if frame.pts != expected:
                         raise FrameOutOfOrder(f"frame {frame.pts} came where {expected} was due")
@@ -280,7 +299,17 @@ class PlayerActor(Actor):
                     # the release (the consumer could not unmap at close).
                     encoder.write(tuple(frame.planes) if len(frame.planes) > 1 else frame.planes[0])
                 finally:
-                    consumer.release(frame)
+                    consumers[0].release(frame)
+                if len(consumers) > 1:
+                    sound = self._acquire(stream, consumers[1], expected)
+                    try:
+                        if sound.pts != expected:
+                            raise FrameOutOfOrder(
+                                f"the sound of frame {sound.pts} came where {expected}'s was due"
+                            )
+                        encoder.write_audio(pcm_of_slot(sound.planes[0], channels))  # copied
+                    finally:
+                        consumers[1].release(sound)
                 expected += 1
                 stream.frames += 1
             encoder.close()  # only now does the file get its name
@@ -295,10 +324,38 @@ class PlayerActor(Actor):
                 with contextlib.suppress(Exception), ControlClient(self.rd, 5.0) as client:
                     client.request("engine", "stop_stream", {"stream": stream.engine_stream})
         finally:
-            consumer.close()
+            for consumer in consumers:
+                consumer.close()
             stream.ended = time.monotonic()
             topic = "player.render.done" if stream.state == "done" else "player.render.failed"
             self.ctx.publish(topic, PlayerRenderEnded(**dataclasses.asdict(stream.info())))
+
+    def _acquire(self, stream: PlayerStream, consumer: Any, expected: int) -> Any:
+        """The next frame of ``consumer``'s ring (frame ``expected``'s picture or sound).
+
+        Waits while the engine's stream runs; raises RenderStopped (a stop),
+        EngineStreamEnded (the stream ended and left nothing more in the ring) or
+        EngineSilent (nothing came for ENGINE_SILENT_S).
+        """
+        silent_since = time.monotonic()
+        while True:
+            if stream.cancel.is_set():
+                raise RenderStopped("the render was stopped")
+            try:
+                return consumer.acquire(FRAME_WAIT_S)
+            except RingTimeout:  # nothing for a while: is the engine's stream still on?
+                pass
+            ended = self.engine_ended.get(stream.engine_stream or "")
+            if ended is not None:
+                try:  # it published everything before it ended: one last look
+                    return consumer.acquire(0.0)
+                except RingTimeout:
+                    raise EngineStreamEnded(
+                        f"the engine's stream {ended.state}: {ended.error or 'no more frames'}"
+                        f" (frame {expected} did not come)"
+                    ) from None
+            if time.monotonic() - silent_since > ENGINE_SILENT_S:
+                raise EngineSilent(f"no frame from the engine for {ENGINE_SILENT_S:g} s")
 
     # -- playback into the viewer ring -----------------------------------------------------
 

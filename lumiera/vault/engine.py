@@ -8,7 +8,10 @@ created (e.g. ``[rings] declared = render:block``), in mode ``render`` (every
 frame, as fast as possible) or ``playback`` (real time at the output's rate,
 late frames dropped and counted); see :mod:`lumiera.vault.stream` for how a
 stream is split into prefetch and render jobs. It answers at once with the
-stream's id (and, in playback, when its first frame is due). When a stream
+stream's id (and, in playback, when its first frame is due). With
+``audio_ring`` (render mode) the stream also mixes each frame's sound and puts
+it into that ring, frame n's after picture n (layout: :mod:`lumiera.shm.layout`,
+AUDIO RINGS). When a stream
 ends, ``engine.render.done`` is published with its counts (state ``done`` or
 ``stopped``), or ``engine.render.failed`` with the reason. ``stop_stream``
 ends one; ``streams`` lists them; ``stats.engine`` is published every
@@ -28,6 +31,7 @@ the GIL; the README's Figures give the scaling measured on 2 cores).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -116,11 +120,13 @@ class EngineActor(Actor):
         mode: str = "render",
         rate: str | None = None,
         start: float | None = None,
+        audio_ring: str | None = None,
     ) -> dict[str, Any]:
         """Start a stream: frames first..first+count-1 of ``timeline`` into ``ring``; at once.
 
         ``mode``: render (every frame) or playback (real time; ``rate``, default
         the output's, and ``start``, the time.monotonic() when frame ``first`` is due).
+        ``audio_ring`` (render mode only): each frame's sound into that ring too.
         Fails before any frame when a media of the range is missing (``media``) or
         is not the file the session probed (``media_changed``).
         """
@@ -130,6 +136,10 @@ class EngineActor(Actor):
             raise BadArguments(f"mode {mode!r}: one of {', '.join(MODES)}")
         if first < 0 or count < 1:
             raise BadArguments("first must be 0 or more and count at least 1")
+        if audio_ring is not None and mode != "render":
+            raise BadArguments("audio_ring: sound is rendered in render mode only")
+        if audio_ring == ring:
+            raise BadArguments("audio_ring: a ring of its own, not the frames' ring")
         try:
             fps = timeline.output.rate if rate is None else rate_of(rate)
         except ValueError as e:
@@ -138,7 +148,7 @@ class EngineActor(Actor):
         scheduler = self._scheduler()
         sid = f"s{next(self._ids)}"
         due = start if start is not None else time.monotonic() + PREROLL_S
-        spec = StreamSpec(sid, timeline, first, count, ring, fmt, mode, fps, due)
+        spec = StreamSpec(sid, timeline, first, count, ring, fmt, mode, fps, due, audio_ring)
         stream = RenderStream(
             spec,
             scheduler,
@@ -150,7 +160,8 @@ class EngineActor(Actor):
         )
         self.streams[sid] = stream
         self._forget_ended()
-        before = self._ring_threads.get(ring)
+        rings = [ring] if audio_ring is None else [ring, audio_ring]
+        before = [t for t in map(self._ring_threads.get, rings) if t is not None]
         thread = threading.Thread(
             target=self._run_stream,
             args=(stream, before),
@@ -158,31 +169,41 @@ class EngineActor(Actor):
             daemon=True,  # a stream blocked on a slow ring must not hold the process past stop
         )
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-        self._ring_threads[ring] = thread
+        for name in rings:
+            self._ring_threads[name] = thread
         stream.thread = thread
         thread.start()
-        return {"stream": sid, "frames": count, "mode": mode, "rate": rate_text(fps), "start": due}
+        reply = {"stream": sid, "frames": count, "mode": mode, "rate": rate_text(fps), "start": due}
+        return reply | ({"audio_ring": audio_ring} if audio_ring is not None else {})
 
     def _scheduler(self) -> Scheduler:
         if self.scheduler is None:
             raise Unavailable("the engine has not started")
         return self.scheduler
 
-    def _run_stream(self, stream: RenderStream, before: threading.Thread | None) -> None:
-        """The stream's thread: the ring's one producer; publishes the stream's end itself.
+    def _run_stream(self, stream: RenderStream, before: list[threading.Thread]) -> None:
+        """The stream's thread: its rings' one producer; publishes the stream's end itself.
 
-        A ring has one producer at a time: a stream waits for the one before it on
-        the same ring (stopped, e.g. by a seek) to end first.
+        A ring has one producer at a time: a stream waits for the ones before it on
+        the same rings (stopped, e.g. by a seek) to end first.
         """
         from lumiera.shm.ring import Producer
 
         assert self.rd is not None  # set by on_start
-        if before is not None:
-            before.join(WAIT_FRAME_S)
+        for thread in before:
+            thread.join(WAIT_FRAME_S)
         started = time.monotonic()
         try:
-            with Producer(self.rd, stream.spec.ring, timeout=WAIT_FRAME_S) as producer:
-                stream.run(producer)
+            with contextlib.ExitStack() as rings:
+                producer = rings.enter_context(
+                    Producer(self.rd, stream.spec.ring, timeout=WAIT_FRAME_S)
+                )
+                audio = None
+                if stream.spec.audio_ring is not None:  # its sound: a producer of that ring too
+                    audio = rings.enter_context(
+                        Producer(self.rd, stream.spec.audio_ring, timeout=WAIT_FRAME_S)
+                    )
+                stream.run(producer, audio)
         except Exception as e:  # noqa: BLE001 - e.g. no such ring: this stream fails
             stream.status.state = "failed"
             stream.status.error = f"{type(e).__name__}: {e}"

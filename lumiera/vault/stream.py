@@ -29,8 +29,18 @@ frame into its dependencies:
   composites the cached frames into a buffer of its own (a cache miss, e.g.
   after an eviction, decodes in the worker's own pool: slower, never wrong).
 
+- **audio** (:class:`AudioFeed`, render mode, with an audio ring): the sound
+  of each output frame, its span of samples ``[Output.sample_of(n),
+  Output.sample_of(n+1))`` mixed from every sounding clip by one
+  :class:`~lumiera.vault.audio.AudioMixer` (its decoders run forward, so one
+  job at a time mixes the next chunk of frames, in order), kept until the
+  frame is published, at most ``lead`` frames ahead.
+
 The stream's own thread (the ring's one producer) submits the jobs and copies
-each finished frame into the ring in order. It is woken by every job that ends.
+each finished frame into the ring in order; with an audio ring it then puts
+the frame's sound into that ring (:func:`pcm_slot`: the layout is in
+:mod:`lumiera.shm.layout`, AUDIO RINGS), so sound n follows picture n. It is
+woken by every job that ends.
 
 NOT BUILT: rendering straight into ring slots (the ring hands out one claimed
 slot at a time, so the jobs write their own buffers and the publisher copies:
@@ -47,6 +57,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
+
 from lumiera.bus.timeline import Clip, Media, Timeline
 from lumiera.bus.topics import EngineStreamInfo
 from lumiera.errors import DeadlineMissed
@@ -59,6 +71,7 @@ from lumiera.vault.scheduler import JobHandle, Priority, Scheduler
 FORMATS = {"rgb24": PixelFormat.RGB24, "gray": PixelFormat.GRAY, "yuv420p": PixelFormat.YUV420P}
 MODES = ("render", "playback")
 CHUNK = 4  # source frames one reader job decodes
+AUDIO_CHUNK = 8  # output frames one audio job mixes
 RENDER_DEADLINE_S = 60.0  # a render-mode job is late (counted) this long after it was queued
 WAIT_FRAME_S = 120.0  # render mode: the bound on one frame (a job that never ends)
 
@@ -76,6 +89,7 @@ class StreamSpec:
     mode: str = "render"
     rate: Fraction = Fraction(25)
     start: float = 0.0  # playback: when frame ``first`` is due (time.monotonic)
+    audio_ring: str | None = None  # render mode: each frame's sound into this ring too
 
     @property
     def size(self) -> tuple[int, int]:
@@ -167,6 +181,93 @@ class ClipReader:
             self.pool.close()
 
 
+def timeline_sounds(timeline: Timeline) -> bool:
+    """Whether any clip of the timeline carries sound (a render then has a sound stream)."""
+    return any(timeline.sounds(c) for c in timeline.clips)
+
+
+def pcm_slot(pcm: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """A frame's sound as an audio ring slot's one gray row: its float32 planar bytes.
+
+    (channels, n) float32 -> (1, channels x n x 4) uint8; a frame of no samples is
+    one byte (a row cannot be empty), which :func:`pcm_of_slot` reads as none.
+    """
+    data = np.ascontiguousarray(pcm, np.float32).view(np.uint8).reshape(1, -1)
+    return data if data.shape[1] else np.zeros((1, 1), np.uint8)
+
+
+def pcm_of_slot(row: np.ndarray[Any, Any], channels: int) -> np.ndarray[Any, Any]:
+    """The (channels, n) float32 samples an audio ring slot's gray row holds (a view)."""
+    flat = row.reshape(-1)
+    usable = flat.size - flat.size % (4 * channels)
+    return flat[:usable].view(np.float32).reshape(channels, -1)
+
+
+class AudioFeed:
+    """The stream's sound: each output frame's samples, mixed in order, one job at a time.
+
+    The mixer is made by the first job (in a worker) and closed once, by
+    :meth:`retire` when no job runs, else by the job when it ends (as
+    :class:`ClipReader` closes its pool).
+    """
+
+    def __init__(self, spec: StreamSpec) -> None:
+        self.spec = spec
+        self.next = spec.first  # the first output frame not mixed yet
+        self.ready: dict[int, np.ndarray[Any, Any]] = {}  # frame -> (channels, n) float32
+        self.job: JobHandle | None = None
+        self.retired = False
+        self._mixer: Any = None
+        self._running = False
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def has(self, index: int) -> bool:
+        return index in self.ready
+
+    def take(self, index: int) -> np.ndarray[Any, Any]:
+        return self.ready.pop(index)
+
+    def mix(self, upto: int, woken: threading.Event) -> Callable[[], None]:
+        """A job: the sound of output frames ``next .. upto-1``."""
+
+        def job() -> None:
+            with self._lock:
+                if self.retired:
+                    self._close()
+                    return
+                self._running = True
+            try:
+                if self._mixer is None:
+                    from lumiera.vault.audio import AudioMixer  # only a sounding render needs it
+
+                    self._mixer = AudioMixer(self.spec.timeline)
+                while self.next < upto and not self.retired:
+                    self.ready[self.next] = self._mixer.frame(self.next)
+                    self.next += 1
+            finally:
+                with self._lock:
+                    self._running = False
+                    if self.retired:
+                        self._close()
+                woken.set()
+
+        return job
+
+    def retire(self) -> None:
+        """The stream is over: close the mixer now, or let a running job close it."""
+        with self._lock:
+            self.retired = True
+            if not self._running:
+                self._close()
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if self._mixer is not None:
+                self._mixer.close()
+
+
 @dataclass
 class StreamState:
     """Where a stream stands (shown by ``streams`` and in ``stats.engine``)."""
@@ -198,6 +299,8 @@ class RenderStream:
             raise ValueError(f"fmt {spec.fmt!r}: one of {', '.join(FORMATS)}")
         if spec.mode not in MODES:
             raise ValueError(f"mode {spec.mode!r}: one of {', '.join(MODES)}")
+        if spec.audio_ring is not None and spec.mode != "render":
+            raise ValueError("sound (an audio ring) is rendered in render mode only")
         self.spec, self.scheduler, self.cache, self.pool = spec, scheduler, cache, pool
         self.delay = delay  # fault injection (tests): seconds a frame's render job sleeps
         self.priority = Priority.PLAYBACK if spec.mode == "playback" else Priority.RENDER
@@ -207,10 +310,13 @@ class RenderStream:
         self.missed = 0  # frames whose job a worker took after its deadline
         self.thread: threading.Thread | None = None  # the owner's thread running it
         timeline = spec.timeline
-        self.readers = [
+        self.readers = [  # the clips that show pictures (not those of sound alone)
             ClipReader(clip, timeline.media_of(clip), spec, cache)
             for clip in timeline.clips_within(spec.first, spec.count)
+            if timeline.is_video(clip)
         ]
+        self.audio = AudioFeed(spec) if spec.audio_ring is not None else None
+        self._audio_out: Any = None  # the audio ring's producer, while run() runs
         self.window = 2 * workers + 2  # render jobs queued or running ahead of the position
         # Frames read ahead of the position: at least the window, and within half the
         # cache (read frames evicted before their render job would be decoded twice).
@@ -255,13 +361,17 @@ class RenderStream:
 
     # -- the stream's thread ------------------------------------------------------------
 
-    def run(self, producer: Any) -> None:
+    def run(self, producer: Any, audio: Any = None) -> None:
         """Compute and publish every frame (or until stopped); never raises.
 
-        ``producer`` is the ring's :class:`~lumiera.shm.ring.Producer`, used by this
-        thread only. Ends with ``state`` done, stopped or failed (``error`` says why).
+        ``producer`` is the ring's :class:`~lumiera.shm.ring.Producer`, ``audio``
+        the audio ring's (with ``spec.audio_ring``), used by this thread only. Ends
+        with ``state`` done, stopped or failed (``error`` says why).
         """
+        self._audio_out = audio
         try:
+            if self.audio is not None and audio is None:
+                raise ValueError(f"no producer for the audio ring {self.spec.audio_ring}")
             self._run(producer)
         except Exception as e:  # noqa: BLE001 - the stream fails; the engine goes on
             self.status.state = "failed"
@@ -269,6 +379,8 @@ class RenderStream:
         finally:
             for reader in self.readers:
                 reader.retire()  # never waits: a stop ends the stream after its frame
+            if self.audio is not None:
+                self.audio.retire()
 
     def _run(self, producer: Any) -> None:
         spec, s = self.spec, self.status
@@ -282,13 +394,15 @@ class RenderStream:
             self.woken.clear()
             pos = s.position
             self._feed_readers(pos)
+            if self.audio is not None:
+                self._feed_audio(self.audio, pos)
             while queued < min(spec.end, pos + self.window) and all(
                 r.ready(queued) for r in self.readers
             ):
                 jobs[queued] = self._render_job(queued)
                 queued += 1
             handle = jobs.get(pos)
-            if handle is not None and handle.done:
+            if handle is not None and handle.done and (self.audio is None or self.audio.has(pos)):
                 del jobs[pos]
                 self._publish(producer, pos, handle)
                 s.position += 1
@@ -364,6 +478,29 @@ class RenderStream:
                 f"{spec.id} read {reader.clip.id} {reader.next}..{upto - 1}",
             )
 
+    def _feed_audio(self, feed: AudioFeed, pos: int) -> None:
+        """Keep one mixing job going, up to ``lead`` frames ahead of the position."""
+        spec = self.spec
+        if feed.job is not None:
+            if not feed.job.done:
+                return
+            try:
+                feed.job.result(0)
+            except Exception:
+                self.status.failed += 1  # the sound cannot be mixed: the stream fails
+                raise
+            feed.job = None
+        target = min(spec.end, pos + self.lead)
+        if feed.next >= target:
+            return
+        upto = min(target, feed.next + AUDIO_CHUNK)
+        feed.job = self.scheduler.submit(
+            feed.mix(upto, self.woken),
+            time.monotonic() + RENDER_DEADLINE_S - 1.0,  # before the frames' render jobs
+            self.priority,
+            f"{spec.id} audio {feed.next}..{upto - 1}",
+        )
+
     def _render_job(self, index: int) -> JobHandle:
         spec = self.spec
 
@@ -406,3 +543,5 @@ class RenderStream:
             s.frames += 1
         else:
             s.dropped += 1  # a drop ring with every slot held by its readers
+        if self.audio is not None:  # render mode: a block ring, so picture n went in
+            self._audio_out.write(pcm_slot(self.audio.take(index)), PixelFormat.GRAY, pts=index)

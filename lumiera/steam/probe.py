@@ -81,9 +81,17 @@ def _audio(path: str, container: Any, stream: Any) -> dict[str, Any]:
     return {
         "audio_rate": rate,
         "audio_channels": channels,
-        "audio_layout": str(getattr(ctx.layout, "name", "") or ""),
+        "audio_layout": _layout_name(ctx, channels),
         "audio_samples": samples,
     }
+
+
+def _layout_name(ctx: Any, channels: int) -> str:
+    """The layout's name; a file without a channel mask (WAV): the usual one of its count."""
+    name = str(getattr(ctx.layout, "name", "") or "")
+    if name and "channels" not in name:
+        return name
+    return {1: "mono", 2: "stereo", 6: "5.1"}.get(channels, name)
 
 
 def av_time_base() -> int:

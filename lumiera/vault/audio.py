@@ -36,8 +36,9 @@ from typing import Any
 import av
 import numpy as np
 
-from lumiera.bus.timeline import LAYOUTS, Clip, Media, Output, Timeline
+from lumiera.bus.timeline import LAYOUTS, Media, Timeline
 from lumiera.errors import MediaChanged, MediaError
+from lumiera.vault.audiomix import Voice, half_up, samples_of_range
 from lumiera.vault.media import Identity
 
 Samples = np.ndarray[Any, np.dtype[np.float32]]
@@ -52,13 +53,10 @@ MAX_SEEK_BACK = 64
 # Decoders check what they can (FLAC's CRCs) and drop a corrupt frame rather than
 # conceal it: the gap it leaves is then seen in the timestamps.
 DECODER_OPTIONS = {"err_detect": "crccheck+explode"}
+# Codecs whose frames all hold frame_size samples (but the first, priming trimmed).
+FIXED_FRAMES = frozenset({"aac", "mp3", "mp3float", "mp2", "mp2float", "ac3", "eac3"})
 # The mixer keeps at most this many sources open, and this many per media file.
 MAX_OPEN, PER_MEDIA = 32, 2
-
-
-def half_up(x: Fraction) -> int:
-    """``x`` rounded to an integer, halves up (as :meth:`Output.sample_of`)."""
-    return math.floor(x + Fraction(1, 2))
 
 
 class AudioSource:
@@ -75,6 +73,7 @@ class AudioSource:
     _next: int | None  # position after the last one; None: not yet placed
     _in_next: Fraction | None  # media time the next input frame should have
     _placed_at: int | None  # where the first frame since the seek was placed
+    _grid: tuple[Fraction, int] | None  # (where the first frame ends, frame size): media rate
     _ended: bool
 
     def __init__(self, media: Media, audio_rate: int, layout: str) -> None:
@@ -91,6 +90,7 @@ class AudioSource:
         self._container: Any = None
         self._check()
         self._open()
+        self._find_grid()
         self._reset()
 
     # -- reading ---------------------------------------------------------------
@@ -203,21 +203,65 @@ class AudioSource:
             self._place(out, keep_from)
 
     def _follow(self, frame: Any) -> None:
-        """Check an input frame's timestamp against the samples counted so far."""
-        duration = Fraction(frame.samples, frame.sample_rate)
+        """Time an input frame by the samples counted so far, checking its own timestamp.
+
+        The first frame since a seek is placed by its pts (on the codec's frame
+        grid where the container's clock is coarser than a sample); the frame
+        gets an exact pts in 1/sample_rate for the resampler and :meth:`_place`.
+        """
+        rate = frame.sample_rate
         if frame.pts is None:
-            if self._in_next is not None:
-                self._in_next += duration
+            if self._in_next is None:
+                return  # not placeable: dropped (before the first timestamp after a seek)
+            when = self._in_next
+        else:
+            when = frame.pts * self._time_base - self._origin
+            if self._in_next is None:
+                when = self._snapped(when, frame)
+            elif abs(when - self._in_next) > 2 * self._time_base + Fraction(2, rate):
+                missing = half_up((when - self._in_next) * self.rate)
+                raise MediaError(
+                    f"media {self.path}: its audio is corrupt at sample {self._here()} "
+                    f"(the stream jumps by {missing} samples: data missing or unreadable)"
+                )
+            else:
+                when = self._in_next  # the count, not a rounded clock
+        frame.pts, frame.time_base = half_up((when + self._origin) * rate), Fraction(1, rate)
+        self._in_next = when + Fraction(frame.samples, rate)
+
+    def _snapped(self, when: Fraction, frame: Any) -> Fraction:
+        """``when`` such that the frame ends on the frame grid, where there is one.
+
+        Frames end on the grid (a frame the decoder trimmed, as MP3's first
+        after a seek, too); a correction over a clock tick is not taken.
+        """
+        if self._grid is None:
+            return when
+        phase, size = self._grid
+        rate = frame.sample_rate
+        end = when * rate + frame.samples
+        snapped = phase + max(0, round((end - phase) / size)) * size
+        if abs(snapped - end) > self._time_base * rate:
+            return when
+        return Fraction(snapped - frame.samples, rate)
+
+    def _find_grid(self) -> None:
+        """Where frames start, for a fixed-size codec in a container with a coarse clock
+        (Matroska's 1 ms): the first ends (trimmed of priming), then every frame_size."""
+        ctx = self._stream.codec_context
+        rate = ctx.sample_rate or 1
+        self._grid = None
+        if self._time_base * rate <= 1 or ctx.name not in FIXED_FRAMES:
             return
-        when = frame.pts * self._time_base - self._origin
-        tolerance = 2 * self._time_base + Fraction(2, frame.sample_rate)
-        if self._in_next is not None and abs(when - self._in_next) > tolerance:
-            missing = half_up((when - self._in_next) * self.rate)
-            raise MediaError(
-                f"media {self.path}: its audio is corrupt at sample {self._here()} "
-                f"(the stream jumps by {missing} samples: data missing or unreadable)"
-            )
-        self._in_next = when + duration
+        try:
+            frames = self._container.decode(self._stream)
+            first, second = next(frames, None), next(frames, None)
+        except av.error.FFmpegError:
+            return  # a corrupt start: its reads say so
+        if first is not None and second is not None and first.pts is not None:
+            start = (first.pts * self._time_base - self._origin) * rate
+            self._grid = (start + first.samples, second.samples)
+        self._open()
 
     def _resample(self, frame: Any) -> list[Any]:
         if self._resampler is None:
@@ -246,11 +290,9 @@ class AudioSource:
             if frame.pts is None:
                 return
             at = half_up((frame.pts * Fraction(frame.time_base) - self._origin) * self.rate)
-            if self._next is None:  # after a seek: here it is
+            if self._next is None or at < self._next:  # after a seek, or sound before 0
                 self._next = self._start = at
-            elif at < self._next:  # after a rewind: sound before the media's start
-                data = data[:, self._next - at :]
-            else:  # after a rewind: the sound begins later (silence up to it)
+            elif at > self._next:  # after a rewind: the sound begins later (silence up to it)
                 self._append(np.zeros((self.channels, at - self._next), np.float32), keep_from)
             self._placed_at = at
         self._append(data, keep_from)
@@ -309,47 +351,6 @@ class AudioSource:
         self._frames = None
 
 
-def samples_of_range(output: Output, first: int, count: int) -> tuple[int, int]:
-    """(first sample, sample count) of output frames ``first .. first+count-1``."""
-    start = output.sample_of(first)
-    return start, output.sample_of(first + count) - start
-
-
-class _Voice:
-    """One sounding clip: its samples on the timeline, where they are in its media, its fades."""
-
-    def __init__(self, timeline: Timeline, clip: Clip) -> None:
-        output, media = timeline.output, timeline.media_of(clip)
-        self.clip, self.media = clip, media
-        self.first, self.end = output.sample_of(clip.position), output.sample_of(clip.end)
-        # its sound starts at media time source_in / media.rate, at the output's rate
-        self.offset = half_up(clip.source_in / media.rate * output.audio_rate)
-        self.gain = clip.gain
-        self.fades: list[tuple[int, int, bool, str]] = []  # (first, end, fading_in, curve)
-        for t in timeline.transitions:
-            if clip.id in (t.a, t.b):
-                first, end = timeline.overlap_of(t)
-                span = (output.sample_of(first), output.sample_of(end))
-                self.fades.append((*span, clip.id == t.b, t.curve))
-
-    def weights(self, lo: int, hi: int) -> np.ndarray[Any, np.dtype[np.float64]] | None:
-        """The fade gains of samples ``[lo, hi)``, None where no fade touches them."""
-        weights = None
-        for first, end, fading_in, curve in self.fades:
-            if first >= hi or end <= lo:
-                continue
-            if weights is None:
-                weights = np.ones(hi - lo)
-            s = np.arange(max(lo, first), min(hi, end))
-            u = (s - first) / (end - first)
-            if curve == "equal_power":
-                g = np.sin(u * np.pi / 2) if fading_in else np.cos(u * np.pi / 2)
-            else:
-                g = u if fading_in else 1.0 - u
-            weights[s - lo] = g
-        return weights
-
-
 class AudioMixer:
     """The sound of a timeline, any range of samples at a time (a context manager).
 
@@ -359,7 +360,7 @@ class AudioMixer:
 
     def __init__(self, timeline: Timeline) -> None:
         self.timeline, self.output = timeline, timeline.output
-        self._voices = [_Voice(timeline, c) for c in timeline.clips if timeline.sounds(c)]
+        self._voices = [Voice(timeline, c) for c in timeline.clips if timeline.sounds(c)]
         self._sources: list[AudioSource] = []  # least recently used first
 
     def mix(self, first_sample: int, count: int) -> Samples:

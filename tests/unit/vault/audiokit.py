@@ -34,6 +34,7 @@ CODECS = {
     ".m4a": ("aac", "fltp"),
     ".mp3": ("libmp3lame", "fltp"),
     ".mkv": ("flac", "s16"),
+    ".aac": ("aac", "fltp"),
 }
 FREQ = 1000.0
 
@@ -98,11 +99,14 @@ def _add_audio(out: Any, signal: Signal, rate: int, codec: str, fmt: str) -> Aud
     return stream
 
 
-def write_audio(path: Path, signal: Signal, rate: int, *, block: int = 48000) -> Path:
-    """Write ``signal`` (channels, samples; -1..1) at ``rate``; the codec from the suffix."""
-    codec, fmt = CODECS[path.suffix]
+def write_audio(
+    path: Path, signal: Signal, rate: int, *, block: int = 48000, codec: str = ""
+) -> Path:
+    """Write ``signal`` (channels, samples; -1..1) at ``rate``; the codec from the suffix
+    unless given (``aac``: fed fltp), ``.aac`` raw ADTS."""
+    codec, fmt = (codec, "fltp") if codec else CODECS[path.suffix]
     layout = {1: "mono", 2: "stereo", 6: "5.1"}[signal.shape[0]]
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", format="adts" if path.suffix == ".aac" else None) as out:
         stream = _add_audio(out, signal, rate, codec, fmt)
         for frame in _frames(signal, rate, fmt, layout, block):
             for packet in stream.encode(frame):

@@ -120,6 +120,34 @@ def test_a_read_anywhere_seeks_to_the_exact_sample(beeping: dict[str, Path], suf
     source.close()
 
 
+@pytest.mark.parametrize(("name", "codec"), [("aac.mkv", "aac"), ("mp3.mkv", "libmp3lame")])
+def test_a_coarse_clock_is_read_on_the_codec_frame_grid(
+    tmp_path: Path, name: str, codec: str
+) -> None:
+    # Matroska's 1 ms clock is 48 samples: a seek placed by pts alone was 16 off
+    # (measured); on the frame grid of a fixed-size codec it is exact.
+    if not has_encoder(codec):
+        pytest.skip(f"no {codec} encoder")
+    signal = beeps(SR, 4 * SR, [f * PER_FRAME for f in BEEP_FRAMES], PER_FRAME)
+    path = write_audio(tmp_path / name, signal, SR, codec=codec)
+    assert onsets(frames_of(AudioSource(media_of(path), SR, "mono"), 0, 100)) == [
+        f * PER_FRAME for f in BEEP_FRAMES
+    ]
+    source = AudioSource(media_of(path), SR, "mono")
+    for frame in reversed(BEEP_FRAMES):
+        assert onset(source.read(frame * PER_FRAME - 700, 3000)) == 700
+
+
+def test_raw_aac_keeps_its_priming(tmp_path: Path) -> None:
+    # ADTS has no edit list: the encoder's 1024 priming samples are heard first
+    # and everything is 1024 samples late (measured); MP4/M4A/MKV trim it.
+    signal = beeps(SR, 2 * SR, [10 * PER_FRAME], PER_FRAME)
+    path = write_audio(tmp_path / "raw.aac", signal, SR)
+    assert onsets(AudioSource(media_of(path), SR, "mono").read(0, 2 * SR)) == [
+        10 * PER_FRAME + 1024
+    ]
+
+
 def test_reads_outside_the_sound_are_silence(beeping: dict[str, Path]) -> None:
     source = AudioSource(media_of(beeping[".flac"]), SR, "stereo")
     before = source.read(-100, 200)

@@ -408,3 +408,6 @@ class AudioMixer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+__all__ = ["AudioMixer", "AudioSource", "samples_of_range"]

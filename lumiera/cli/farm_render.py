@@ -12,6 +12,13 @@ and released at once (the scheduler would recompute a held result whose node
 leaves). Then the parts are joined by remux (:func:`lumiera.vault.segments.join`:
 checked, then renamed to OUT).
 
+Sound: segments are pictures only (:func:`~lumiera.vault.farmtask.without_sound`).
+When the timeline sounds, this process mixes the whole range's sound itself
+(:func:`render_sound`: an :class:`~lumiera.vault.audio.AudioMixer`, the
+codec's audio encoder, once for the range, in a thread while the nodes render)
+and the join muxes it with the pictures: AAC is primed once, at the start, not
+at every segment.
+
 Before any task is submitted, the render waits (``--connect-timeout``) for a
 render node to join, and asks every node to check every media of the range
 (:func:`~lumiera.vault.farmtask.check_node`): a node that lacks a file, or has
@@ -34,6 +41,7 @@ case but 0 no file has OUT's name, and the temp parts are removed.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -57,14 +65,17 @@ from lumiera.exits import EXIT_INTERRUPTED
 from lumiera.steam.core import SessionCore
 from lumiera.steam.playout import parse_range
 from lumiera.vault import security as security_mod
-from lumiera.vault.farmtask import check_node, render_segment
+from lumiera.vault.codecs import AudioEncoder, EncoderSpec, Registry
+from lumiera.vault.farmtask import check_node, render_segment, without_sound
 from lumiera.vault.localfarm import LocalFarm, node_args
 from lumiera.vault.mediaserve import MediaServer, address_towards
 from lumiera.vault.segments import Segment, job_id, join, split
+from lumiera.vault.stream import timeline_sounds
 
 RETRIES = 2  # a segment whose node dies is run again elsewhere, this often
 CLOSE_S = 10.0  # the client's orderly close
 FARM_START_S = 60.0  # --jobs: the local farm's nodes start and join within this
+SOUND_CHUNK_S = 1  # render_sound mixes this many seconds at a time
 
 
 def read_timeline(session: Path) -> Timeline:
@@ -170,9 +181,11 @@ def render_on(
     started = time.monotonic()
     timeline = read_timeline(session)
     start, n = parse_range(timeline, first, count)
-    wire = timeline.to_wire()
+    sounds = timeline_sounds(timeline)
+    pictures = without_sound(timeline)  # what the nodes render; the sound is made here
+    wire = pictures.to_wire()
     job = job_id(
-        wire_codec.pack(wire),
+        wire_codec.pack(timeline.to_wire()),
         str(start),
         str(n),
         args.codec,
@@ -186,6 +199,7 @@ def render_on(
     parts = Path(tempfile.mkdtemp(prefix=f".{output.name}.parts-", dir=output.parent))
     futures: list[Future[bytes]] = []
     server: MediaServer | None = None
+    mixing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sound")
     try:
         nodes = ready_nodes(
             client,
@@ -203,7 +217,7 @@ def render_on(
         )
         ship = None
         if args.ship_media:
-            server = serve_media(cfg, address, timeline, start, n)
+            server = serve_media(cfg, address, pictures, start, n)
             ship = server.spec(cfg.get_int("farm.chunk_mb") << 20).to_wire()
         futures = [
             client.submit(
@@ -219,13 +233,25 @@ def render_on(
             )
             for s in segments
         ]
+        sound = None
+        if sounds:  # mixed and encoded here, while the nodes render the pictures
+            spec = Registry().encoder(args.codec)
+            sound = mixing.submit(render_sound, timeline, start, n, spec, parts / "sound")
         _gather(client, futures, segments, parts, sys.stderr)
         files = [_part(parts, s) for s in segments]
-        report = join(files, output, timeline.output.rate, n, counts=[s.count for s in segments])
+        report = join(
+            files,
+            output,
+            timeline.output.rate,
+            n,
+            counts=[s.count for s in segments],
+            audio=None if sound is None else sound.result(),
+        )
     except KeyboardInterrupt:
         print("\nlumiera render: interrupted; no file written", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
+        mixing.shutdown(wait=True, cancel_futures=True)
         _cancel(client, futures)
         if server is not None:
             server.stop()
@@ -236,6 +262,27 @@ def render_on(
         f"({report.frames / seconds:.1f} fps overall, {len(segments)} segments on {address})"
     )
     return 0
+
+
+def render_sound(timeline: Timeline, first: int, count: int, spec: EncoderSpec, path: Path) -> Path:
+    """The sound of frames ``first .. first+count-1``, encoded once into ``path``.
+
+    With ``spec``'s audio codec in its container (AAC in MP4, FLAC in Matroska,
+    ...), at the output's rate and layout; its time 0 is frame ``first``'s.
+    """
+    from lumiera.vault.audio import AudioMixer  # only a render with sound
+
+    out = timeline.output
+    lo = out.sample_of(first)
+    total = out.sample_of(first + count) - lo
+    chunk = SOUND_CHUNK_S * out.audio_rate
+    with (
+        AudioMixer(timeline) as mixer,
+        AudioEncoder(path, spec, out.audio_rate, out.audio_layout) as encoder,
+    ):
+        for at in range(lo, lo + total, chunk):
+            encoder.write_audio(mixer.mix(at, min(chunk, lo + total - at)))
+    return path
 
 
 def ready_nodes(

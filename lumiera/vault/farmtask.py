@@ -12,11 +12,17 @@ does (:mod:`lumiera.api`), giving the Player the timeline it was sent
 (``player render`` with ``timeline``): it renders exactly that contract and the
 node's session is never touched. The segment file is written into the node's
 temp area, read back as bytes (segments are small: a few seconds) and removed.
+
+Segments are pictures only (:func:`without_sound`): the render's origin
+encodes the sound of the whole range once and the join muxes it in
+(:mod:`lumiera.cli.farm_render`), because AAC encoded per segment would be
+primed at every segment and gap at every join.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from pathlib import Path
 from typing import Any
@@ -58,7 +64,7 @@ def render_segment(
     TimeoutError, Unavailable (not run on a lumiera render node).
     """
     node = this_node()
-    contract = Timeline.from_wire(timeline)
+    contract = without_sound(Timeline.from_wire(timeline))
     spec = None if ship is None else ShipSpec.from_wire(ship)
     with node.task(), contextlib.ExitStack() as held:
         if spec is not None:
@@ -79,6 +85,25 @@ def render_segment(
             return out.read_bytes()
         finally:
             out.unlink(missing_ok=True)
+
+
+def without_sound(timeline: Timeline) -> Timeline:
+    """The timeline's pictures alone: what a segment renders (the origin renders the sound).
+
+    The clips of audio tracks and of media without video go, with their
+    transitions, and so do the media only they used; the other media lose their
+    sound (so no clip sounds, and no node is asked for a file of sound alone).
+    """
+    clips = tuple(c for c in timeline.clips if timeline.is_video(c))
+    kept = {c.id for c in clips}
+    used = {c.media for c in clips}
+    media = tuple(
+        dataclasses.replace(m, audio_rate=0, audio_channels=0, audio_layout="", audio_samples=0)
+        for m in timeline.media
+        if m.id in used
+    )
+    transitions = tuple(t for t in timeline.transitions if t.a in kept and t.b in kept)
+    return dataclasses.replace(timeline, media=media, clips=clips, transitions=transitions)
 
 
 def fetch_media(

@@ -17,22 +17,34 @@ them to its own time base. So a part may start at PTS 0 (as the Player's
 :class:`~lumiera.vault.codecs.Encoder` writes every file) or at its segment's
 position on the timeline: only the order of the parts places it.
 
+A render with sound gives :func:`join` its sound as one more file (``audio``:
+one audio stream, the whole range encoded once by
+:class:`~lumiera.vault.codecs.AudioEncoder`, never per segment: each AAC
+encoding primes its first frame, and parts encoded apart would gap at every
+join). Its packets are copied as they are, their timestamps in samples from
+the range's first (the file's time 0, as the pictures' are), interleaved with
+the pictures' by time.
+
 The file is written under a temporary name beside the target, checked
-(frame count, timestamps, duration), and only then renamed into place; on
-any failure the partial file is removed and no file has the target's name.
+(frame count, timestamps, duration, and that the sound is there), and only
+then renamed into place; on any failure the partial file is removed and no
+file has the target's name.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import itertools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
+from av.audio.stream import AudioStream
 from av.video.stream import VideoStream
 
 from lumiera.errors import BadArguments, JoinFailed, JoinMismatch, JoinRefused, LumieraError
@@ -54,6 +66,7 @@ class JoinReport:
     height: int
     parts: tuple[tuple[int, int], ...]  # each part's (first output frame, frame count)
     size: int  # bytes
+    audio_codec: str = ""  # the sound's codec; "" without sound
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,7 @@ def join(
     *,
     counts: Sequence[int] | None = None,
     container: str | None = None,
+    audio: Path | None = None,
 ) -> JoinReport:
     """Join ``parts`` (in timeline order) into ``out`` without re-encoding, and check it.
 
@@ -91,7 +105,8 @@ def join(
     timestamps strictly increasing in uniform steps, and lasts
     ``expected_frames / rate`` seconds (to one tick of its time base: exactly,
     wherever that time base can express a frame's duration); a file already
-    there under that name is replaced.
+    there under that name is replaced. ``audio``: a file of one audio stream
+    (the range's sound, from the first frame's time on), copied in beside them.
 
     Raises BadArguments (no parts, a count that is not positive, ``counts`` of
     another length, a rate that is not positive), JoinRefused (parts that
@@ -115,11 +130,13 @@ def join(
         raise JoinFailed(f"{out}: no muxer for {out.suffix or 'no suffix'!r}; name a container")
     probed = [_probe(Path(p), rate) for p in parts]
     _refuse_mismatches(probed, counts)
+    sound = None if audio is None else _probe_audio(Path(audio))
 
     tmp = out.with_name(f".{out.name}.partial")
     try:
-        placed = _write(probed, tmp, muxer, rate)
+        placed = _write(probed, tmp, muxer, rate, audio)
         duration = _verify(tmp, rate, expected_frames)
+        _verify_sound(tmp, sound is not None)
         size = tmp.stat().st_size
         os.replace(tmp, out)
     except BaseException as e:
@@ -132,7 +149,16 @@ def join(
         raise JoinFailed(f"joining {len(parts)} parts into {out}: {e}") from None
     first = probed[0]
     return JoinReport(
-        out, expected_frames, rate, duration, first.codec, first.width, first.height, placed, size
+        out,
+        expected_frames,
+        rate,
+        duration,
+        first.codec,
+        first.width,
+        first.height,
+        placed,
+        size,
+        sound or "",
     )
 
 
@@ -157,9 +183,30 @@ def _video(container: av.container.InputContainer, path: Path) -> VideoStream:
     return streams[0]
 
 
+def _sound(container: av.container.InputContainer, path: Path) -> AudioStream:
+    """The sound file's one stream, which must be audio."""
+    streams = list(container.streams)
+    if len(streams) != 1 or not isinstance(streams[0], AudioStream):
+        kinds = ", ".join(s.type for s in streams) or "none"
+        raise JoinRefused(f"{path}: the sound is one audio stream, this has: {kinds}")
+    return streams[0]
+
+
+def _probe_audio(path: Path) -> str:
+    """The sound file's codec, after checking it is one audio stream with packets."""
+    try:
+        with av.open(str(path)) as src:
+            stream = _sound(src, path)
+            if not any(p.size for p in src.demux(stream)):
+                raise JoinRefused(f"{path}: no sound in it")
+            return str(stream.codec_context.name)
+    except (av.error.FFmpegError, OSError, ValueError) as e:
+        raise JoinFailed(f"cannot read the sound {path}: {e}") from None
+
+
 def _packets(
-    container: av.container.InputContainer, stream: VideoStream
-) -> Iterator[av.Packet[VideoStream]]:
+    container: av.container.InputContainer, stream: VideoStream | AudioStream
+) -> Iterator[av.Packet[Any]]:
     """The stream's packets in decode order, without the demuxer's empty flush packets."""
     for packet in container.demux(stream):
         if packet.size:
@@ -248,51 +295,90 @@ def _refuse_mismatches(parts: list[_Part], counts: Sequence[int] | None) -> None
 
 
 def _write(
-    parts: list[_Part], tmp: Path, muxer: str, rate: Fraction
+    parts: list[_Part], tmp: Path, muxer: str, rate: Fraction, audio: Path | None = None
 ) -> tuple[tuple[int, int], ...]:
-    """Copy every part's packets into ``tmp``, stamped in frames; each part's (first, count)."""
-    frame_base = 1 / rate
+    """Copy every part's packets into ``tmp``, stamped in frames; each part's (first, count).
+
+    The sound's packets (``audio``) go in too, each where its time falls among the
+    pictures' (the muxer would otherwise hold all the pictures, then write the sound).
+    """
     placed: list[tuple[int, int]] = []
-    offset = 0
-    with av.open(str(tmp), "w", format=muxer) as dst:
-        target: VideoStream | None = None
-        for part in parts:
-            with av.open(str(part.path)) as src:
-                stream = _video(src, part.path)
-                if target is None:
-                    target = dst.add_stream_from_template(stream)
-                    # the rate the file declares (Matroska's default duration: the last
-                    # frame's duration comes from it)
-                    target.codec_context.framerate = rate
-                for packet in _packets(src, stream):
-                    assert packet.pts is not None  # probed
-                    pts = frame_at(packet.pts, part.start, part.time_base, rate)
-                    dts = None
-                    if packet.dts is not None:
-                        dts = frame_at(packet.dts, part.start, part.time_base, rate)
-                    if pts is None or (dts is None and packet.dts is not None):
-                        raise JoinFailed(f"{part.path} changed while it was joined")
-                    packet.stream = target
-                    packet.time_base = frame_base
-                    packet.pts = offset + pts
-                    packet.dts = None if dts is None else offset + dts
-                    packet.duration = 1
-                    dst.mux(packet)
-            placed.append((offset, part.frames))
-            offset += part.frames
+    with av.open(str(tmp), "w", format=muxer) as dst, contextlib.ExitStack() as held:
+        timed: list[Iterator[tuple[Fraction, int, av.Packet[Any]]]] = []
+        timed.append(_placed_video(parts, dst, rate, placed))
+        if audio is not None:
+            src = held.enter_context(av.open(str(audio)))
+            stream = _sound(src, audio)
+            target = dst.add_stream_from_template(stream)
+            timed.append(_timed_audio(src, stream, target))
+        for _, _, packet in heapq.merge(*timed, key=lambda t: (t[0], t[1])):
+            dst.mux(packet)
     return tuple(placed)
+
+
+def _placed_video(
+    parts: list[_Part],
+    dst: av.container.OutputContainer,
+    rate: Fraction,
+    placed: list[tuple[int, int]],
+) -> Iterator[tuple[Fraction, int, av.Packet[Any]]]:
+    """Every part's packets, stamped in frames, in order, each with its decode time (s).
+
+    Adds the output's video stream before the first packet; appends each part's
+    (first frame, count) to ``placed`` once its packets are through.
+    """
+    frame_base = 1 / rate
+    offset = 0
+    target: VideoStream | None = None
+    for part in parts:
+        with av.open(str(part.path)) as src:
+            stream = _video(src, part.path)
+            if target is None:
+                target = dst.add_stream_from_template(stream)
+                # the rate the file declares (Matroska's default duration: the last
+                # frame's duration comes from it)
+                target.codec_context.framerate = rate
+            for packet in _packets(src, stream):
+                assert packet.pts is not None  # probed
+                pts = frame_at(packet.pts, part.start, part.time_base, rate)
+                dts = None
+                if packet.dts is not None:
+                    dts = frame_at(packet.dts, part.start, part.time_base, rate)
+                if pts is None or (dts is None and packet.dts is not None):
+                    raise JoinFailed(f"{part.path} changed while it was joined")
+                packet.stream = target
+                packet.time_base = frame_base
+                packet.pts = offset + pts
+                packet.dts = None if dts is None else offset + dts
+                packet.duration = 1
+                yield (offset + (pts if dts is None else dts)) * frame_base, 0, packet
+        placed.append((offset, part.frames))
+        offset += part.frames
+
+
+def _timed_audio(
+    src: av.container.InputContainer, stream: AudioStream, target: AudioStream
+) -> Iterator[tuple[Fraction, int, av.Packet[Any]]]:
+    """The sound's packets as they are (timestamps from the range's start), with their time."""
+    assert stream.time_base is not None
+    base = Fraction(stream.time_base)
+    for packet in _packets(src, stream):
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        packet.stream = target
+        yield (stamp or 0) * base, 1, packet
 
 
 def _verify(path: Path, rate: Fraction, expected: int) -> Fraction:
     """The duration of the joined file in seconds, after checking it; JoinMismatch if it is off.
 
-    Checks: one video stream of ``expected`` packets (frames); presentation
+    Checks: one video stream (and at most one audio stream beside it, checked by
+    :func:`_verify_sound`) of ``expected`` packets (frames); presentation
     timestamps strictly increasing, frame ``i`` at ``i / rate`` (to
     within a tick); decode timestamps strictly increasing; the first packet a
     keyframe; the duration ``expected / rate`` (to within a tick).
     """
     with av.open(str(path)) as src:
-        stream = _video(src, path)
+        stream = _video_of_joined(src, path)
         assert stream.time_base is not None
         time_base = Fraction(stream.time_base)
         shown: list[int] = []
@@ -338,3 +424,22 @@ def _verify(path: Path, rate: Fraction, expected: int) -> Fraction:
             f"{expected} frames at {rate} fps are {float(expected / rate):g} s"
         )
     return Fraction(length) * time_base
+
+
+def _video_of_joined(container: av.container.InputContainer, path: Path) -> VideoStream:
+    """The joined file's one video stream (JoinMismatch unless it is that and at most a sound)."""
+    videos, sounds = container.streams.video, container.streams.audio
+    if len(videos) != 1 or len(sounds) > 1 or len(container.streams) != len(videos) + len(sounds):
+        kinds = ", ".join(s.type for s in container.streams) or "none"
+        raise JoinMismatch(f"{path}: one video stream (and a sound) expected, it has: {kinds}")
+    return videos[0]
+
+
+def _verify_sound(path: Path, wanted: bool) -> None:
+    """The joined file has a sound stream with packets if ``wanted``, else none (JoinMismatch)."""
+    with av.open(str(path)) as src:
+        sounds = src.streams.audio
+        if not wanted and sounds:
+            raise JoinMismatch(f"{path}: a sound stream that none was given for")
+        if wanted and not (sounds and any(p.size for p in src.demux(sounds[0]))):
+            raise JoinMismatch(f"{path}: its sound is missing")

@@ -5,7 +5,8 @@ some frames, which are white (the rest black and silent). After ``lumiera
 render`` the decoded file must show the flash and start the beep at the same
 time, within one audio packet (AAC: 1024 samples; FLAC is exact). A sound
 alone on an audio track renders over a black picture; a timeline without
-sound renders as before, with no sound stream.
+sound renders as before, with no sound stream. A farm render (``--jobs``)
+renders pictures in segments and the sound once, and joins them in sync.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 
 from lumiera import testing
 from lumiera.testing import Instance, synced_tap, unique_runtime_dir
+from tests.integration import farmkit
 from tests.support import one_clip, stop
 from tests.unit.vault.mediakit import write_video
 
@@ -202,6 +204,29 @@ def test_the_beep_and_the_flash_agree_in_the_rendered_file(beeps, tmp_path, code
     for flash, onset in zip(flashes, beeps_at, strict=True):
         assert abs(onset - flash) <= within, (flash, onset)
     seconds = len(shown) / RATE  # the sound lasts as long as the pictures
+    assert seconds * SR <= pcm.shape[1] < seconds * SR + AAC_PACKET
+
+
+def test_a_farm_render_joins_the_pictures_of_its_segments_with_the_sound_made_once(beeps, tmp_path):
+    out = tmp_path / "farm.mp4"
+    left: list[str] = []
+    result = farmkit.render(
+        str(beeps), "-o", str(out), "--jobs", "1", "--segment-frames", "12",
+        timeout=150, left=left,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert left == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+    shown = pictures(out)
+    flashes = [t for t, luma in shown if luma > 128]
+    assert flashes == pytest.approx([(3 + k - 2) / RATE for k in FLASH], abs=0.001)
+    pcm, start, name = decoded_audio(out)
+    assert name == "aac" and abs(start) < 1 / SR  # primed once: at the start, hidden
+    beeps_at = onsets(pcm, start)
+    assert len(beeps_at) == len(FLASH), beeps_at  # one beep per flash, however many joins
+    for flash, onset in zip(flashes, beeps_at, strict=True):
+        assert abs(onset - flash) <= AAC_PACKET / SR, (flash, onset)
+    seconds = len(shown) / RATE
     assert seconds * SR <= pcm.shape[1] < seconds * SR + AAC_PACKET
 
 

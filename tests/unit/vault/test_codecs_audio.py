@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,9 @@ import av
 import numpy as np
 import pytest
 
-from lumiera.errors import CodecError
+from lumiera.errors import CodecError, JoinRefused
 from lumiera.vault.codecs import REGISTRY, AudioEncoder, Encoder, EncoderSpec
+from lumiera.vault.join import join
 
 W, H = 64, 48
 RATE = Fraction(25)
@@ -192,3 +194,46 @@ def test_an_audio_codec_that_is_not_there_is_a_codec_error_and_no_file(tmp_path)
     with pytest.raises(CodecError, match="cannot encode odd"):
         Encoder(tmp_path / "odd.mp4", spec, W, H, RATE, audio=(SR, "stereo"))
     assert list(tmp_path.iterdir()) == []
+
+
+# -- a farm's sound: encoded once, joined with the pictures' parts --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("codec", "suffix", "within"), [("h264", "mp4", AAC_PACKET / SR), ("ffv1", "mkv", 0.001)]
+)
+def test_the_sound_joined_with_the_parts_starts_with_the_flash(tmp_path, codec, suffix, within):
+    spec = REGISTRY.encoder(codec)
+    frames, cuts = 16, (0, 6, 12, 16)
+    parts = []
+    for k, (a, b) in enumerate(itertools.pairwise(cuts)):  # segments: fresh encoders, no sound
+        with Encoder(tmp_path / f"part-{k}", spec, W, H, RATE) as enc:
+            for n in range(a, b):
+                enc.write(picture(n))
+        parts.append(enc.path)
+    sound = tmp_path / "sound"
+    with AudioEncoder(sound, spec, SR, "stereo") as audio:
+        audio.write_audio(beep(frames))
+    out = tmp_path / f"joined.{suffix}"
+    report = join(parts, out, RATE, frames, counts=[6, 6, 4], audio=sound)
+    assert report.audio_codec == spec.audio
+    pcm, start, _, _ = decoded_audio(out)
+    assert abs(start) < 1 / SR
+    assert frames * PER_FRAME <= pcm.shape[1] < frames * PER_FRAME + AAC_PACKET
+    flashes = flash_times(out)
+    assert flashes == pytest.approx([k / 25 for k in FLASH], abs=0.001)
+    for flash, onset in zip(flashes, onsets(pcm, start), strict=True):
+        assert abs(onset - flash) <= within, (flash, onset)
+
+
+def test_a_join_without_sound_has_none_and_a_sound_file_of_pictures_is_refused(tmp_path):
+    spec = REGISTRY.encoder("ffv1")
+    with Encoder(tmp_path / "part", spec, W, H, RATE) as enc:
+        enc.write(picture(0))
+    report = join([enc.path], tmp_path / "a.mkv", RATE, 1)
+    assert report.audio_codec == ""
+    with av.open(str(report.path)) as container:
+        assert not container.streams.audio
+    with pytest.raises(JoinRefused, match="one audio stream"):
+        join([enc.path], tmp_path / "b.mkv", RATE, 1, audio=enc.path)
+    assert not (tmp_path / "b.mkv").exists()

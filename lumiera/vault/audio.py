@@ -50,9 +50,11 @@ PREROLL = Fraction(1, 5)
 SEEK_AHEAD = 2
 # A seek landing after its target is retried aiming twice as far back, this far (s).
 MAX_SEEK_BACK = 64
-# Decoders check what they can (FLAC's CRCs) and drop a corrupt frame rather than
-# conceal it: the gap it leaves is then seen in the timestamps.
-DECODER_OPTIONS = {"err_detect": "crccheck+explode"}
+# FLAC's decoder checks its CRCs and drops a corrupt frame rather than play it:
+# the gap it leaves is then seen in the timestamps. (AAC's and MP3's decoders
+# fail on garbage by themselves; exploding on their lesser complaints would
+# refuse files that play everywhere.)
+DECODER_OPTIONS = {"flac": {"err_detect": "crccheck+explode"}}
 # Codecs whose frames all hold frame_size samples (but the first, priming trimmed).
 FIXED_FRAMES = frozenset({"aac", "mp3", "mp3float", "mp2", "mp2float", "ac3", "eac3"})
 # The mixer keeps at most this many sources open, and this many per media file.
@@ -330,7 +332,7 @@ class AudioSource:
             container.close()
             raise MediaError(f"media {self.path}: no audio stream")
         stream = container.streams.audio[0]
-        stream.codec_context.options = dict(DECODER_OPTIONS)
+        stream.codec_context.options = dict(DECODER_OPTIONS.get(stream.codec_context.name, {}))
         rate = stream.codec_context.sample_rate or stream.rate or 1
         self._time_base = Fraction(stream.time_base or Fraction(1, rate))
         timed = (

@@ -258,6 +258,15 @@ def test_a_truncated_flac_is_a_media_error(noisy: dict[str, Path], tmp_path: Pat
         source.read(0, 6 * SR)
 
 
+def test_the_mix_of_corrupt_sound_is_a_media_error(noisy: dict[str, Path]) -> None:
+    media = media_of(corrupt(noisy[".m4a"]), "m")
+    with (
+        AudioMixer(timeline([media], [Clip("c", "m", "A1", 0, 0, 150)])) as mixer,
+        pytest.raises(MediaError, match=re.escape(media.path)),
+    ):
+        mixer.mix(*samples_of_range(mixer.output, 0, 150))
+
+
 def test_garbage_in_pcm_is_noise_nobody_can_tell(noisy: dict[str, Path]) -> None:
     # PCM has no redundancy: a WAV's garbage decodes as (loud) sound, not an error.
     source = AudioSource(media_of(corrupt(noisy[".wav"])), SR, "mono")

@@ -12,7 +12,7 @@ const CLICK_PX = 3; // a smaller movement is a click
 const SNAP_PX = 8;
 
 export class ClipDrag {
-  // host: {model, ppf(), lanes(), select(id), draw(),
+  // host: {model, ppf(), lanes(), select(id, shift), draw(),
   //        edit(command, args): the result, or null with the error shown and the
   //        drawing back to what the session holds}
   constructor(host) {
@@ -100,12 +100,12 @@ export class ClipDrag {
     return null;
   }
 
-  up() {
+  up(e) {
     const d = this.active;
     if (!d) return;
     this.release();
     if (!d.moved) {
-      this.host.select(d.clip.id);
+      this.host.select(d.clip.id, Boolean(e?.shiftKey));
       return;
     }
     const c = d.clip;

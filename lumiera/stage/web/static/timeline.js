@@ -2,31 +2,28 @@
 // data-id is the clip's, track's or media's id), kept current from `session` and
 // `diff`. Every edit is a session command through bus.request; an error reply is
 // shown on the error line and the drawing goes back to what the session holds.
-// A click on the ruler seeks the Player (and plays if nothing plays).
+// A click on the ruler seeks the Player (and plays if nothing plays). Audio tracks are
+// shorter rows of sound clips (sound.js); crossfades are drawn over their overlap and
+// made at a cut, selected with a clip beside it or its marker (crossfade.js).
 
-import { TimelineModel, basename, clipLength, rateOf, seconds, timecode } from "./tlmodel.js";
+import { TimelineModel, basename, clipLength, hasVideo } from "./tlmodel.js";
 import { Ruler } from "./ruler.js";
 import { ClipDrag } from "./clipdrag.js";
 import { Playhead } from "./playhead.js";
+import { gainText, markSound } from "./sound.js";
+import { cutMarker, drawTransition } from "./crossfade.js";
+import { showInspector } from "./inspector.js";
+import { drawMediaList, hue } from "./medialist.js";
 
-const ROW_PX = 44; // a track's height (see style.css .tl-lane)
+const ROW_PX = { video: 44, audio: 32 }; // a track's height (see style.css .tl-lane)
 const MIN_PPF = 0.02; // zoom bounds: pixels per frame
 const MAX_PPF = 40;
-const OPACITY_NOTE =
-  "How opaque the clip is over the tracks below it: drag the slider to change it " +
-  "(set_opacity, one undo step).";
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
   if (text !== undefined) e.textContent = text;
   return e;
-}
-
-function hue(id) {
-  let h = 0;
-  for (const ch of id) h = (h * 31 + ch.charCodeAt(0)) % 360;
-  return h;
 }
 
 export function mountTimeline(root, bus) {
@@ -41,6 +38,8 @@ export function mountTimeline(root, bus) {
         <input class="tl-track-name" type="text" spellcheck="false" placeholder="track name"
                aria-label="new track's name" size="10" />
         <button type="button" class="tl-add-track">Add track</button>
+        <button type="button" class="tl-add-audio-track" title="An audio track: sound only">
+          Add audio track</button>
       </span>
       <span class="group">
         <button type="button" class="tl-undo" title="Undo (Ctrl+Z)">Undo</button>
@@ -64,7 +63,7 @@ export function mountTimeline(root, bus) {
       <aside class="tl-side">
         <h3>Media</h3>
         <ul class="tl-media"></ul>
-        <h3>Clip</h3>
+        <h3 class="tl-inspector-title">Clip</h3>
         <div class="tl-inspector">Select a clip.</div>
       </aside>
       <div class="tl-grid">
@@ -86,6 +85,8 @@ export function mountTimeline(root, bus) {
     error: $(".tl-error"),
   };
   const state = { ppf: 1, autoFit: true, selected: null, track: null, busy: 0, visible: true };
+  state.cut = null; // [a, b] ids of a selected cut, or null
+  state.transition = null; // the selected transition's id, or null
   const ruler = new Ruler($(".tl-ruler"), {
     ppf: () => state.ppf,
     scroll: () => ui.scroll.scrollLeft,
@@ -162,10 +163,11 @@ export function mountTimeline(root, bus) {
     if (await edit("add_media", { path })) input.value = "";
   }
 
-  async function addTrack() {
+  async function addTrack(kind = "video") {
     const input = $(".tl-track-name");
-    const name = input.value.trim() || `V${model.tracks.length + 1}`;
-    const result = await edit("add_track", { name });
+    const count = model.tracks.filter((t) => t.kind === kind).length;
+    const name = input.value.trim() || `${kind === "audio" ? "A" : "V"}${count + 1}`;
+    const result = await edit("add_track", { name, kind });
     if (result) {
       input.value = "";
       state.track = result.applied?.id ?? state.track;
@@ -173,15 +175,22 @@ export function mountTimeline(root, bus) {
   }
 
   // A clip of all of `mediaId` on the chosen track (else the top one), after its last clip.
+  // A media without pictures goes to the top audio track when a video track is chosen.
   function addClip(mediaId, track = null, position = null) {
-    const target = track ?? state.track ?? model.tracks.at(-1)?.id;
+    let target = track ?? state.track ?? model.tracks.at(-1)?.id;
+    const pictureless = !hasVideo(model.media.get(mediaId));
+    if (track === null && pictureless && model.track(target)?.kind === "video") {
+      target = model.tracks.findLast((t) => t.kind === "audio")?.id ?? target;
+    }
     if (!target) return showError("add clip: add a track first");
     const at = position ?? model.trackEnd(target);
     return edit("add_clip", { media: mediaId, track: target, position: Math.max(0, at) });
   }
 
   function removeSelected() {
-    if (state.selected && model.clips.has(state.selected)) {
+    if (state.transition && model.transitions.has(state.transition)) {
+      edit("remove_transition", { id: state.transition });
+    } else if (state.selected && model.clips.has(state.selected)) {
       edit("remove_clip", { id: state.selected });
     }
   }
@@ -202,60 +211,11 @@ export function mountTimeline(root, bus) {
     ui.scroll.scrollLeft = center * state.ppf - ui.scroll.clientWidth / 2;
   }
 
-  function drawMedia() {
-    ui.media.replaceChildren();
-    if (model.media.size === 0) ui.media.append(el("li", "empty", "No media: add a file above."));
-    for (const m of model.media.values()) {
-      const item = el("li", "media");
-      item.dataset.id = m.id;
-      item.draggable = true;
-      item.title = `${m.path}\n${m.width}x${m.height} ${m.pix_fmt}, ${m.frames} frames at ${m.rate} fps\nDrag onto a track, or add it after the last clip of the selected track.`;
-      item.ondragstart = (e) => e.dataTransfer.setData("text/x-lumiera-media", m.id);
-      const add = el("button", "tl-add-clip", "+ clip");
-      add.type = "button";
-      add.title = "Add a clip of it to the selected track";
-      add.onclick = () => addClip(m.id);
-      const length = `${m.frames} frames, ${seconds(m.frames, rateOf(m.rate))}`;
-      item.append(el("span", "name", basename(m.path)), el("span", "meta", `${m.id} · ${length}`), add);
-      item.style.setProperty("--hue", hue(m.id));
-      ui.media.append(item);
-    }
-  }
+  const drawMedia = () => drawMediaList(ui.media, model, addClip);
 
   function drawInspector() {
-    const c = state.selected && model.clips.get(state.selected);
-    $(".tl-delete").disabled = !c;
-    if (!c) {
-      ui.inspector.textContent = "Select a clip.";
-      return;
-    }
-    const rate = model.rate;
-    const rows = [
-      ["clip", c.id],
-      ["media", `${c.media} (${basename(model.media.get(c.media)?.path ?? "?")})`],
-      ["track", c.track],
-      ["at", `${c.position} (${timecode(c.position, rate)})`],
-      ["source", `${c.source_in} – ${c.source_out}`],
-      ["length", `${clipLength(c)} (${seconds(clipLength(c), rate)})`],
-    ];
-    ui.inspector.replaceChildren();
-    for (const [k, v] of rows) {
-      ui.inspector.append(el("div", "row", ""));
-      ui.inspector.lastChild.append(el("span", "k", k), el("span", "v", v));
-    }
-    const opacity = el("label", "row opacity");
-    opacity.title = OPACITY_NOTE;
-    const percent = Math.round(c.opacity * 100);
-    const slider = el("input");
-    Object.assign(slider, { type: "range", min: 0, max: 100, value: percent });
-    slider.setAttribute("aria-label", "opacity");
-    const shown = el("span", "v", `${percent} %`);
-    slider.oninput = () => (shown.textContent = `${slider.value} %`);
-    // On release: one set_opacity; an error is shown and the inspector drawn again
-    // from the session (the slider back to its value), a success arrives as a diff.
-    slider.onchange = () => edit("set_opacity", { id: c.id, opacity: Number(slider.value) / 100 });
-    opacity.append(el("span", "k", "opacity"), slider, shown);
-    ui.inspector.append(opacity, el("div", "hint", OPACITY_NOTE));
+    const parts = { root: ui.inspector, title: $(".tl-inspector-title"), remove: $(".tl-delete") };
+    showInspector(parts, { model, state, edit, select });
   }
 
   function drawClip(c) {
@@ -269,14 +229,19 @@ export function mountTimeline(root, bus) {
     e.style.left = `${c.position * state.ppf}px`;
     e.style.width = `${Math.max(2, clipLength(c) * state.ppf)}px`;
     const media = model.media.get(c.media);
+    const sounds = model.sounds(c);
     e.title =
       `${c.id}: ${media ? basename(media.path) : c.media} frames ${c.source_in}–${c.source_out} ` +
-      `at ${c.position}, opacity ${Math.round(c.opacity * 100)} %\n` +
+      `at ${c.position}, opacity ${Math.round(c.opacity * 100)} %` +
+      `${sounds ? `, gain ${gainText(c.gain_db)}` : ""}\n` +
       "Drag to move, drag an edge to trim, Delete to remove.";
-    e.classList.toggle("selected", c.id === state.selected);
+    e.classList.toggle("selected", c.id === state.selected || !!state.cut?.includes(c.id));
     const label = el("span", "clip-label", media ? basename(media.path) : c.media);
     const id = el("span", "clip-id", c.id);
     e.append(el("span", "handle in"), label, id, el("span", "handle out"));
+    markSound(e, c, { sounds, soundOnly: model.soundOnly(c), ppf: state.ppf });
+    const fadingIn = model.transitionsOf(c.id).find((x) => x.b === c.id);
+    if (fadingIn) e.style.paddingLeft = `${model.overlap(fadingIn).length * state.ppf + 9}px`;
     if (c.opacity < 1) {
       const badge = el("span", "clip-opacity", `${Math.round(c.opacity * 100)} %`);
       badge.title = `opacity ${Math.round(c.opacity * 100)} %: select the clip to change it`;
@@ -291,13 +256,15 @@ export function mountTimeline(root, bus) {
     for (const lane of ui.content.querySelectorAll(".tl-lane")) lane.remove();
     const width = Math.max(ui.scroll.clientWidth, (model.end() + model.rate * 5) * state.ppf);
     ui.content.style.width = `${width}px`;
-    ui.content.style.height = `${Math.max(1, model.tracks.length) * ROW_PX}px`;
+    const rows = model.tracks.reduce((sum, t) => sum + ROW_PX[t.kind], 0);
+    ui.content.style.height = `${Math.max(ROW_PX.video, rows)}px`;
     if (!model.tracks.some((t) => t.id === state.track)) state.track = model.tracks.at(-1)?.id;
     for (const t of [...model.tracks].reverse()) {
-      const head = el("div", "tl-head track");
+      const head = el("div", `tl-head track ${t.kind}`);
       head.dataset.id = t.id;
+      head.dataset.kind = t.kind;
       head.classList.toggle("chosen", t.id === state.track);
-      head.title = `${t.name} (${t.id}): click to choose it for new clips`;
+      head.title = `${t.name} (${t.id}, ${t.kind}): click to choose it for new clips`;
       const remove = el("button", "tl-remove-track", "×");
       remove.type = "button";
       remove.title = `Remove track ${t.name} and its clips`;
@@ -305,14 +272,16 @@ export function mountTimeline(root, bus) {
         e.stopPropagation();
         edit("remove_track", { id: t.id });
       };
-      head.append(el("span", "name", t.name), el("span", "meta", t.id), remove);
+      const meta = t.kind === "audio" ? `♪ ${t.id}` : t.id;
+      head.append(el("span", "name", t.name), el("span", "meta", meta), remove);
       head.onclick = () => {
         state.track = t.id;
         drawTracks();
       };
       ui.heads.append(head);
-      const lane = el("div", "tl-lane");
+      const lane = el("div", `tl-lane ${t.kind}`);
       lane.dataset.track = t.id;
+      lane.dataset.kind = t.kind;
       lane.ondragover = (e) => e.preventDefault();
       lane.ondrop = (e) => {
         const id = e.dataTransfer.getData("text/x-lumiera-media");
@@ -321,7 +290,9 @@ export function mountTimeline(root, bus) {
         const x = e.clientX - lane.getBoundingClientRect().left;
         addClip(id, t.id, Math.round(x / state.ppf));
       };
-      for (const c of model.clipsOn(t.id)) lane.append(drawClip(c));
+      const clips = model.clipsOn(t.id);
+      for (const c of clips) lane.append(drawClip(c));
+      drawCrossfades(lane, t, clips);
       ui.content.insertBefore(lane, ui.playhead);
     }
     if (model.tracks.length === 0) {
@@ -330,11 +301,38 @@ export function mountTimeline(root, bus) {
     }
   }
 
+  // The lane's transitions over their overlaps, and a marker at each cut without one.
+  function drawCrossfades(lane, t, clips) {
+    // as a clip: 4px above and below (3px on an audio track), the lane's and its border
+    const height = ROW_PX[t.kind] - (t.kind === "audio" ? 9 : 11);
+    for (const x of model.transitionsOn(t.id)) {
+      const hues = [hue(model.clips.get(x.a).media), hue(model.clips.get(x.b).media)];
+      const selected = x.id === state.transition;
+      lane.append(drawTransition(model, x, { ppf: state.ppf, height, hues, selected }) ?? "");
+    }
+    for (const c of clips) {
+      for (const [a, b] of model.cutsOf(c.id)) {
+        if (a.id !== c.id) continue;
+        const selected = state.cut?.[0] === a.id && state.cut?.[1] === b.id;
+        lane.append(cutMarker(a, b, state.ppf, selected));
+      }
+    }
+  }
+
+  // Select one thing: {clip}, {cut: [a, b]} or {transition}; nothing when empty.
+  function select({ clip = null, cut = null, transition = null } = {}) {
+    Object.assign(state, { selected: clip, cut, transition });
+    draw();
+  }
+
   function draw() {
     if (drag.active) return; // drawn when the drag ends
     if (state.autoFit) fit();
     $(".tl-revision").textContent = model.revision === null ? "" : `revision ${model.revision}`;
     if (state.selected && !model.clips.has(state.selected)) state.selected = null;
+    if (state.transition && !model.transitions.has(state.transition)) state.transition = null;
+    const cut = state.cut && model.cutsOf(state.cut[0]).find(([, b]) => b.id === state.cut[1]);
+    if (!cut) state.cut = null;
     drawMedia();
     drawTracks();
     drawInspector();
@@ -347,14 +345,22 @@ export function mountTimeline(root, bus) {
     model,
     ppf: () => state.ppf,
     lanes: () => [...ui.content.querySelectorAll(".tl-lane")],
-    select: (id) => {
-      state.selected = id;
-      draw();
+    // a click selects the clip; with Shift, beside the selected one: the cut between them
+    select: (id, shift) => {
+      const other = shift && state.selected;
+      const cut = other && model.cutsOf(id).find(([a, b]) => [a.id, b.id].includes(other));
+      select(cut ? { cut: cut.map((c) => c.id) } : { clip: id });
     },
     edit,
     draw: () => draw(),
   });
-  ui.content.addEventListener("pointerdown", (e) => drag.pointerDown(e));
+  ui.content.addEventListener("pointerdown", (e) => {
+    const marker = e.target.closest(".tl-cut");
+    const transition = e.target.closest(".transition");
+    if (marker) select({ cut: [marker.dataset.a, marker.dataset.b] });
+    else if (transition) select({ transition: transition.dataset.id });
+    else drag.pointerDown(e);
+  });
 
   // -- the playhead (playhead.js follows the Player) ----------------------------------
 
@@ -389,7 +395,8 @@ export function mountTimeline(root, bus) {
 
   $(".tl-add-media").onclick = addMedia;
   $(".tl-media-path").addEventListener("keydown", (e) => e.key === "Enter" && addMedia());
-  $(".tl-add-track").onclick = addTrack;
+  $(".tl-add-track").onclick = () => addTrack("video");
+  $(".tl-add-audio-track").onclick = () => addTrack("audio");
   $(".tl-track-name").addEventListener("keydown", (e) => e.key === "Enter" && addTrack());
   $(".tl-undo").onclick = () => edit("undo");
   $(".tl-redo").onclick = () => edit("redo");
@@ -414,7 +421,7 @@ export function mountTimeline(root, bus) {
       e.preventDefault();
       edit("redo");
     } else if (e.key === "Delete" || e.key === "Backspace") {
-      if (state.selected && !e.target.closest("input")) {
+      if ((state.selected || state.transition) && !e.target.closest("input")) {
         e.preventDefault();
         removeSelected();
       }

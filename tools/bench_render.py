@@ -38,14 +38,26 @@ What is measured, and how:
   encode and mux) are shown. The two outputs are compared packet by packet:
   same pictures in, same encoder and options, so the bitstreams should be the
   same bytes (shown; libx264 is deterministic by default).
-* 5 rounds (``--quick``: 1) of pipeline and single process, alternating (P S,
-  then S P, ...); each figure is the BEST of its runs (interference from other
+* render with sound (``sound``): the same timeline, but each clip's media
+  has a sound track too (the same pictures remuxed, with a stereo 48 kHz AAC
+  track: a quiet 220 Hz tone and, on the flash frames, a 1 kHz beep; both
+  files' pictures are white on those frames, 50 and 150): ``player render``
+  with that timeline (``timeline``: the session's, its clips on the sounding
+  media), timed the same way. The Engine mixes both clips' sound per frame
+  into the render's audio ring, the Player encodes AAC beside the H.264.
+  audio cost = 1 - sound fps / pipeline fps (best vs best; aim: under 10%).
+  A/V offset: in each sound run's file, decoded, the time of each flash frame
+  (mean luma above 200) against the onset of the beep nearest it (the first
+  sample above 0.3 after 10 ms below it); the figure is the largest |offset|
+  over the runs (aim: under 1 ms).
+* 5 rounds (``--quick``: 1) of pipeline, single process and sound, alternating (P S A,
+  then A S P, ...); each figure is the BEST of its runs (interference from other
   processes only ever slows a run down), all runs are listed, with the median
   of the ratios of adjoining pairs. All pipeline runs are renders of one
   instance; before them, a render of its last 10 frames, not counted (the
   instance's first render opens its files, makes the render ring, loads
   libx264; the frames it leaves in the Engine's cache are evicted before they
-  would be asked for again).
+  would be asked for again), and one with sound (the audio ring, the AAC encoder).
 * playback: 30 s (750 frames; ``--quick``: 10 s, 250) of the same session,
   whose clips are repeated end to end on both tracks to last that long, at
   25 fps in 1920x1080 rgb24 into the viewer ring ``viewer-1920x1080`` (drop
@@ -76,7 +88,7 @@ import hashlib
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -116,6 +128,10 @@ FRAMES = 250  # the render: 10 s
 PRESET = "ultrafast"
 CODEC = "h264"  # the Player's default: libx264 ultrafast, yuv420p, MP4
 OPACITY = 0.5
+FLASH = (50, 150)  # frames white in both media, and beeping in their sound
+SR = 48000
+AIM_AUDIO_COST = 0.10  # sound costs under 10% of the render's frame rate
+AIM_AV_OFFSET_MS = 1.0
 AIM_OF_SINGLE = 0.9  # the pipeline at 90% of the single-process render or better
 VIEWER = f"viewer-{WIDTH}x{HEIGHT}"
 WARMUP_FRAMES = 10  # the last frames of the timeline, rendered before the measured runs
@@ -150,6 +166,10 @@ def make_media(path: Path, frames: int, seed: int) -> Media:
         y[by : by + box, bx : bx + box] = 235
         plane(frame, 1)[:] = u
         plane(frame, 2)[:] = v
+        if k in FLASH:  # white: the A/V offset's picture mark
+            y[:] = 235
+            plane(frame, 1)[:] = 128
+            plane(frame, 2)[:] = 128
 
     return write_h264(
         path, frames, paint, size=(WIDTH, HEIGHT), rate=RATE, options={"preset": PRESET}
@@ -166,6 +186,71 @@ def packets_of(path: Path) -> tuple[int, str]:
                 digest.update(bytes(packet))
                 n += 1
     return n, digest.hexdigest()
+
+
+def with_sound(src: Path, dst: Path, frames: int, seed: int) -> Path:
+    """``src``'s pictures (packets copied) and a stereo 48 kHz AAC track: a quiet tone, beeps.
+
+    The beep (1 kHz at 0.4) sounds over exactly the samples of the FLASH frames.
+    """
+    per_frame = SR // RATE
+    t = np.arange(frames * per_frame) / SR
+    pcm = 0.02 * np.sin(2 * np.pi * (220 + 20 * seed) * t)
+    for k in FLASH:
+        span = slice(k * per_frame, (k + 1) * per_frame)
+        pcm[span] = 0.4 * np.sin(2 * np.pi * 1000 * t[span])
+    stereo = np.stack([pcm, pcm]).astype(np.float32)
+    with av.open(str(src)) as ins, av.open(str(dst), "w") as out:
+        video = ins.streams.video[0]
+        v = out.add_stream_from_template(video)
+        a = out.add_stream("aac", rate=SR, layout="stereo")
+        for packet in ins.demux(video):
+            if packet.size:
+                packet.stream = v
+                out.mux(packet)
+        for at in range(0, stereo.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(stereo[:, at : at + 1024]), format="fltp", layout="stereo"
+            )
+            frame.sample_rate, frame.pts = SR, at
+            for packet in a.encode(frame):
+                out.mux(packet)
+        for packet in a.encode():
+            out.mux(packet)
+    return dst
+
+
+def av_offsets(path: Path) -> list[float]:
+    """Per flash in the file: beep onset - flash time, in ms (decoded; see the docstring)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        flashes = [
+            float(f.time or 0.0)
+            for f in container.decode(stream)
+            if plane(f, 0)[::8, ::8].mean() > 200
+        ]
+    with av.open(str(path)) as container:
+        chunks, start = [], None
+        for f in container.decode(container.streams.audio[0]):
+            if start is None:
+                start = float(f.time or 0.0)
+            chunks.append(np.abs(f.to_ndarray()).max(axis=0))
+    if not chunks or not flashes:
+        return []
+    loud = np.flatnonzero(np.concatenate(chunks) > 0.3)
+    onsets: list[float] = []
+    quiet = -SR
+    for i in map(int, loud):
+        if i - quiet > SR // 100:
+            onsets.append((start or 0.0) + i / SR)
+        quiet = i
+    offsets = []
+    for flash in flashes:
+        if onsets:
+            nearest = min(onsets, key=lambda onset: abs(onset - flash))
+            offsets.append((nearest - flash) * 1000)
+    return offsets
 
 
 def run_name(k: int) -> str:
@@ -256,6 +341,7 @@ class PipelineRun:
     player: dict[str, Any]  # player.render.done
     packets: int
     digest: str
+    offsets_ms: list[float] = field(default_factory=list)  # with sound: beep - flash
 
     @property
     def fps(self) -> float:
@@ -280,6 +366,22 @@ def build_session(inst: Instance, a: Media, b: Media, frames: int) -> Session:
     session = Session(media, tracks)
     add_clips(inst, session, 0, frames)
     return session
+
+
+def sounding_timeline(
+    inst: Instance, session: Session, sounds: tuple[Path, Path]
+) -> dict[str, Any]:
+    """The session's timeline with each clip on the media of its pictures with sound.
+
+    The sounding media are added to the session (probed there), not placed.
+    """
+    ids = {
+        old: str(inst.request("session", "add_media", {"path": str(path)})["applied"]["id"])
+        for old, path in zip(session.media, sounds, strict=True)
+    }
+    timeline: dict[str, Any] = inst.request("session", "timeline")
+    timeline["clips"] = [{**c, "media": ids.get(c["media"], c["media"])} for c in timeline["clips"]]
+    return timeline
 
 
 def add_clips(inst: Instance, session: Session, position: int, frames: int) -> None:
@@ -311,13 +413,20 @@ def wait_event(tap: Tap, topics: Sequence[str], sid: str, timeout: float) -> tup
 
 
 def pipeline_run(
-    ctx: BenchContext, inst: Instance, frames: int, k: int, *, first: int | None = None
+    ctx: BenchContext,
+    inst: Instance,
+    frames: int,
+    k: int,
+    *,
+    first: int | None = None,
+    timeline: dict[str, Any] | None = None,
 ) -> PipelineRun:
     """``player render`` of the whole timeline (or ``frames`` from ``first``) to an MP4.
 
-    Timed from the request to ``player.render.done``.
+    Timed from the request to ``player.render.done``. ``timeline``: render this one
+    (the sounding one: its file's A/V offsets are measured too).
     """
-    out = ctx.base / f"pipeline-{k}.mp4"
+    out = ctx.base / f"pipeline-{k}{'-sound' if timeline else ''}.mp4"
     procs = {"engine": inst.pid_of("engine"), "player": inst.pid_of("player")}
     assert inst.proc is not None
     procs["supervisor"] = inst.proc.pid
@@ -329,6 +438,8 @@ def pipeline_run(
         args: dict[str, Any] = {"output": str(out), "codec": CODEC}
         if first is not None:
             args.update(first=first, count=frames)
+        if timeline is not None:
+            args["timeline"] = timeline
         reply = inst.request("player", "render", args)
         topic, player = wait_event(
             tap, ("player.render.done", "player.render.failed"), reply["id"], RENDER_TIMEOUT_S
@@ -344,9 +455,12 @@ def pipeline_run(
             END_TIMEOUT_S,
         )
         packets, digest = packets_of(out)
+        offsets = av_offsets(out) if timeline is not None and first is None else []
     finally:
         tap.close()
         out.unlink(missing_ok=True)
+    if timeline is not None and first is None and len(offsets) != len(FLASH):
+        ctx.problems.append(f"sound {run_name(k)}: {len(offsets)} beeps found at flashes")
     if packets != frames or player.get("frames") != frames:
         ctx.problems.append(
             f"pipeline {run_name(k)}: {packets} frames in the file, the player says"
@@ -356,13 +470,27 @@ def pipeline_run(
         ctx.problems.append(f"pipeline {run_name(k)}: the engine reports {engine}")
     cpu = {name: span.pids[pid].cpu_s for name, pid in procs.items()}
     faults = {name: span.pids[pid].faults for name, pid in procs.items()}
-    return PipelineRun(frames, seconds, cpu, faults, span.others, engine, player, packets, digest)
+    return PipelineRun(
+        frames, seconds, cpu, faults, span.others, engine, player, packets, digest, offsets
+    )
 
 
 @dataclass
 class RenderResult:
     pipeline: list[PipelineRun]
     single: list[SingleRun]
+    sound: list[PipelineRun] = field(default_factory=list)
+
+    def best_sound(self) -> PipelineRun:
+        return max(self.sound, key=lambda r: r.fps)
+
+    def audio_cost(self) -> float:
+        """1 - sound fps / pipeline fps, best vs best."""
+        return 1 - self.best_sound().fps / self.best_pipeline().fps
+
+    def av_offset_ms(self) -> float:
+        """The largest |beep - flash| of every sound run's file (ms)."""
+        return max((abs(o) for r in self.sound for o in r.offsets_ms), default=float("nan"))
 
     def best_pipeline(self) -> PipelineRun:
         return max(self.pipeline, key=lambda r: r.fps)
@@ -376,12 +504,32 @@ class RenderResult:
 
 
 def bench_render(
-    ctx: BenchContext, inst: Instance, a: Media, b: Media, *, frames: int, repeats: int
+    ctx: BenchContext,
+    inst: Instance,
+    a: Media,
+    b: Media,
+    *,
+    frames: int,
+    repeats: int,
+    sounding: dict[str, Any],
 ) -> RenderResult:
     warm = pipeline_run(ctx, inst, WARMUP_FRAMES, -1, first=frames - WARMUP_FRAMES)
     say(f"  warm-up: pipeline, the last {WARMUP_FRAMES} frames ({warm.seconds:.2f} s)")
+    last = frames - WARMUP_FRAMES
+    warm = pipeline_run(ctx, inst, WARMUP_FRAMES, -1, first=last, timeline=sounding)
+    say(f"  warm-up: with sound, the last {WARMUP_FRAMES} frames ({warm.seconds:.2f} s)")
 
     res = RenderResult([], [])
+
+    def sound(r: int) -> None:
+        p = pipeline_run(ctx, inst, frames, r, timeline=sounding)
+        res.sound.append(p)
+        offsets = ", ".join(f"{o:+.3f}" for o in p.offsets_ms)
+        say(
+            f"  {r + 1}/{repeats} with sound     {p.fps:5.1f} frames/s ({p.seconds:.2f} s;"
+            f" CPU engine {p.cpu_s['engine']:.1f} s, player {p.cpu_s['player']:.1f} s;"
+            f" A/V offsets {offsets} ms; others {p.others:.2f} cores)"
+        )
 
     def pipeline(r: int) -> None:
         p = pipeline_run(ctx, inst, frames, r)
@@ -401,7 +549,8 @@ def bench_render(
             f" CPU {s.cpu_s:.1f} s; others {s.others:.2f} cores)"
         )
 
-    alternate({"pipeline": pipeline, "single": single}, repeats)  # P S, S P, ...: against drift
+    # P S A, A S P, ...: against drift
+    alternate({"pipeline": pipeline, "single": single, "sound": sound}, repeats)
     return res
 
 
@@ -591,6 +740,38 @@ def render_rows(t: Table, res: RenderResult) -> None:
     )
 
 
+def sound_rows(t: Table, res: RenderResult) -> None:
+    p, s = res.best_pipeline(), res.best_sound()
+    cost = res.audio_cost()
+    paired_cost = 1 - paired([r.fps for r in res.sound], [r.fps for r in res.pipeline])
+    n = s.frames
+    t.add(
+        "render with sound (2 x stereo 48 kHz -> AAC)",
+        f"{s.fps:.1f} /s",
+        how=f"player render of the sounding timeline; best of {len(res.sound)}:"
+        f" {', '.join(f'{r.fps:.1f}' for r in res.sound)}; video only {p.fps:.1f} /s",
+    )
+    t.add(
+        "  audio cost (1 - sound / video only)",
+        f"{cost * 100:.1f} %",
+        f"< {AIM_AUDIO_COST * 100:g} %",
+        verdict(cost, AIM_AUDIO_COST, below=True),
+        how=f"best vs best; median of the rounds' {paired_cost * 100:.1f} %; CPU per frame"
+        f" engine {_ms(s.cpu_s['engine'], n)} (video only {_ms(p.cpu_s['engine'], n)}),"
+        f" player {_ms(s.cpu_s['player'], n)} ({_ms(p.cpu_s['player'], n)}) ms",
+    )
+    offsets = [o for r in res.sound for o in r.offsets_ms]
+    worst = res.av_offset_ms()
+    t.add(
+        "  A/V offset in the file (beep - flash)",
+        f"{worst:.3f} ms",
+        f"< {AIM_AV_OFFSET_MS:g} ms",
+        verdict(worst, AIM_AV_OFFSET_MS, below=True),
+        how=f"largest |offset| of {len(offsets)} flashes in {len(res.sound)} files, decoded:"
+        f" {', '.join(f'{o:+.3f}' for o in offsets[:6])} ms",
+    )
+
+
 def playback_rows(t: Table, pb: PlaybackResult) -> None:
     lat = pb.latencies
     e = pb.engine
@@ -628,6 +809,7 @@ def playback_rows(t: Table, pb: PlaybackResult) -> None:
 def report(ctx: BenchContext, a: Media, b: Media, render: RenderResult, pb: PlaybackResult) -> int:
     t = Table("figure", "value", "aim", "ok?", "how")
     render_rows(t, render)
+    sound_rows(t, render)
     playback_rows(t, pb)
     versions = (
         f"PyAV {av.__version__}, "
@@ -648,6 +830,9 @@ def report(ctx: BenchContext, a: Media, b: Media, render: RenderResult, pb: Play
     fig = {
         "pipeline_fps": render.best_pipeline().fps,
         "single_process_fps": render.best_single().fps,
+        "fps_audio": render.best_sound().fps,
+        "audio_cost_pct": render.audio_cost() * 100,
+        "av_offset_ms": render.av_offset_ms(),
         "playback_frames": len(pb.received),
         "playback_drops": pb.dropped,
         "playback_latency_ms_p50": median(pb.latencies),
@@ -669,13 +854,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         a = make_media(base / "a.mp4", FRAMES, 1)
         b = make_media(base / "b.mp4", FRAMES, 2)
         say(f"  {a.encode_s + b.encode_s:.1f} s; {a.mbit_s:.1f} and {b.mbit_s:.1f} Mbit/s")
+        sounds = (
+            with_sound(a.path, base / "a-sound.mp4", FRAMES, 1),
+            with_sound(b.path, base / "b-sound.mp4", FRAMES, 2),
+        )
         # The Player's viewer ring at the output's size (the GUI's preview box would
         # make it 960x540): the playback figure is the Engine's at 1080p.
         full = ["gui.preview_width=1920", "gui.preview_height=1080"]
         with bench_instance(ctx, ["--headless", str(base / "render.lumiera")], full) as inst:
             session = build_session(inst, a, b, FRAMES)
-            say(f"render: {FRAMES} frames, {repeats} round(s) of pipeline and single process")
-            render = bench_render(ctx, inst, a, b, frames=FRAMES, repeats=repeats)
+            sounding = sounding_timeline(inst, session, sounds)
+            say(
+                f"render: {FRAMES} frames, {repeats} round(s) of pipeline, single process"
+                " and with sound"
+            )
+            render = bench_render(
+                ctx, inst, a, b, frames=FRAMES, repeats=repeats, sounding=sounding
+            )
             for k in range(1, -(-play_frames // FRAMES)):  # the clips again, end to end
                 add_clips(inst, session, k * FRAMES, FRAMES)
             say(f"playback: {play_frames} frames at {RATE} fps")

@@ -102,7 +102,10 @@ def test_a_track_and_a_clip_added_in_the_timeline_are_in_the_session(page, gui, 
     page.wait_for_selector(".clip[data-id=c3][data-track=t2][data-position='20']")
     session = gui.timeline()
     assert [m["path"] for m in session["media"]] == [str(gui.media)]
-    assert session["tracks"] == [{"id": "t1", "name": "Overlay"}, {"id": "t2", "name": "V2"}]
+    assert session["tracks"] == [
+        {"id": "t1", "name": "Overlay", "kind": "video"},
+        {"id": "t2", "name": "V2", "kind": "video"},
+    ]
     assert [(c["id"], c["track"], c["position"], c["source_out"]) for c in session["clips"]] == [
         ("c1", "t1", 0, 50),
         ("c2", "t1", 50, 50),

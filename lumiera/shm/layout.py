@@ -84,8 +84,8 @@ AUDIO RINGS (a render's sound, beside its frames)
     knows it from the timeline, and the sample count is width / (4 x channels).
     Sound n is consumed after picture n (both rings block), so the two stay in
     step and a frame's sound is never older or newer than its picture.
-    (:func:`lumiera.vault.stream.pcm_slot` writes a slot's row and
-    :func:`~lumiera.vault.stream.pcm_of_slot` reads it.)
+    (:func:`lumiera.vault.feeds.pcm_slot` writes a slot's row and
+    :func:`~lumiera.vault.feeds.pcm_of_slot` reads it.)
 
 WAKE-UPS
 

@@ -53,18 +53,14 @@ from lumiera.bus.topics import EngineRenderEnded, PlayerRenderEnded, StatsPlayer
 from lumiera.errors import (
     BadArguments,
     Conflict,
-    EngineSilent,
-    EngineStreamEnded,
-    FrameOutOfOrder,
     NotFound,
-    RenderStopped,
-    RingTimeout,
     Unavailable,
 )
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.steam.playout import PlayerStream, parse_range, preview, ring_slot_mb
+from lumiera.steam.renderloop import FRAME_WAIT_S, write_frames
 from lumiera.vault.codecs import Encoder, Registry
-from lumiera.vault.stream import pcm_of_slot, timeline_sounds
+from lumiera.vault.stream import timeline_sounds
 
 KEEP_ENDED = 64  # ended streams (and engine stream ends) kept
 # The Player's rings, made through appstate create_ring on first use of a frame size.
@@ -73,8 +69,6 @@ RING_KINDS: dict[str, dict[str, Any]] = {
     "viewer": {"policy": "drop", "slots": 4},  # yuv420p previews for any number of viewers
     "render-audio": {"policy": "block", "slots": 4},  # each frame's sound, after its picture
 }
-FRAME_WAIT_S = 1.0  # a render's reader checks on the engine after this long without a frame
-ENGINE_SILENT_S = 120.0  # ... and gives up when the engine says nothing for this long
 # The engine watcher sees a stop within this long; on_stop waits for it, so an emergency's
 # "every process gone" waits for it too (at 0.2 s it was most of that time).
 WATCH_EVERY_S = 0.02
@@ -287,31 +281,10 @@ class PlayerActor(Actor):
         ``consumers``: the frames' ring's, and the sound ring's when the render has
         sound (each picture n is followed by its sound n).
         """
-        channels = encoder.audio.channels if encoder.audio is not None else 0
         try:
-            expected = stream.first
-            while expected < stream.first + stream.count:
-                frame = self._acquire(stream, consumers[0], expected)
-                try:
-                    if frame.pts != expected:
-                        raise FrameOutOfOrder(f"frame {frame.pts} came where {expected} was due")
-                    # No local name for the planes: views of the ring must not outlive
-                    # the release (the consumer could not unmap at close).
-                    encoder.write(tuple(frame.planes) if len(frame.planes) > 1 else frame.planes[0])
-                finally:
-                    consumers[0].release(frame)
-                if len(consumers) > 1:
-                    sound = self._acquire(stream, consumers[1], expected)
-                    try:
-                        if sound.pts != expected:
-                            raise FrameOutOfOrder(
-                                f"the sound of frame {sound.pts} came where {expected}'s was due"
-                            )
-                        encoder.write_audio(pcm_of_slot(sound.planes[0], channels))  # copied
-                    finally:
-                        consumers[1].release(sound)
-                expected += 1
-                stream.frames += 1
+            write_frames(
+                stream, consumers, encoder, lambda s: self.engine_ended.get(s.engine_stream or "")
+            )
             encoder.close()  # only now does the file get its name
             stream.state = "done"
         except Exception as e:  # noqa: BLE001 - this render fails; the player goes on
@@ -329,33 +302,6 @@ class PlayerActor(Actor):
             stream.ended = time.monotonic()
             topic = "player.render.done" if stream.state == "done" else "player.render.failed"
             self.ctx.publish(topic, PlayerRenderEnded(**dataclasses.asdict(stream.info())))
-
-    def _acquire(self, stream: PlayerStream, consumer: Any, expected: int) -> Any:
-        """The next frame of ``consumer``'s ring (frame ``expected``'s picture or sound).
-
-        Waits while the engine's stream runs; raises RenderStopped (a stop),
-        EngineStreamEnded (the stream ended and left nothing more in the ring) or
-        EngineSilent (nothing came for ENGINE_SILENT_S).
-        """
-        silent_since = time.monotonic()
-        while True:
-            if stream.cancel.is_set():
-                raise RenderStopped("the render was stopped")
-            try:
-                return consumer.acquire(FRAME_WAIT_S)
-            except RingTimeout:  # nothing for a while: is the engine's stream still on?
-                pass
-            ended = self.engine_ended.get(stream.engine_stream or "")
-            if ended is not None:
-                try:  # it published everything before it ended: one last look
-                    return consumer.acquire(0.0)
-                except RingTimeout:
-                    raise EngineStreamEnded(
-                        f"the engine's stream {ended.state}: {ended.error or 'no more frames'}"
-                        f" (frame {expected} did not come)"
-                    ) from None
-            if time.monotonic() - silent_since > ENGINE_SILENT_S:
-                raise EngineSilent(f"no frame from the engine for {ENGINE_SILENT_S:g} s")
 
     # -- playback into the viewer ring -----------------------------------------------------
 

@@ -48,6 +48,13 @@ from av.audio.stream import AudioStream
 from av.video.stream import VideoStream
 
 from lumiera.errors import BadArguments, JoinFailed, JoinMismatch, JoinRefused, LumieraError
+from lumiera.vault.joinsound import (
+    probe_sound,
+    sound_stream,
+    timed_sound,
+    verify_sound,
+    video_of_joined,
+)
 
 # The muxer for an output's suffix where the caller names none.
 MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".nut": "nut"}
@@ -130,13 +137,13 @@ def join(
         raise JoinFailed(f"{out}: no muxer for {out.suffix or 'no suffix'!r}; name a container")
     probed = [_probe(Path(p), rate) for p in parts]
     _refuse_mismatches(probed, counts)
-    sound = None if audio is None else _probe_audio(Path(audio))
+    sound = None if audio is None else probe_sound(Path(audio))
 
     tmp = out.with_name(f".{out.name}.partial")
     try:
         placed = _write(probed, tmp, muxer, rate, audio)
         duration = _verify(tmp, rate, expected_frames)
-        _verify_sound(tmp, sound is not None)
+        verify_sound(tmp, sound is not None)
         size = tmp.stat().st_size
         os.replace(tmp, out)
     except BaseException as e:
@@ -181,27 +188,6 @@ def _video(container: av.container.InputContainer, path: Path) -> VideoStream:
         kinds = ", ".join(s.type for s in streams) or "none"
         raise JoinRefused(f"{path}: a segment is one video stream, this has: {kinds}")
     return streams[0]
-
-
-def _sound(container: av.container.InputContainer, path: Path) -> AudioStream:
-    """The sound file's one stream, which must be audio."""
-    streams = list(container.streams)
-    if len(streams) != 1 or not isinstance(streams[0], AudioStream):
-        kinds = ", ".join(s.type for s in streams) or "none"
-        raise JoinRefused(f"{path}: the sound is one audio stream, this has: {kinds}")
-    return streams[0]
-
-
-def _probe_audio(path: Path) -> str:
-    """The sound file's codec, after checking it is one audio stream with packets."""
-    try:
-        with av.open(str(path)) as src:
-            stream = _sound(src, path)
-            if not any(p.size for p in src.demux(stream)):
-                raise JoinRefused(f"{path}: no sound in it")
-            return str(stream.codec_context.name)
-    except (av.error.FFmpegError, OSError, ValueError) as e:
-        raise JoinFailed(f"cannot read the sound {path}: {e}") from None
 
 
 def _packets(
@@ -308,9 +294,9 @@ def _write(
         timed.append(_placed_video(parts, dst, rate, placed))
         if audio is not None:
             src = held.enter_context(av.open(str(audio)))
-            stream = _sound(src, audio)
+            stream = sound_stream(src, audio)
             target = dst.add_stream_from_template(stream)
-            timed.append(_timed_audio(src, stream, target))
+            timed.append(timed_sound(src, stream, target))
         for _, _, packet in heapq.merge(*timed, key=lambda t: (t[0], t[1])):
             dst.mux(packet)
     return tuple(placed)
@@ -356,29 +342,17 @@ def _placed_video(
         offset += part.frames
 
 
-def _timed_audio(
-    src: av.container.InputContainer, stream: AudioStream, target: AudioStream
-) -> Iterator[tuple[Fraction, int, av.Packet[Any]]]:
-    """The sound's packets as they are (timestamps from the range's start), with their time."""
-    assert stream.time_base is not None
-    base = Fraction(stream.time_base)
-    for packet in _packets(src, stream):
-        stamp = packet.dts if packet.dts is not None else packet.pts
-        packet.stream = target
-        yield (stamp or 0) * base, 1, packet
-
-
 def _verify(path: Path, rate: Fraction, expected: int) -> Fraction:
     """The duration of the joined file in seconds, after checking it; JoinMismatch if it is off.
 
     Checks: one video stream (and at most one audio stream beside it, checked by
-    :func:`_verify_sound`) of ``expected`` packets (frames); presentation
+    :func:`~lumiera.vault.joinsound.verify_sound`) of ``expected`` packets (frames); presentation
     timestamps strictly increasing, frame ``i`` at ``i / rate`` (to
     within a tick); decode timestamps strictly increasing; the first packet a
     keyframe; the duration ``expected / rate`` (to within a tick).
     """
     with av.open(str(path)) as src:
-        stream = _video_of_joined(src, path)
+        stream = video_of_joined(src, path)
         assert stream.time_base is not None
         time_base = Fraction(stream.time_base)
         shown: list[int] = []
@@ -424,22 +398,3 @@ def _verify(path: Path, rate: Fraction, expected: int) -> Fraction:
             f"{expected} frames at {rate} fps are {float(expected / rate):g} s"
         )
     return Fraction(length) * time_base
-
-
-def _video_of_joined(container: av.container.InputContainer, path: Path) -> VideoStream:
-    """The joined file's one video stream (JoinMismatch unless it is that and at most a sound)."""
-    videos, sounds = container.streams.video, container.streams.audio
-    if len(videos) != 1 or len(sounds) > 1 or len(container.streams) != len(videos) + len(sounds):
-        kinds = ", ".join(s.type for s in container.streams) or "none"
-        raise JoinMismatch(f"{path}: one video stream (and a sound) expected, it has: {kinds}")
-    return videos[0]
-
-
-def _verify_sound(path: Path, wanted: bool) -> None:
-    """The joined file has a sound stream with packets if ``wanted``, else none (JoinMismatch)."""
-    with av.open(str(path)) as src:
-        sounds = src.streams.audio
-        if not wanted and sounds:
-            raise JoinMismatch(f"{path}: a sound stream that none was given for")
-        if wanted and not (sounds and any(p.size for p in src.demux(sounds[0]))):
-            raise JoinMismatch(f"{path}: its sound is missing")

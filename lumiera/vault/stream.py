@@ -15,32 +15,32 @@ ring, in a mode:
 The work is split into jobs for the scheduler, as Lumiera's engine splits a
 frame into its dependencies:
 
-- **prefetch** (:class:`ClipReader`): one reader per clip decodes that clip's
-  source frames in order (one decoder running forward, its own MediaPool) into
-  the shared frame cache, a chunk of frames per job, keeping ``lead`` output
-  frames ahead of the stream's position. A reader opens its file at its first
-  read and closes it when it has read its clip, so a stream holds open only
-  the files of the clips within its lead. At most one job of a reader is queued
-  or running at a time, so a file's frames are decoded once each and in order,
-  while different clips decode in parallel on different workers. Reader jobs
-  have the stream's priority class and a deadline before the frames they feed.
+- **prefetch** (:class:`~lumiera.vault.feeds.ClipReader`): one reader per
+  clip decodes that clip's source frames in order (one decoder running
+  forward, its own MediaPool) into the shared frame cache, a chunk of frames
+  per job, keeping ``lead`` output frames ahead of the stream's position. A
+  reader opens its file at its first read and closes it when it has read its
+  clip, so a stream holds open only the files of the clips within its lead.
+  At most one job of a reader is queued or running at a time, so a file's
+  frames are decoded once each and in order, while different clips decode in
+  parallel on different workers. Reader jobs have the stream's priority class
+  and a deadline before the frames they feed. Clips of sound alone have none.
 - **render**: one job per output frame, submitted once every clip visible in
   that frame has been read (at most ``window`` frames ahead of the position),
   composites the cached frames into a buffer of its own (a cache miss, e.g.
   after an eviction, decodes in the worker's own pool: slower, never wrong).
-
-- **audio** (:class:`AudioFeed`, render mode, with an audio ring): the sound
-  of each output frame, its span of samples ``[Output.sample_of(n),
-  Output.sample_of(n+1))`` mixed from every sounding clip by one
-  :class:`~lumiera.vault.audio.AudioMixer` (its decoders run forward, so one
-  job at a time mixes the next chunk of frames, in order), kept until the
-  frame is published, at most ``lead`` frames ahead.
+- **audio** (:class:`~lumiera.vault.feeds.AudioFeed`, render mode, with an
+  audio ring): the sound of each output frame, its span of samples
+  ``[Output.sample_of(n), Output.sample_of(n+1))``, mixed from every sounding
+  clip by one :class:`~lumiera.vault.audio.AudioMixer` (its decoders run
+  forward, so one job at a time mixes the next chunk of frames, in order),
+  kept until the frame is published, at most ``lead`` frames ahead.
 
 The stream's own thread (the ring's one producer) submits the jobs and copies
 each finished frame into the ring in order; with an audio ring it then puts
-the frame's sound into that ring (:func:`pcm_slot`: the layout is in
-:mod:`lumiera.shm.layout`, AUDIO RINGS), so sound n follows picture n. It is
-woken by every job that ends.
+the frame's sound into that ring (:func:`~lumiera.vault.feeds.pcm_slot`; the
+layout is in :mod:`lumiera.shm.layout`, AUDIO RINGS), so sound n follows
+picture n. It is woken by every job that ends.
 
 NOT BUILT: rendering straight into ring slots (the ring hands out one claimed
 slot at a time, so the jobs write their own buffers and the publisher copies:
@@ -57,13 +57,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-import numpy as np
-
-from lumiera.bus.timeline import Clip, Media, Timeline
+from lumiera.bus.timeline import Timeline
 from lumiera.bus.topics import EngineStreamInfo
 from lumiera.errors import DeadlineMissed
 from lumiera.shm.layout import PixelFormat
 from lumiera.vault.cache import FrameCache
+from lumiera.vault.feeds import AudioFeed, ClipReader, pcm_of_slot, pcm_slot, timeline_sounds
 from lumiera.vault.media import MediaPool
 from lumiera.vault.render import Planes, frame_buffers, render_frame
 from lumiera.vault.scheduler import JobHandle, Priority, Scheduler
@@ -102,170 +101,6 @@ class StreamSpec:
     def due(self, index: int) -> float:
         """When output frame ``index`` is due (playback)."""
         return self.start + float((index - self.first) / self.rate)
-
-
-class ClipReader:
-    """The prefetcher of one clip: decodes its source frames in order into the cache."""
-
-    def __init__(self, clip: Clip, media: Media, spec: StreamSpec, cache: FrameCache) -> None:
-        self.clip, self.path, self.spec, self.cache = clip, media.path, spec, cache
-        self.begin, self.end = clip.position, clip.end
-        self.next = max(self.begin, spec.first)  # the first output frame not read yet
-        self.pool = MediaPool(1)  # its own decoder: used by one job at a time
-        self.pool.expect(media)
-        self.job: JobHandle | None = None
-        self.decoded = 0
-        self.retired = False
-        # Invariants, under _lock: a read decodes only while _running; the pool is closed
-        # once (_closed), by retire() when no read runs, else by the read when it ends.
-        self._running = False
-        self._closed = False
-        self._lock = threading.Lock()
-
-    def key(self, index: int) -> tuple[str, int, str, tuple[int, int]]:
-        """The cache key of the source frame shown at output frame ``index``."""
-        return (self.path, self.clip.source(index), self.spec.fmt, self.spec.size)
-
-    def needed(self, index: int) -> bool:
-        return self.begin <= index < self.end
-
-    def ready(self, index: int) -> bool:
-        """Whether output frame ``index`` needs nothing more of this clip."""
-        return not self.needed(index) or self.next > index
-
-    def read(self, upto: int, woken: threading.Event) -> Callable[[], None]:
-        """A job: decode this clip's frames for output frames ``next .. upto-1``."""
-
-        def job() -> None:
-            with self._lock:
-                if self.retired:  # the stream ended before this read ran
-                    self._close()
-                    return
-                self._running = True
-            try:
-                while self.next < upto and not self.retired:
-                    key = self.key(self.next)
-                    if key not in self.cache:
-                        self.cache.put(key, self.pool.frame(self.path, key[1], key[2], key[3]))
-                        self.decoded += 1
-                    self.next += 1
-            finally:
-                with self._lock:
-                    self._running = False
-                    if self.retired:  # the stream ended meanwhile: this job closes the pool
-                        self._close()
-                woken.set()
-
-        return job
-
-    def retire(self) -> None:
-        """The stream is over: close the decoder now, or let a running read close it.
-
-        Never waits for a read. A read still queued closes the pool when it runs;
-        one the scheduler drops unrun leaves the pool to the garbage collector
-        (which closes its file).
-        """
-        with self._lock:
-            self.retired = True
-            if not self._running:
-                self._close()
-
-    def _close(self) -> None:
-        """Close the pool, once; with ``_lock`` held, so no read decodes while it closes.
-
-        Two threads closing one PyAV container at once crash the process (seen:
-        a stream's end and a queued read closing together).
-        """
-        if not self._closed:
-            self._closed = True
-            self.pool.close()
-
-
-def timeline_sounds(timeline: Timeline) -> bool:
-    """Whether any clip of the timeline carries sound (a render then has a sound stream)."""
-    return any(timeline.sounds(c) for c in timeline.clips)
-
-
-def pcm_slot(pcm: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """A frame's sound as an audio ring slot's one gray row: its float32 planar bytes.
-
-    (channels, n) float32 -> (1, channels x n x 4) uint8; a frame of no samples is
-    one byte (a row cannot be empty), which :func:`pcm_of_slot` reads as none.
-    """
-    data = np.ascontiguousarray(pcm, np.float32).view(np.uint8).reshape(1, -1)
-    return data if data.shape[1] else np.zeros((1, 1), np.uint8)
-
-
-def pcm_of_slot(row: np.ndarray[Any, Any], channels: int) -> np.ndarray[Any, Any]:
-    """The (channels, n) float32 samples an audio ring slot's gray row holds (a view)."""
-    flat = row.reshape(-1)
-    usable = flat.size - flat.size % (4 * channels)
-    return flat[:usable].view(np.float32).reshape(channels, -1)
-
-
-class AudioFeed:
-    """The stream's sound: each output frame's samples, mixed in order, one job at a time.
-
-    The mixer is made by the first job (in a worker) and closed once, by
-    :meth:`retire` when no job runs, else by the job when it ends (as
-    :class:`ClipReader` closes its pool).
-    """
-
-    def __init__(self, spec: StreamSpec) -> None:
-        self.spec = spec
-        self.next = spec.first  # the first output frame not mixed yet
-        self.ready: dict[int, np.ndarray[Any, Any]] = {}  # frame -> (channels, n) float32
-        self.job: JobHandle | None = None
-        self.retired = False
-        self._mixer: Any = None
-        self._running = False
-        self._closed = False
-        self._lock = threading.Lock()
-
-    def has(self, index: int) -> bool:
-        return index in self.ready
-
-    def take(self, index: int) -> np.ndarray[Any, Any]:
-        return self.ready.pop(index)
-
-    def mix(self, upto: int, woken: threading.Event) -> Callable[[], None]:
-        """A job: the sound of output frames ``next .. upto-1``."""
-
-        def job() -> None:
-            with self._lock:
-                if self.retired:
-                    self._close()
-                    return
-                self._running = True
-            try:
-                if self._mixer is None:
-                    from lumiera.vault.audio import AudioMixer  # only a sounding render needs it
-
-                    self._mixer = AudioMixer(self.spec.timeline)
-                while self.next < upto and not self.retired:
-                    self.ready[self.next] = self._mixer.frame(self.next)
-                    self.next += 1
-            finally:
-                with self._lock:
-                    self._running = False
-                    if self.retired:
-                        self._close()
-                woken.set()
-
-        return job
-
-    def retire(self) -> None:
-        """The stream is over: close the mixer now, or let a running job close it."""
-        with self._lock:
-            self.retired = True
-            if not self._running:
-                self._close()
-
-    def _close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            if self._mixer is not None:
-                self._mixer.close()
 
 
 @dataclass
@@ -545,3 +380,16 @@ class RenderStream:
             s.dropped += 1  # a drop ring with every slot held by its readers
         if self.audio is not None:  # render mode: a block ring, so picture n went in
             self._audio_out.write(pcm_slot(self.audio.take(index)), PixelFormat.GRAY, pts=index)
+
+
+__all__ = [
+    "FORMATS",
+    "MODES",
+    "AudioFeed",
+    "ClipReader",
+    "RenderStream",
+    "StreamSpec",
+    "pcm_of_slot",
+    "pcm_slot",
+    "timeline_sounds",
+]

@@ -284,7 +284,9 @@ def test_the_api_plays_from_frame_0_when_asked_to_while_paused(tmp_path):
     assert (again["state"], again["first"], again["frame"]) == ("running", 0, 0), again
 
 
-def test_the_demo_renders_its_generated_session_to_an_mp4_and_says_how_fast(tmp_path):
+def test_the_demo_renders_its_generated_session_with_sound_to_an_mp4_and_says_how_fast(
+    tmp_path,
+):
     rd = unique_runtime_dir()  # registered: the leak check covers the demo's instance
     result = run_cli(
         "demo",
@@ -299,13 +301,20 @@ def test_the_demo_renders_its_generated_session_to_an_mp4_and_says_how_fast(tmp_
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout + result.stderr
     assert "demo: rendered 120 frames (640x360, H.264)" in out and " fps" in out
+    assert "1 crossfade" in out
     with av.open(str(tmp_path / "demo" / "demo.mp4")) as c:
+        sound = c.streams.audio[0]
+        assert (sound.codec_context.name, sound.rate, sound.channels) == ("aac", 48000, 2)
         assert sum(1 for _ in c.decode(video=0)) == 120
+        c.seek(0)
+        samples = sum(f.samples for f in c.decode(audio=0))
+        assert abs(samples - 120 * 1920) < 1024  # as long as the pictures (AAC frames)
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [
         "a.mp4",
         "b.mp4",
         "demo.lumiera",
         "demo.mp4",
+        "music.wav",
     ]
 
 

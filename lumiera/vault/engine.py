@@ -9,9 +9,12 @@ frame, as fast as possible) or ``playback`` (real time at the output's rate,
 late frames dropped and counted); see :mod:`lumiera.vault.stream` for how a
 stream is split into prefetch and render jobs. It answers at once with the
 stream's id (and, in playback, when its first frame is due). With
-``audio_ring`` (render mode) the stream also mixes each frame's sound and puts
-it into that ring, frame n's after picture n (layout: :mod:`lumiera.shm.layout`,
-AUDIO RINGS). When a stream
+``audio_ring`` the stream also mixes each frame's sound and puts it into that
+ring with the picture's pts (layout: :mod:`lumiera.shm.layout`, AUDIO RINGS):
+in render mode sound n after picture n; in playback sound n just before
+picture n, both at frame n's due time, and never dropped for a late picture
+(see :mod:`lumiera.vault.stream`). ``streams`` then also says
+``sound_frames`` and ``sound_dropped``. When a stream
 ends, ``engine.render.done`` is published with its counts (state ``done`` or
 ``stopped``), or ``engine.render.failed`` with the reason. ``stop_stream``
 ends one; ``streams`` lists them; ``stats.engine`` is published every
@@ -126,7 +129,7 @@ class EngineActor(Actor):
 
         ``mode``: render (every frame) or playback (real time; ``rate``, default
         the output's, and ``start``, the time.monotonic() when frame ``first`` is due).
-        ``audio_ring`` (render mode only): each frame's sound into that ring too.
+        ``audio_ring``: each frame's sound into that ring too (playback: a drop ring).
         Fails before any frame when a media of the range is missing (``media``) or
         is not the file the session probed (``media_changed``).
         """
@@ -136,8 +139,6 @@ class EngineActor(Actor):
             raise BadArguments(f"mode {mode!r}: one of {', '.join(MODES)}")
         if first < 0 or count < 1:
             raise BadArguments("first must be 0 or more and count at least 1")
-        if audio_ring is not None and mode != "render":
-            raise BadArguments("audio_ring: sound is rendered in render mode only")
         if audio_ring == ring:
             raise BadArguments("audio_ring: a ring of its own, not the frames' ring")
         try:
@@ -251,7 +252,17 @@ class EngineActor(Actor):
     @command
     def on_streams(self) -> list[dict[str, Any]]:
         """The streams of this engine and where each stands."""
-        return [s.info().to_wire() for s in self.streams.values()]
+        return [self._listed(s) for s in self.streams.values()]
+
+    @staticmethod
+    def _listed(stream: RenderStream) -> dict[str, Any]:
+        """A stream as ``streams`` lists it: its info, and its sound's counts if it has sound."""
+        listed: dict[str, Any] = stream.info().to_wire()
+        if stream.spec.audio_ring is not None:
+            listed["audio_ring"] = stream.spec.audio_ring
+            listed["sound_frames"] = stream.status.sound_frames
+            listed["sound_dropped"] = stream.status.sound_dropped
+        return listed
 
     def stats(self) -> StatsEngine:
         scheduler = self._scheduler()

@@ -6,21 +6,28 @@
   :class:`~lumiera.vault.audio.AudioMixer` job at a time, kept until the
   frame is published; :func:`pcm_slot` / :func:`pcm_of_slot` are how a
   frame's sound lies in an audio ring's slot (:mod:`lumiera.shm.layout`,
-  AUDIO RINGS).
+  AUDIO RINGS). In playback its jobs have the playback priority and a
+  deadline before the frames they mix (before the pictures' jobs: the sound
+  is what must not miss); one the scheduler dropped as too late, or a feed
+  the position overtook, goes on from the position (the mixer seeks).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lumiera.bus.timeline import Clip, Media, Timeline
+from lumiera.errors import DeadlineMissed
 from lumiera.vault.cache import FrameCache
 from lumiera.vault.media import MediaPool
-from lumiera.vault.scheduler import JobHandle
+from lumiera.vault.scheduler import JobHandle, Priority, Scheduler
 
 if TYPE_CHECKING:
     from lumiera.vault.stream import StreamSpec
@@ -54,6 +61,24 @@ class ClipReader:
     def ready(self, index: int) -> bool:
         """Whether output frame ``index`` needs nothing more of this clip."""
         return not self.needed(index) or self.next > index
+
+    def skip(self, pos: int, grace: float) -> None:
+        """Playback: if this reader's next read is already too late, it jumps ahead.
+
+        It goes to the first frame at or after the position ``pos`` whose read
+        deadline is still to come (those in between are dropped anyway), so a
+        stall longer than the lead costs the frames of the stall, not the rest of
+        the stream. ``grace``: the stream's, half a frame period.
+        """
+        spec = self.spec
+        now = time.monotonic()
+        if self.next >= self.end:
+            return
+        if self.next >= pos and spec.due(self.next) - 2 * grace > now:
+            return
+        behind = (now - spec.due(pos)) * spec.rate + 1  # frames until deadlines are ahead
+        target = pos + max(0, math.floor(behind) + 1)
+        self.next = max(self.next, min(target, self.end))
 
     def read(self, upto: int, woken: threading.Event) -> Callable[[], None]:
         """A job: decode this clip's frames for output frames ``next .. upto-1``."""
@@ -149,6 +174,44 @@ class AudioFeed:
 
     def take(self, index: int) -> np.ndarray[Any, Any]:
         return self.ready.pop(index)
+
+    def feed(
+        self,
+        scheduler: Scheduler,
+        pos: int,
+        *,
+        lead: int,
+        chunk: int,
+        priority: Priority,
+        deadline: Callable[[int], float],
+        woken: threading.Event,
+    ) -> None:
+        """Keep one mixing job going, up to ``lead`` frames ahead of the position ``pos``.
+
+        ``deadline(n)``: the deadline of a job whose first frame is n. Raises what a
+        job raised (the stream fails), but for a playback job dropped as too late
+        (the stream counts the frames of sound it did not get in time).
+        """
+        spec = self.spec
+        if self.job is not None:
+            if not self.job.done:
+                return
+            with contextlib.suppress(DeadlineMissed):  # playback: too late to be heard
+                self.job.result(0)
+            self.job = None
+        for n in [n for n in self.ready if n < pos]:  # passed unheard (playback)
+            del self.ready[n]
+        self.next = max(self.next, pos)  # overtaken (playback): on from there (the mixer seeks)
+        target = min(spec.end, pos + lead)
+        if self.next >= target:
+            return
+        upto = min(target, self.next + chunk)
+        self.job = scheduler.submit(
+            self.mix(upto, woken),
+            deadline(self.next),
+            priority,
+            f"{spec.id} audio {self.next}..{upto - 1}",
+        )
 
     def mix(self, upto: int, woken: threading.Event) -> Callable[[], None]:
         """A job: the sound of output frames ``next .. upto-1``."""

@@ -29,18 +29,32 @@ frame into its dependencies:
   that frame has been read (at most ``window`` frames ahead of the position),
   composites the cached frames into a buffer of its own (a cache miss, e.g.
   after an eviction, decodes in the worker's own pool: slower, never wrong).
-- **audio** (:class:`~lumiera.vault.feeds.AudioFeed`, render mode, with an
-  audio ring): the sound of each output frame, its span of samples
+- **audio** (:class:`~lumiera.vault.feeds.AudioFeed`, with an audio ring):
+  the sound of each output frame, its span of samples
   ``[Output.sample_of(n), Output.sample_of(n+1))``, mixed from every sounding
   clip by one :class:`~lumiera.vault.audio.AudioMixer` (its decoders run
   forward, so one job at a time mixes the next chunk of frames, in order),
   kept until the frame is published, at most ``lead`` frames ahead.
 
-The stream's own thread (the ring's one producer) submits the jobs and copies
-each finished frame into the ring in order; with an audio ring it then puts
-the frame's sound into that ring (:func:`~lumiera.vault.feeds.pcm_slot`; the
-layout is in :mod:`lumiera.shm.layout`, AUDIO RINGS), so sound n follows
-picture n. It is woken by every job that ends.
+The stream's own thread (the rings' one producer) submits the jobs and copies
+each finished frame into the ring in order; with an audio ring it puts the
+frame's sound into that ring too (:func:`~lumiera.vault.feeds.pcm_slot`; the
+layout is in :mod:`lumiera.shm.layout`, AUDIO RINGS) with the picture's pts.
+It is woken by every job that ends. In render mode sound n follows picture n.
+
+In playback, sound n and picture n are due at the same time, ``due(n)``, on
+the stream's one clock, and sound n is put in just before picture n. **The
+sound is never dropped for a late picture**: a picture not computed in time
+is dropped (counted in ``dropped``) but its sound still goes into the audio
+ring (once the picture's grace of half a frame is over), so the sound runs on
+without a gap and the pictures
+follow its clock (a gap in sound is heard; a dropped picture is barely
+seen). Sound is mixed ahead (cheap beside compositing) with jobs that come
+before the pictures' by deadline; a frame of sound that is still not mixed
+when its frame is passed is dropped and counted (``sound_dropped``), never
+put in late or out of order. So the audio ring's pts rise strictly, and
+every picture n in the frames' ring has its sound n (mixed in time) in the
+audio ring, published no later than the picture.
 
 NOT BUILT: rendering straight into ring slots (the ring hands out one claimed
 slot at a time, so the jobs write their own buffers and the publisher copies:
@@ -49,7 +63,6 @@ one memcpy per frame, about 1 ms of a 1080p rgb24 frame).
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -88,7 +101,7 @@ class StreamSpec:
     mode: str = "render"
     rate: Fraction = Fraction(25)
     start: float = 0.0  # playback: when frame ``first`` is due (time.monotonic)
-    audio_ring: str | None = None  # render mode: each frame's sound into this ring too
+    audio_ring: str | None = None  # each frame's sound into this ring too
 
     @property
     def size(self) -> tuple[int, int]:
@@ -114,6 +127,8 @@ class StreamState:
     state: str = "running"
     error: str | None = None
     lateness_ms: list[float] = field(default_factory=list)  # playback: publish - due
+    sound_frames: int = 0  # frames of sound put into the audio ring
+    sound_dropped: int = 0  # playback: frames of sound not mixed by their frame's turn
 
 
 class RenderStream:
@@ -134,8 +149,6 @@ class RenderStream:
             raise ValueError(f"fmt {spec.fmt!r}: one of {', '.join(FORMATS)}")
         if spec.mode not in MODES:
             raise ValueError(f"mode {spec.mode!r}: one of {', '.join(MODES)}")
-        if spec.audio_ring is not None and spec.mode != "render":
-            raise ValueError("sound (an audio ring) is rendered in render mode only")
         self.spec, self.scheduler, self.cache, self.pool = spec, scheduler, cache, pool
         self.delay = delay  # fault injection (tests): seconds a frame's render job sleeps
         self.priority = Priority.PLAYBACK if spec.mode == "playback" else Priority.RENDER
@@ -245,9 +258,9 @@ class RenderStream:
                 continue
             if spec.mode == "playback":
                 late_by = time.monotonic() - (spec.due(pos) + self._grace)
-                if late_by >= 0:  # not ready in time: drop it, go on with the next
-                    jobs.pop(pos, None)
-                    s.dropped += 1
+                if late_by >= 0:  # not all ready in time: what is goes, the rest is dropped
+                    handle = jobs.pop(pos, None)
+                    self._publish(producer, pos, handle if handle and handle.done else None)
                     s.position += 1
                     queued = max(queued, s.position)
                     continue
@@ -261,23 +274,6 @@ class RenderStream:
     @property
     def _grace(self) -> float:
         return float(0.5 / self.spec.rate)
-
-    def _skip(self, reader: ClipReader, pos: int) -> None:
-        """Playback: a reader whose next read is already too late jumps ahead.
-
-        It goes to the first frame at or after the position whose read deadline
-        is still to come (those in between are dropped anyway), so a stall longer
-        than the lead costs the frames of the stall, not the rest of the stream.
-        """
-        spec = self.spec
-        now = time.monotonic()
-        if reader.next >= reader.end:
-            return
-        if reader.next >= pos and spec.due(reader.next) - 2 * self._grace > now:
-            return
-        behind = (now - spec.due(pos)) * spec.rate + 1  # frames until deadlines are ahead
-        target = pos + max(0, math.floor(behind) + 1)
-        reader.next = max(reader.next, min(target, reader.end))
 
     def _feed_readers(self, pos: int) -> None:
         spec = self.spec
@@ -297,7 +293,7 @@ class RenderStream:
                 reader.retire()  # read to its end: its file closes now, not with the stream
                 continue
             if spec.mode == "playback":
-                self._skip(reader, pos)
+                reader.skip(pos, self._grace)
             target = min(spec.end, reader.end, pos + self.lead)
             if reader.next >= target:
                 continue
@@ -315,26 +311,26 @@ class RenderStream:
 
     def _feed_audio(self, feed: AudioFeed, pos: int) -> None:
         """Keep one mixing job going, up to ``lead`` frames ahead of the position."""
-        spec = self.spec
-        if feed.job is not None:
-            if not feed.job.done:
-                return
-            try:
-                feed.job.result(0)
-            except Exception:
-                self.status.failed += 1  # the sound cannot be mixed: the stream fails
-                raise
-            feed.job = None
-        target = min(spec.end, pos + self.lead)
-        if feed.next >= target:
-            return
-        upto = min(target, feed.next + AUDIO_CHUNK)
-        feed.job = self.scheduler.submit(
-            feed.mix(upto, self.woken),
-            time.monotonic() + RENDER_DEADLINE_S - 1.0,  # before the frames' render jobs
-            self.priority,
-            f"{spec.id} audio {feed.next}..{upto - 1}",
-        )
+        spec, grace = self.spec, self._grace
+        playback = spec.mode == "playback"
+        try:
+            feed.feed(
+                self.scheduler,
+                pos,
+                lead=self.lead,
+                chunk=AUDIO_CHUNK,
+                priority=self.priority,
+                # Before the reads and pictures of its frames (render: before the frames' jobs).
+                deadline=lambda n: (
+                    spec.due(n) - 3 * grace
+                    if playback
+                    else time.monotonic() + RENDER_DEADLINE_S - 1.0
+                ),
+                woken=self.woken,
+            )
+        except Exception:
+            self.status.failed += 1  # the sound cannot be mixed: the stream fails
+            raise
 
     def _render_job(self, index: int) -> JobHandle:
         spec = self.spec
@@ -356,30 +352,55 @@ class RenderStream:
             deadline = time.monotonic() + RENDER_DEADLINE_S
         return self.scheduler.submit(job, deadline, self.priority, f"{spec.id} frame {index}")
 
-    def _publish(self, producer: Any, index: int, handle: JobHandle) -> None:
+    def _publish(self, producer: Any, index: int, handle: JobHandle | None) -> None:
+        """Frame ``index`` into the ring(s): its picture (None: not computed in time), its sound.
+
+        Playback: at its due time, the sound first; a picture that is not there
+        is counted as dropped, a sound that is not there as ``sound_dropped``.
+        """
         spec, s = self.spec, self.status
-        self.missed += handle.late
-        try:
-            planes = handle.result(0)
-        except DeadlineMissed:
-            s.dropped += 1  # playback: the scheduler dropped it as too late
-            return
-        except Exception:
-            s.failed += 1  # this frame's job raised: the stream ends here
-            raise
+        planes = None
+        if handle is None:
+            s.dropped += 1  # playback: not computed by its due time (and the grace)
+        else:
+            self.missed += handle.late
+            try:
+                planes = handle.result(0)
+            except DeadlineMissed:
+                s.dropped += 1  # playback: the scheduler dropped it as too late
+            except Exception:
+                s.failed += 1  # this frame's job raised: the stream ends here
+                raise
         if spec.mode == "playback":
             due = spec.due(index)
             if self.stopping.wait(max(0.0, due - time.monotonic())):
                 return  # stopped while waiting; the loop ends it
+            if self.audio is not None:
+                self._sound(index)
+            if planes is None:
+                return
             s.lateness_ms.append(round((time.monotonic() - due) * 1000, 3))
             if len(s.lateness_ms) > 10_000:
                 del s.lateness_ms[:5_000]
+        if planes is None:
+            return
         if producer.write(planes if len(planes) > 1 else planes[0], FORMATS[spec.fmt], pts=index):
             s.frames += 1
         else:
             s.dropped += 1  # a drop ring with every slot held by its readers
-        if self.audio is not None:  # render mode: a block ring, so picture n went in
-            self._audio_out.write(pcm_slot(self.audio.take(index)), PixelFormat.GRAY, pts=index)
+        if self.audio is not None and spec.mode == "render":  # a block ring: picture n went in
+            self._sound(index)
+
+    def _sound(self, index: int) -> None:
+        """Frame ``index``'s sound into the audio ring, or counted as dropped (not mixed yet)."""
+        assert self.audio is not None
+        if not self.audio.has(index):
+            self.status.sound_dropped += 1
+            return
+        if self._audio_out.write(pcm_slot(self.audio.take(index)), PixelFormat.GRAY, pts=index):
+            self.status.sound_frames += 1
+        else:
+            self.status.sound_dropped += 1  # a drop ring with every slot held by its readers
 
 
 __all__ = [

@@ -128,6 +128,20 @@ def scheduler_address(text: str) -> str:
     return address
 
 
+def _sound_sink(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("auto", "none", "wav", "device"):
+        raise ValueError("must be auto (a sound device if there is one), none, wav or device")
+    return value
+
+
+def _latency(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 5:
+        raise ValueError("must be seconds, more than 0 and at most 5")
+    return value
+
+
 @dataclass(frozen=True)
 class Key:
     """One declared configuration key: its parser and what it means."""
@@ -171,6 +185,12 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "open_browser": Key(_open_browser, "open the UI in a browser: auto, yes or no"),
         "preview_width": Key(_positive_int, "viewer picture width sent to pages"),
         "preview_height": Key(_positive_int, "viewer picture height sent to pages"),
+    },
+    "audio": {
+        "sink": Key(_sound_sink, "where a playback's sound goes: auto, none, wav or device"),
+        "wav_path": Key(_text, "wav sink: the file ({stream}: the playback's id; empty: auto)"),
+        "device": Key(_text, "device sink: the output device's name (empty: the default)"),
+        "latency": Key(_latency, "device sink: the output latency asked for, seconds"),
     },
     "netnode": {
         "scheduler": Key(scheduler_address, "the Dask scheduler a render node joins"),

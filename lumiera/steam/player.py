@@ -18,6 +18,12 @@ mode (see :mod:`lumiera.vault.stream`):
   is the output's scaled down to fit ``[gui] preview_width/height``: the GUI
   encodes each frame as JPEG straight from its planes, with no scaling or
   conversion of its own. Late frames are dropped and counted by the Engine.
+  A sounding timeline plays its sound too: the Engine puts frame n's sound
+  into the drop ring ``viewer-audio-<M>mb`` with pts n at frame n's due time
+  (on the stream's one clock; a late picture is dropped, its sound never is),
+  and this process reads it in order into the ``[audio] sink`` (a WAV file, a
+  sound device, or none: :mod:`lumiera.steam.soundsink`); viewers may read it
+  too. ``streams`` says the sound's state (``sound``: sink, sent, dropped).
 
 Commands: ``render``, ``play``, ``pause``, ``seek``, ``stop``, ``streams``.
 Progress is published on ``stats.player`` every ``engine.stats_interval``
@@ -48,7 +54,7 @@ from typing import Any
 from lumiera.actors import Actor, ActorContext, command
 from lumiera.bus.client import ControlClient
 from lumiera.bus.events import Subscriber
-from lumiera.bus.timeline import Output, Timeline, rate_of, rate_text
+from lumiera.bus.timeline import Timeline, rate_of, rate_text
 from lumiera.bus.topics import EngineRenderEnded, PlayerRenderEnded, StatsPlayer
 from lumiera.errors import (
     BadArguments,
@@ -57,18 +63,14 @@ from lumiera.errors import (
     Unavailable,
 )
 from lumiera.runtime_dir import RuntimeDir
-from lumiera.steam.playout import PlayerStream, parse_range, preview, ring_slot_mb
-from lumiera.steam.renderloop import FRAME_WAIT_S, write_frames
+from lumiera.steam.playout import PlayerRings, PlayerStream, parse_range, preview
+from lumiera.steam.renderloop import FRAME_WAIT_S, encode
+from lumiera.steam.soundsink import SinkConfig, SoundOut
 from lumiera.vault.codecs import Encoder, Registry
 from lumiera.vault.stream import timeline_sounds
 
 KEEP_ENDED = 64  # ended streams (and engine stream ends) kept
-# The Player's rings, made through appstate create_ring on first use of a frame size.
-RING_KINDS: dict[str, dict[str, Any]] = {
-    "render": {"policy": "block", "slots": 4},  # yuv420p frames for the encoder, in order
-    "viewer": {"policy": "drop", "slots": 4},  # yuv420p previews for any number of viewers
-    "render-audio": {"policy": "block", "slots": 4},  # each frame's sound, after its picture
-}
+SOUND_END_WAIT_S = 1.0  # a stop waits this long for the sound's thread to read what is left
 # The engine watcher sees a stop within this long; on_stop waits for it, so an emergency's
 # "every process gone" waits for it too (at 0.2 s it was most of that time).
 WATCH_EVERY_S = 0.02
@@ -82,7 +84,14 @@ class PlayerActor(Actor):
         super().__init__(ctx)
         self.codecs = Registry()
         self.streams: dict[str, PlayerStream] = {}
-        self.rings: set[str] = set()
+        self.rings = PlayerRings(lambda: self.client)
+        cfg = ctx.config
+        self.sound = SinkConfig(
+            cfg.get_str("audio.sink"),
+            cfg.get_str("audio.wav_path"),
+            cfg.get_str("audio.device"),
+            cfg.get_float("audio.latency"),
+        )
         self._ids = 0
         self._threads: list[threading.Thread] = []
         self.engine_ended: dict[str, EngineRenderEnded] = {}  # engine stream id -> its end
@@ -127,11 +136,16 @@ class PlayerActor(Actor):
         self._stopping.set()
         for stream in self.streams.values():
             stream.cancel.set()
+            if stream.sound is not None:
+                stream.sound.finish(0)  # its thread reads what is left and closes its sink
         # A render's thread removes its partial file; waited for within half the
         # grace period of an orderly stop (the process still waits for it at exit).
         deadline = time.monotonic() + self.ctx.config.get_float("appstate.grace_period") / 2
         for t in [*self._threads, self._monitor]:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
+        for stream in self.streams.values():
+            if stream.sound is not None:
+                stream.sound.finish(max(0.0, deadline - time.monotonic()))
         self.client.close()
 
     def on_tick(self) -> None:
@@ -154,25 +168,6 @@ class PlayerActor(Actor):
         """The session's edit now (BadTimeline if what the session sent breaks the contract)."""
         return Timeline.from_wire(self.client.request("session", "timeline"))
 
-    def _ring(self, kind: str, width: int, height: int) -> str:
-        """The ring of ``kind`` (render, viewer) for this frame size, made on first use."""
-        return self._made(kind, f"{kind}-{width}x{height}", ring_slot_mb(width, height))
-
-    def _audio_ring(self, output: Output) -> str:
-        """The render's sound ring with slots for the longest frame of ``output``'s sound."""
-        longest = -(-output.audio_rate // output.rate) + 1  # samples, rounded up
-        mb = max(1, -(-longest * output.channels * 4 // 2**20))
-        return self._made("render-audio", f"render-audio-{mb}mb", mb)
-
-    def _made(self, kind: str, name: str, slot_mb: int) -> str:
-        """Ring ``name`` of ``kind`` (RING_KINDS), made through appstate on first use."""
-        if name not in self.rings:
-            args = {"name": name, **RING_KINDS[kind], "slot_mb": slot_mb}
-            with contextlib.suppress(BadArguments):  # made by an earlier player process
-                self.client.request("appstate", "create_ring", args)
-            self.rings.add(name)
-        return name
-
     def _watch_engine(self) -> None:
         """Collect the engine's stream ends (for the render threads and for drops).
 
@@ -193,6 +188,8 @@ class PlayerActor(Actor):
                 s.dropped += ended.dropped
                 if s.state == "running" and ended.state == "done":
                     s.state, s.ended = "done", time.monotonic()
+                    if s.sound is not None:
+                        s.sound.finish(0)  # it reads what is left in the ring, then ends
 
     def _running(self, mode: str) -> PlayerStream | None:
         for s in self.streams.values():
@@ -233,10 +230,10 @@ class PlayerActor(Actor):
         width, height, rate = timeline.output.width, timeline.output.height, timeline.output.rate
         stream = PlayerStream(self._new_id(), "render", start, n, rate)
         stream.output = str(target)
-        stream.ring = self._ring("render", width, height)
+        stream.ring = self.rings.frames("render", width, height)
         out = timeline.output
         sound = timeline_sounds(timeline) if audio is None else audio
-        audio_ring = self._audio_ring(out) if sound else None
+        audio_ring = self.rings.sound("render-audio", out) if sound else None
         encoder = Encoder(  # CodecError: nothing started
             target,
             spec,
@@ -276,32 +273,17 @@ class PlayerActor(Actor):
         return stream.data()
 
     def _encode(self, stream: PlayerStream, consumers: list[Any], encoder: Encoder) -> None:
-        """The render's thread: frames from the ring, in order, into the encoder.
-
-        ``consumers``: the frames' ring's, and the sound ring's when the render has
-        sound (each picture n is followed by its sound n).
-        """
-        try:
-            write_frames(
-                stream, consumers, encoder, lambda s: self.engine_ended.get(s.engine_stream or "")
-            )
-            encoder.close()  # only now does the file get its name
-            stream.state = "done"
-        except Exception as e:  # noqa: BLE001 - this render fails; the player goes on
-            encoder.abort()
-            stopped = stream.cancel.is_set() and not self._stopping.is_set()  # player stop
-            stream.state = "stopped" if stopped else "failed"
-            stream.error = f"{type(e).__name__}: {e}"
-            self.log.error("render %s to %s failed: %s", stream.id, stream.output, stream.error)
-            if stream.engine_stream is not None and not self._stopping.is_set():
-                with contextlib.suppress(Exception), ControlClient(self.rd, 5.0) as client:
-                    client.request("engine", "stop_stream", {"stream": stream.engine_stream})
-        finally:
-            for consumer in consumers:
-                consumer.close()
-            stream.ended = time.monotonic()
-            topic = "player.render.done" if stream.state == "done" else "player.render.failed"
-            self.ctx.publish(topic, PlayerRenderEnded(**dataclasses.asdict(stream.info())))
+        """The render's thread (:func:`~lumiera.steam.renderloop.encode`); publishes its end."""
+        encode(
+            stream,
+            consumers,
+            encoder,
+            lambda s: self.engine_ended.get(s.engine_stream or ""),
+            stopping=self._stopping,
+            rd=self.rd,
+        )
+        topic = "player.render.done" if stream.state == "done" else "player.render.failed"
+        self.ctx.publish(topic, PlayerRenderEnded(**dataclasses.asdict(stream.info())))
 
     # -- playback into the viewer ring -----------------------------------------------------
 
@@ -322,32 +304,45 @@ class PlayerActor(Actor):
         except ValueError as e:
             raise BadArguments(f"rate: {e}") from None
         stream = PlayerStream(self._new_id(), "playback", start, n, fps)
-        self.streams[stream.id] = stream
         stream.timeline = preview(timeline, self.preview)
+        if timeline_sounds(timeline):
+            self._open_sound(stream)  # SoundUnavailable (the device sink): nothing started
+        self.streams[stream.id] = stream
         return self._start_playback(stream, start)
+
+    def _open_sound(self, stream: PlayerStream) -> None:
+        """The playback's sound: its ring, a reader of it (attached now), its sink's thread."""
+        assert stream.timeline is not None
+        out = stream.timeline.output
+        stream.audio_ring = self.rings.sound("viewer-audio", out)
+        stream.sound = SoundOut.open(self.rd, stream.audio_ring, self.sound, stream.id, out)
 
     def _start_playback(self, stream: PlayerStream, at: int) -> dict[str, Any]:
         timeline = stream.timeline
         assert timeline is not None  # a playback stream keeps what it plays
         out = timeline.output
-        stream.ring = self._ring("viewer", out.width, out.height)
+        stream.ring = self.rings.frames("viewer", out.width, out.height)
         left = stream.first + stream.count - at
         if left < 1:
             stream.state, stream.ended = "done", time.monotonic()
+            if stream.sound is not None:
+                stream.sound.finish(SOUND_END_WAIT_S)
             return stream.data()
-        reply = self.client.request(
-            "engine",
-            "render",
-            {
-                "timeline": timeline,
-                "first": at,
-                "count": left,
-                "ring": stream.ring,
-                "fmt": "yuv420p",
-                "mode": "playback",
-                "rate": rate_text(stream.rate),
-            },
-        )
+        args: dict[str, Any] = {
+            "timeline": timeline,
+            "first": at,
+            "count": left,
+            "ring": stream.ring,
+            "fmt": "yuv420p",
+            "mode": "playback",
+            "rate": rate_text(stream.rate),
+        }
+        if stream.sound is not None:
+            args["audio_ring"] = stream.audio_ring
+            # Now, before the request: the stream stopped before has published all it
+            # will, this one publishes nothing before its first frame's due time.
+            stream.sound.segment(at, time.monotonic())
+        reply = self.client.request("engine", "render", args)
         stream.engine_stream = reply["stream"]
         stream.start_due, stream.position_at_start = float(reply["start"]), at
         stream.paused_at = None
@@ -360,10 +355,14 @@ class PlayerActor(Actor):
         if stream.engine_stream is not None and stream.paused_at is None:
             with contextlib.suppress(NotFound):
                 self.client.request("engine", "stop_stream", {"stream": stream.engine_stream})
+        if stream.sound is not None:  # the engine's stream has ended (stop_stream waits)
+            stream.sound.pause(time.monotonic())
         stream.paused_at = pos
         stream.state = state
         if state != "paused":
             stream.ended = time.monotonic()
+            if stream.sound is not None:
+                stream.sound.finish(SOUND_END_WAIT_S)
 
     def _playback(self, stream: str | None) -> PlayerStream:
         found = self.streams.get(stream) if stream else self._running("playback")

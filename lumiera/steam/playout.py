@@ -1,4 +1,4 @@
-"""Where a stream of the Player stands, and the frame range a request names.
+"""Where a stream of the Player stands, the frame range a request names, the Player's rings.
 
 Runs in the player process: the main thread changes a stream (start, pause,
 seek, stop); the render thread and the engine-event watcher update its counts.
@@ -6,15 +6,31 @@ seek, stop); the render thread and the engine-event watcher update its counts.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lumiera.bus.timeline import Timeline, rate_text
+from lumiera.bus.timeline import Output, Timeline, rate_text
 from lumiera.bus.topics import PlayerStreamInfo
 from lumiera.errors import BadArguments
+
+if TYPE_CHECKING:
+    from lumiera.bus.client import ControlClient
+    from lumiera.steam.soundsink import SoundOut
+
+# The Player's rings, made through appstate create_ring on first use of a frame size.
+RING_KINDS: dict[str, dict[str, Any]] = {
+    "render": {"policy": "block", "slots": 4},  # yuv420p frames for the encoder, in order
+    "viewer": {"policy": "drop", "slots": 4},  # yuv420p previews for any number of viewers
+    "render-audio": {"policy": "block", "slots": 4},  # each frame's sound, after its picture
+    # A playback's sound, for its sink and the viewers: 16 frames (0.64 s at 25 fps) of
+    # slack for a reader, as the sound must not gap where a picture may be skipped.
+    "viewer-audio": {"policy": "drop", "slots": 16},
+}
 
 
 def parse_range(timeline: Timeline, first: int | None, count: int | None) -> tuple[int, int]:
@@ -52,6 +68,32 @@ def ring_slot_mb(width: int, height: int, channels: int = 3) -> int:
     return max(1, -(-width * height * channels // 2**20))
 
 
+class PlayerRings:
+    """The Player's rings (:data:`RING_KINDS`), made through appstate on first use."""
+
+    def __init__(self, client: Callable[[], ControlClient]) -> None:
+        self.client = client
+        self.made: set[str] = set()
+
+    def frames(self, kind: str, width: int, height: int) -> str:
+        """The ring of ``kind`` (render, viewer) for this frame size."""
+        return self._made(kind, f"{kind}-{width}x{height}", ring_slot_mb(width, height))
+
+    def sound(self, kind: str, output: Output) -> str:
+        """The sound ring of ``kind`` (render-audio, viewer-audio), slots for ``output``'s."""
+        longest = -(-output.audio_rate // output.rate) + 1  # samples, rounded up
+        mb = max(1, -(-longest * output.channels * 4 // 2**20))
+        return self._made(kind, f"{kind}-{mb}mb", mb)
+
+    def _made(self, kind: str, name: str, slot_mb: int) -> str:
+        if name not in self.made:
+            args = {"name": name, **RING_KINDS[kind], "slot_mb": slot_mb}
+            with contextlib.suppress(BadArguments):  # made by an earlier player process
+                self.client().request("appstate", "create_ring", args)
+            self.made.add(name)
+        return name
+
+
 class PlayerStream:
     """One stream of the Player: where it stands (what ``streams`` and stats show)."""
 
@@ -71,6 +113,8 @@ class PlayerStream:
         self.paused_at: int | None = None
         self.cancel = threading.Event()
         self.timeline: Timeline | None = None  # playback: what it plays (a pause keeps it)
+        self.audio_ring: str | None = None  # playback of a sounding timeline: its sound's ring
+        self.sound: SoundOut | None = None  # ... and what plays it (the [audio] sink)
 
     def position(self) -> int:
         if self.mode == "render":
@@ -112,6 +156,13 @@ class PlayerStream:
         )
 
     def data(self) -> dict[str, Any]:
-        """:meth:`info` as plain data (a command's answer)."""
+        """:meth:`info` as plain data (a command's answer); a playback's sound's state too.
+
+        ``audio_ring`` and ``sound`` (sink, ring, sent, dropped, stale, error: see
+        :class:`~lumiera.steam.soundsink.SoundOut`) for a playback with sound.
+        """
         plain: dict[str, Any] = self.info().to_wire()
+        if self.sound is not None:
+            plain["audio_ring"] = self.audio_ring
+            plain["sound"] = self.sound.state()
         return plain

@@ -1,17 +1,21 @@
 """A render's loop in the Player: pictures (and sound) from the rings, in order, into a file.
 
-:func:`write_frames` runs in the render's thread (:mod:`lumiera.steam.player`):
-it takes picture n from the frames' ring, then, for a render with sound,
-sound n from the sound ring (:mod:`lumiera.shm.layout`, AUDIO RINGS), and
-hands both to the :class:`~lumiera.vault.codecs.Encoder`.
+:func:`encode` is the render's thread (:mod:`lumiera.steam.player`); its
+:func:`write_frames` takes picture n from the frames' ring, then, for a
+render with sound, sound n from the sound ring (:mod:`lumiera.shm.layout`,
+AUDIO RINGS), and hands both to the :class:`~lumiera.vault.codecs.Encoder`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from lumiera.bus.client import ControlClient
 from lumiera.bus.topics import EngineRenderEnded
 from lumiera.errors import (
     EngineSilent,
@@ -20,6 +24,7 @@ from lumiera.errors import (
     RenderStopped,
     RingTimeout,
 )
+from lumiera.runtime_dir import RuntimeDir
 from lumiera.steam.playout import PlayerStream
 from lumiera.vault.codecs import Encoder
 from lumiera.vault.feeds import pcm_of_slot
@@ -28,6 +33,42 @@ FRAME_WAIT_S = 1.0  # a render's reader checks on the engine after this long wit
 ENGINE_SILENT_S = 120.0  # ... and gives up when the engine says nothing for this long
 
 Ended = Callable[[PlayerStream], EngineRenderEnded | None]
+log = logging.getLogger("lumiera.player")  # as the actor's own
+
+
+def encode(
+    stream: PlayerStream,
+    consumers: list[Any],
+    encoder: Encoder,
+    ended: Ended,
+    *,
+    stopping: threading.Event,
+    rd: RuntimeDir,
+) -> None:
+    """The render's thread: frames from the rings, in order, into the encoder; never raises.
+
+    ``consumers``: the frames' ring's, and the sound ring's when the render has
+    sound. Ends with ``stream.state`` done (the file complete, under its name),
+    stopped (the user's stop) or failed (``error``); else the Engine's stream is
+    stopped (unless the Player is stopping: ``stopping``). Closes the consumers.
+    """
+    try:
+        write_frames(stream, consumers, encoder, ended)
+        encoder.close()  # only now does the file get its name
+        stream.state = "done"
+    except Exception as e:  # noqa: BLE001 - this render fails; the player goes on
+        encoder.abort()
+        stopped = stream.cancel.is_set() and not stopping.is_set()  # a stop of the render
+        stream.state = "stopped" if stopped else "failed"
+        stream.error = f"{type(e).__name__}: {e}"
+        log.error("render %s to %s failed: %s", stream.id, stream.output, stream.error)
+        if stream.engine_stream is not None and not stopping.is_set():
+            with contextlib.suppress(Exception), ControlClient(rd, 5.0) as client:
+                client.request("engine", "stop_stream", {"stream": stream.engine_stream})
+    finally:
+        for consumer in consumers:
+            consumer.close()
+        stream.ended = time.monotonic()
 
 
 def write_frames(

@@ -294,6 +294,8 @@ class SoundOut:
         return {
             "sink": self.sink.name,
             "ring": self.consumer.name,
+            "rate": self.output.audio_rate,
+            "channels": self.output.channels,
             "sent": self.sent,
             "dropped": self.dropped,
             "stale": self.stale,

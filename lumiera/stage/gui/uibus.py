@@ -5,7 +5,7 @@ each kind is a :class:`~lumiera.bus.records.Record` declared here, checked on
 arrival by :func:`decode` (the same checkers as the bus) and, in the page, by
 ``uibus.js`` against :func:`schema` (served as ``/uibus.json``), so both ends
 hold one declaration. Binary frames carry the viewer's pictures
-(:data:`FRAME_HEADER`, then a JPEG).
+(:data:`FRAME_HEADER`, then a JPEG) and a playback's sound (:data:`SOUND_HEADER`).
 
 Down (GUI process -> page): ``hello`` on connect, ``session`` (the whole
 timeline) then ``diff`` after each applied command, ``note`` and ``mark`` (the
@@ -42,6 +42,11 @@ MAX_MESSAGE_BYTES = 1 << 20  # one text frame from a page
 # A viewer picture: frame number (int64), the ring's publish time (float64,
 # CLOCK_MONOTONIC seconds), then the JPEG bytes.
 FRAME_HEADER = struct.Struct("<qd")
+# A viewer sound (a playback's frame of sound): FRAME_HEADER's fields (frame number, its
+# publish time = its due time), SOUND_TAG (where a picture's JPEG begins), the sample
+# rate (uint32), the channels (uint16), 2 bytes of padding, then int16 interleaved PCM.
+SOUND_TAG = b"PCM1"
+SOUND_HEADER = struct.Struct("<qd4sIH2x")
 
 # What a page may ask for: everything else is refused (``not_allowed``).
 ALLOWED: dict[str, frozenset[str]] = {

@@ -26,6 +26,9 @@ While no page watches, nothing is encoded: the reader keeps a copy of the
 newest frame, and encodes it when a page turns its viewer on (so a paused
 player's frame shows at once).
 
+Sound (the playback's ``audio_ring``): after each wait every frame of it that came
+goes to each page that is on, in order, never latest-wins (:meth:`_pass_sound`).
+
 Threads: :meth:`add_page`, :meth:`ack`, :meth:`remove_page`, :meth:`counts`
 and :meth:`start`/:meth:`stop` run in the web UI's event loop thread; the
 reader thread touches only the ring, its own bus client, its held frame and
@@ -44,6 +47,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import numpy as np
 import simplejpeg  # type: ignore[import-untyped]  # no stubs
 
 from lumiera.bus.client import ControlClient
@@ -52,7 +56,8 @@ from lumiera.errors import LumieraError, RingTimeout
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.shm import SHM_DIR, segment_name
 from lumiera.shm.ring import Consumer, Frame, PixelFormat
-from lumiera.stage.gui.uibus import FRAME_HEADER
+from lumiera.stage.gui.uibus import FRAME_HEADER, SOUND_HEADER, SOUND_TAG
+from lumiera.vault.feeds import pcm_of_slot
 
 log = logging.getLogger("lumiera.gui.viewer")
 
@@ -65,6 +70,7 @@ RECHECK_EVERY_S = 1.0  # a ring and no frame: check this often that it is still 
 ASK_TIMEOUT_S = 2.0  # one ``player streams`` request
 RETRY_S = 1.0  # after a failure of the reader, it looks for the ring again this much later
 STOP_WAIT_S = 3.0  # stop() waits this long for the reader thread (a wait plus an encode)
+SOUND_BATCH = 32  # frames of sound passed on after one wait, at most
 
 Send = Callable[[bytes], Awaitable[None]]
 Locate = Callable[[], "str | None"]
@@ -133,6 +139,10 @@ class ViewerFeed:
         self._checked = 0.0  # when the reader last checked that its ring is the Player's
         # The newest frame read while no page watched (a copy): encoded once one turns on.
         self._held: Frame | None = None
+        self._sound: Consumer | None = None  # the playback's audio ring (reader thread)
+        self._sound_of: tuple[str, int, int] | None = None  # the Player's: ring, rate, channels
+        self._sound_checked = 0.0  # when the reader last asked for the audio ring
+        self.sounds = 0  # frames of sound passed on
 
     # -- the loop's side --------------------------------------------------------------
 
@@ -209,6 +219,14 @@ class ViewerFeed:
                     page.dropped += 1  # latest wins: the one waiting is never sent
                 page.pending = picture
 
+    def _offer_sound(self, sound: Picture | None, _missed: int) -> None:
+        """A frame of sound from the reader: to every page that is on, in order, never dropped."""
+        for page in self._pages.values():
+            if page.on and sound is not None:
+                task = asyncio.get_running_loop().create_task(self._deliver(page, sound))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
     def _forget(self, _picture: Picture | None, _missed: int) -> None:
         """The reader holds a newer frame than the newest picture (it sends it when needed)."""
         self._latest = None
@@ -248,10 +266,12 @@ class ViewerFeed:
                     if consumer is not None:
                         consumer.close()
                     consumer, self.ring = None, None
+                    self._drop_sound()
                     self._stopping.wait(RETRY_S)
         finally:
             if consumer is not None:
                 consumer.close()
+            self._drop_sound()
             if self._client is not None:
                 self._client.close()
 
@@ -271,14 +291,53 @@ class ViewerFeed:
         try:
             frame = consumer.acquire(READ_WAIT_S)
         except RingTimeout:
+            self._pass_sound()
             if time.monotonic() - self._checked >= RECHECK_EVERY_S:
                 self._checked = time.monotonic()
                 if self._moved(consumer):
                     consumer.close()
                     consumer, self.ring = None, None
             return consumer
+        self._pass_sound()  # sound n came before picture n: it goes first
         self._read(consumer, frame)
         return consumer
+
+    def _pass_sound(self) -> None:
+        """Each frame of sound that came, as ``SOUND_HEADER`` + int16 PCM, to the pages on."""
+        if self._sound is None:
+            if time.monotonic() - self._sound_checked < RECHECK_EVERY_S:
+                return
+            self._sound_checked = time.monotonic()
+            if self._sound_of is None:
+                self._locate()  # the Player's answer names it, if the playback has sound
+            if self._sound_of is None:
+                return
+            try:
+                self._sound = Consumer(self.rd, self._sound_of[0], timeout=READ_WAIT_S)
+            except (LumieraError, OSError):
+                return  # not there yet: again in RECHECK_EVERY_S
+        _name, rate, channels = self._sound_of or ("", 0, 1)
+        for _ in range(SOUND_BATCH):
+            try:
+                frame = self._sound.acquire(0.0)
+            except RingTimeout:
+                return
+            try:
+                data = None
+                if self._watching:  # else read and let go
+                    pcm = np.clip(pcm_of_slot(frame.planes[0], channels).T, -1.0, 1.0)
+                    data = SOUND_HEADER.pack(frame.pts, frame.published, SOUND_TAG, rate, channels)
+                    data += (pcm * 32767).round().astype("<i2").tobytes()
+            finally:
+                self._sound.release(frame)
+            if data is not None:
+                self.sounds += 1
+                self._hand_over(self._offer_sound, Picture(frame.pts, frame.published, data), 0)
+
+    def _drop_sound(self) -> None:  # (reader thread)
+        if self._sound is not None:
+            self._sound.close()
+        self._sound, self._sound_of = None, None
 
     def _attach(self) -> Consumer | None:
         """A consumer of the ring the Player names, or None (no ring yet, or not attachable)."""
@@ -353,6 +412,9 @@ class ViewerFeed:
                 self._client.close()
                 self._client = None
             return None
-        rings = [s.get("ring") for s in streams if s.get("mode") == "playback"]
-        named = [r for r in rings if isinstance(r, str)]
+        playing = [s for s in streams if s.get("mode") == "playback"]
+        sound = playing[-1].get("sound") if playing else None
+        if isinstance(sound, dict) and isinstance(sound.get("ring"), str):
+            self._sound_of = (sound["ring"], int(sound["rate"]), int(sound["channels"]))
+        named = [r for r in (s.get("ring") for s in playing) if isinstance(r, str)]
         return named[-1] if named else None

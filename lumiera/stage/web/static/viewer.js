@@ -13,7 +13,21 @@
 // drawn), frame (the last drawn), frames (those drawn, newest last) and beside each its
 // latency (ms from the ring's publish to the draw, on the server's clock via the clock
 // sync) and arrival (ms from the publish to the picture's arrival in the page), clock ({offsetMs, rttMs}), server (the server's counts: sent, dropped),
-// received, skipped (pictures replaced before they were drawn), decodeErrors.
+// received, skipped (pictures replaced before they were drawn), decodeErrors, and sound:
+// {received, played, late (came after its time: not played), muted, frames (the frame
+// numbers of the sound received, newest last), dues (beside each: its due time, s)}.
+//
+// Sound: a playback with sound also sends every frame's sound as a binary frame:
+// SOUND_HEADER (int64 frame, float64 its due time in the server's CLOCK_MONOTONIC
+// seconds, "PCM1", uint32 rate, uint16 channels, 2 bytes pad) then int16 interleaved
+// PCM; told from a picture by "PCM1" where a JPEG begins. It is played with WebAudio,
+// each frame scheduled on the AudioContext's clock at its due time + SOUND_LATENCY_S
+// (mapped through the clock sync), back to back while it keeps within SOUND_SLACK_S of
+// that, so the sound is gapless and stays with the pictures, which are drawn as they
+// come (a few ms after their due time). 60 ms: enough for the websocket's and the
+// event loop's jitter on one machine; sound behind the picture by up to ~100 ms is
+// not noticed (ITU-R BT.1359), ahead of it by 45 ms is. Muted until the Sound button
+// is pressed (a browser starts an AudioContext only on a gesture); it mutes again.
 
 import { FRAME_HEADER_BYTES } from "./uibus.js";
 
@@ -21,6 +35,11 @@ const CLOCK_SAMPLES = 8; // clock round trips at each connect; the quickest one 
 const LATENCIES_KEPT = 20000; // the newest ones (13 minutes at 25 fps)
 const STATS_SILENT_MS = 3000; // stats.player comes every second while a stream is live
 const STYLE_ID = "lumiera-viewer-style";
+const SOUND_HEADER_BYTES = 28;
+const SOUND_TAG = 0x314d4350; // "PCM1", read as a little-endian uint32
+const SOUND_LATENCY_S = 0.06; // a frame of sound plays this long after its due time
+const SOUND_SLACK_S = 0.03; // further off than this from back to back: scheduled anew
+const SOUND_KEPT = 2000; // frame numbers of sound kept in window.lumieraViewer.sound
 
 const STYLE = `
 .lv { display: flex; flex-direction: column; gap: 6px; }
@@ -58,6 +77,7 @@ export function mountViewer(root, bus) {
       <div class="lv-bar">
         <button type="button" class="lv-play" title="Play or pause (Space)">Play</button>
         <button type="button" class="lv-stop" title="Stop playback">Stop</button>
+        <button type="button" class="lv-sound" title="Sound on or off">Sound off</button>
         <span class="lv-frame" title="the frame shown">frame –</span>
         <span class="lv-stats"></span>
         <span class="lv-error" role="alert"></span>
@@ -70,6 +90,7 @@ export function mountViewer(root, bus) {
   const ui = {
     play: $(".lv-play"),
     stop: $(".lv-stop"),
+    sound: $(".lv-sound"),
     frame: $(".lv-frame"),
     stats: $(".lv-stats"),
     error: $(".lv-error"),
@@ -87,8 +108,11 @@ export function mountViewer(root, bus) {
     clock: { offsetMs: null, rttMs: null },
     server: { sent: 0, dropped: 0, frame: null },
     playing: false,
+    sound: { received: 0, played: 0, late: 0, muted: true, frames: [], dues: [] },
   };
   window.lumieraViewer = state;
+  let audio = null; // the AudioContext, made on the first unmute (a gesture)
+  let soundAt = 0; // the AudioContext time where the last scheduled frame of sound ends
 
   let visible = true;
   let busy = false; // a picture is being decoded and drawn
@@ -180,8 +204,67 @@ export function mountViewer(root, bus) {
     }
   }
 
+  // -- sound ---------------------------------------------------------------------------------
+
+  function hear(buffer) {
+    const view = new DataView(buffer, 0, SOUND_HEADER_BYTES);
+    const frame = Number(view.getBigInt64(0, true));
+    const due = view.getFloat64(8, true);
+    const rate = view.getUint32(20, true);
+    const channels = view.getUint16(24, true);
+    const sound = state.sound;
+    sound.received += 1;
+    sound.frames.push(frame);
+    sound.dues.push(due);
+    if (sound.frames.length > SOUND_KEPT) {
+      sound.frames.splice(0, 500);
+      sound.dues.splice(0, 500);
+    }
+    if (sound.muted || audio === null || channels < 1) return;
+    const samples = new Int16Array(buffer, SOUND_HEADER_BYTES);
+    const length = Math.floor(samples.length / channels);
+    const serverNow = serverNowMs(performance.now());
+    if (length < 1 || serverNow === null) return;
+    // Its due time on the AudioContext's clock: now there + (due - now on the server).
+    let at = audio.currentTime + (due * 1000 - serverNow) / 1000 + SOUND_LATENCY_S;
+    if (Math.abs(at - soundAt) <= SOUND_SLACK_S) at = soundAt; // back to back: no gap
+    if (at < audio.currentTime) {
+      sound.late += 1; // after a seek, or too late to be heard with its picture
+      return;
+    }
+    const out = audio.createBuffer(channels, length, rate);
+    for (let c = 0; c < channels; c++) {
+      const data = out.getChannelData(c);
+      for (let i = 0; i < length; i++) data[i] = samples[i * channels + c] / 32768;
+    }
+    const source = audio.createBufferSource();
+    source.buffer = out;
+    source.connect(audio.destination);
+    source.start(at);
+    soundAt = at + length / rate;
+    sound.played += 1;
+  }
+
+  function setMuted(muted) {
+    state.sound.muted = muted;
+    ui.sound.textContent = muted ? "Sound off" : "Sound on";
+    ui.sound.setAttribute("aria-pressed", String(!muted));
+    if (!muted && audio === null && typeof AudioContext === "function") {
+      audio = new AudioContext({ latencyHint: "interactive" });
+    }
+    if (audio !== null) {
+      if (muted) audio.suspend();
+      else audio.resume();
+    }
+    soundAt = 0;
+  }
+  ui.sound.addEventListener("click", () => setMuted(!state.sound.muted));
+
   bus.onBinary((buffer) => {
-    if (buffer.byteLength > FRAME_HEADER_BYTES) take(buffer);
+    if (buffer.byteLength <= FRAME_HEADER_BYTES) return;
+    const tagged = buffer.byteLength >= SOUND_HEADER_BYTES;
+    if (tagged && new DataView(buffer).getUint32(16, true) === SOUND_TAG) hear(buffer);
+    else take(buffer);
   });
 
   bus.on("viewer", (m) => {
@@ -256,6 +339,7 @@ export function mountViewer(root, bus) {
   }, STATS_SILENT_MS / 2);
 
   return {
+    setMuted,
     setVisible(shown) {
       if (shown === visible) return;
       visible = shown;

@@ -216,7 +216,9 @@ class App:
 
     def __init__(self, rd: RuntimeDir, timeout: float = REQUEST_TIMEOUT_S) -> None:
         self.rd = rd
-        self.client = ControlClient(rd, timeout)
+        # Direct calls (svc-<name>, PROTOCOL.md 8.1.1): a script's edits skip the
+        # supervisor's hop; routed while a subsystem has no service socket.
+        self.client = ControlClient(rd, timeout, direct=True)
         self.events = Subscriber(rd)  # every event this App waits for comes through it
         self.session = Session(self)
 

@@ -28,7 +28,7 @@ INSTANCE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 DEFAULT_INSTANCE = "default"
 # libzmq refuses ipc paths longer than this (sun_path is 108 bytes with the NUL).
 MAX_IPC_PATH = 107
-# Socket files of the bus; subsystems may bind their own ``svc-<name>`` later.
+# Socket files of the bus; a running subsystem binds its own ``svc-<name>`` too.
 SOCKET_NAMES = ("events", "publish", "control")
 PID_FILE = "appstate.pid"
 PID_TMP = f".{PID_FILE}.tmp"
@@ -258,6 +258,29 @@ def remove_instance_files(rd: RuntimeDir) -> list[str]:
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(name)
     return removed
+
+
+def service_name(subsystem: str) -> str:
+    """The file name of a subsystem's service socket (direct calls): ``svc-<name>``."""
+    return f"{SERVICE_PREFIX}{subsystem}"
+
+
+def remove_service_socket(rd: RuntimeDir, subsystem: str, inode: int | None = None) -> bool:
+    """Remove ``svc-<subsystem>`` if it is a socket (and, given ``inode``, still that one).
+
+    The subsystem calls it at its end with the inode it bound (so it never
+    removes a successor's); the supervisor calls it without, once the process
+    is gone (a crash leaves the file). Returns whether a file was removed.
+    """
+    path = rd.socket(service_name(subsystem))
+    try:
+        st = path.lstat()
+        if not stat.S_ISSOCK(st.st_mode) or (inode is not None and st.st_ino != inode):
+            return False
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def remove_dir_if_empty(rd: RuntimeDir) -> None:

@@ -32,6 +32,9 @@ What is measured, and how:
   request bytes and a reply of the same shape (msgpack packed and unpacked on
   both sides). The two are measured in alternating blocks in the same run.
   ``appstate`` ping (one hop: client -> supervisor -> client) is shown too.
+  Beside them, the direct call: ``ControlClient(direct=True)`` to the
+  session's own ROUTER (``svc-session``, one hop: client -> session ->
+  client), aim <= 1.5x the raw echo of the same run.
 
 Everything started is stopped in ``finally`` blocks (SIGTERM, wait, SIGKILL as
 a last resort); runtime and log directories live in one temporary directory
@@ -87,6 +90,7 @@ AIM_STARTUP_S = 0.5
 AIM_CRASH_EVENT_MS = 10.0
 AIM_CRASH_GONE_MS = 1000.0
 AIM_RTT_RATIO = 2.0
+AIM_DIRECT_RATIO = 1.5
 
 # The raw round trip's other end: a ROUTER that answers each request with a
 # reply shaped like lumiera's (so both directions carry the same bytes).
@@ -356,6 +360,7 @@ def bench_crash(ctx: BenchContext, runs: int) -> CrashResult:
 @dataclass
 class RttResult:
     lumiera_us: list[float] = field(default_factory=list)
+    direct_us: list[float] = field(default_factory=list)
     appstate_us: list[float] = field(default_factory=list)
     raw_us: list[float] = field(default_factory=list)
     raw2_us: list[float] = field(default_factory=list)
@@ -428,12 +433,16 @@ def bench_rtt(ctx: BenchContext, requests: int, warmup: int, blocks: int = 4) ->
         echo = RawEcho(ctx.base)
         echo2 = RawEcho(ctx.base, via_proxy=True)
         try:
-            with ControlClient(st.inst.rd, timeout=5.0) as client:
+            with (
+                ControlClient(st.inst.rd, timeout=5.0) as client,
+                ControlClient(st.inst.rd, timeout=5.0, direct=True) as direct,
+            ):
                 sample = client.request("session", "ping")
                 res.request_bytes = len(raw_body())
                 res.reply_bytes = len(m.encode(m.Reply(f"{os.getpid()}-99999", sample)))
                 paths: dict[str, Callable[[], object]] = {
                     "lumiera": lambda: client.request("session", "ping"),
+                    "direct": lambda: direct.request("session", "ping"),
                     "raw": lambda: echo.request(raw_body()),
                     "raw2": lambda: echo2.request(raw_body()),
                     "appstate": lambda: client.request("appstate", "ping"),
@@ -451,8 +460,9 @@ def bench_rtt(ctx: BenchContext, requests: int, warmup: int, blocks: int = 4) ->
         finally:
             echo.close()
             echo2.close()
-    res.lumiera_us, res.raw_us, res.raw2_us, res.appstate_us = (
-        [x for b in runs[name] for x in b] for name in ("lumiera", "raw", "raw2", "appstate")
+    names = ("lumiera", "direct", "raw", "raw2", "appstate")
+    res.lumiera_us, res.direct_us, res.raw_us, res.raw2_us, res.appstate_us = (
+        [x for b in runs[name] for x in b] for name in names
     )
     return res
 
@@ -471,7 +481,11 @@ def report(*, su: StartupResult, cr: CrashResult, rt: RttResult, ctx: BenchConte
         "rtt_us_p99": pct(rt.lumiera_us, 99),
         "raw_rtt_us_p50": median(rt.raw_us),
         "raw_2hop_rtt_us_p50": median(rt.raw2_us),
+        "direct_rtt_us_p50": median(rt.direct_us),
+        "direct_rtt_us_p99": pct(rt.direct_us, 99),
     }
+    direct_ratio = fig["direct_rtt_us_p50"] / fig["raw_rtt_us_p50"]
+    direct_ok = verdict(direct_ratio, AIM_DIRECT_RATIO + 1e-9, below=True)
     ratio = fig["rtt_us_p50"] / fig["raw_rtt_us_p50"]
     rtt_ok = verdict(ratio, AIM_RTT_RATIO + 1e-9, below=True)
     t = Table("figure", "value", "aim", "ok?", "how")
@@ -543,6 +557,19 @@ def report(*, su: StartupResult, cr: CrashResult, rt: RttResult, ctx: BenchConte
     )
     t.add("rtt raw DEALER/ROUTER echo, p99", f"{pct(rt.raw_us, 99):.0f} us")
     t.add("rtt ratio lumiera / raw (p50)", f"{ratio:.2f}x", f"<= {AIM_RTT_RATIO:g}x", rtt_ok)
+    t.add(
+        "rtt direct (svc-session) ping, p50 / p99",
+        f"{fig['direct_rtt_us_p50']:.0f} / {fig['direct_rtt_us_p99']:.0f} us",
+        f"<= {AIM_DIRECT_RATIO:g}x raw",
+        direct_ok,
+        how=f"{len(rt.direct_us)} requests; ControlClient(direct=True), 1 hop",
+    )
+    t.add(
+        "rtt ratio direct / raw (p50)",
+        f"{direct_ratio:.2f}x",
+        f"<= {AIM_DIRECT_RATIO:g}x",
+        direct_ok,
+    )
     t.add(
         "rtt raw 2-hop via zmq.proxy (C), p50 / p99",
         f"{fig['raw_2hop_rtt_us_p50']:.0f} / {pct(rt.raw2_us, 99):.0f} us",

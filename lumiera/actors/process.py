@@ -11,6 +11,16 @@ stops the heartbeat and the supervisor's watchdog sees it).
 The process ends when the supervisor is gone (its pidfd becomes readable),
 and a spawned one is also SIGKILLed by the kernel if the supervisor dies
 (parent-death signal), so no subsystem outlives its supervisor.
+
+Direct service calls (docs/PROTOCOL.md 8.1.1): once it has sent ``ready``,
+the process binds a ROUTER of its own at ``ipc://<rd>/svc-<name>`` and
+answers requests there too, found by its name, as in Lumiera (no broker, no
+discovery). The same main loop polls both sockets and answers both with the
+same command table, validation, limits, batches and envelopes; a direct
+request keeps its client's id. It binds only once it runs, so a client that
+finds the socket finds a running subsystem (before that it is routed and
+held by the supervisor). The file is removed when the process ends (the
+supervisor removes a crashed one's); a bind that fails costs only speed.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from typing import Any
 import zmq
 
 from lumiera.actors.actor import Actor, ActorContext
+from lumiera.actors.service import Head, ServiceSocket
 from lumiera.bus import messages as m
 from lumiera.bus.codec import Limits, check_plain
 from lumiera.bus.events import EventBody, Publisher
@@ -82,6 +93,8 @@ class SubsystemProcess:
         self.control = self.zctx.socket(zmq.DEALER)
         self.control.setsockopt(zmq.LINGER, 1000)  # let the last reply/ending leave, bounded
         self.pub: Publisher | None = None  # made before the handshake (slow joiner)
+        self.svc: ServiceSocket | None = None  # svc-<name>, for direct calls, once running
+        self._poller: zmq.Poller | None = None
         self.limits = Limits()
         self.actor: Actor | None = None
         self.beat_every = 0.2
@@ -137,6 +150,7 @@ class SubsystemProcess:
         finally:
             if pidfd is not None:
                 os.close(pidfd)
+            self._close_service()
             self.control.close()
             if self.pub is not None:
                 self.pub.close()
@@ -163,10 +177,24 @@ class SubsystemProcess:
             raise BadMessage(f"expected welcome, got {reply.KIND}")
         return reply
 
+    # -- the service socket (direct calls) ---------------------------------------------
+
+    def _bind_service(self) -> None:
+        svc = ServiceSocket(self.zctx, self.rd, self.name, self.limits)
+        if svc.bind():
+            self.svc = svc
+            if self._poller is not None:
+                self._poller.register(svc.sock, zmq.POLLIN)
+
+    def _close_service(self) -> None:
+        if self.svc is not None:
+            self.svc.close()
+            self.svc = None
+
     # -- the loop -------------------------------------------------------------------
 
     def _loop(self, pidfd: int | None) -> int:
-        poller = zmq.Poller()
+        self._poller = poller = zmq.Poller()
         poller.register(self.control, zmq.POLLIN)
         if pidfd is not None:
             poller.register(pidfd, zmq.POLLIN)
@@ -189,6 +217,8 @@ class SubsystemProcess:
                 return EXIT_NO_SUPERVISOR
             if self.control in events:
                 self._receive()
+            if self.svc is not None and self.svc.sock in events:
+                self._requests(self.svc.receive(MAX_BATCH))
             if self._end_requested:
                 return self._finish_end()
 
@@ -196,7 +226,7 @@ class SubsystemProcess:
         # Requests that are already waiting are handled as one batch (the actor may
         # commit them together); any other message first ends the batch, so the
         # order of everything stays the order of arrival.
-        batch: list[m.Request] = []
+        batch: list[tuple[m.Request, Head]] = []
         while int(self.control.getsockopt(zmq.EVENTS)) & zmq.POLLIN and len(batch) < MAX_BATCH:
             frames = self.control.recv_multipart()
             try:
@@ -207,7 +237,7 @@ class SubsystemProcess:
                 log.warning("%s: dropped a bad message from the supervisor: %s", self.name, e)
                 continue
             if isinstance(msg, m.Request):
-                batch.append(msg)
+                batch.append((msg, None))
                 continue
             self._requests(batch)
             batch = []
@@ -220,6 +250,7 @@ class SubsystemProcess:
             self.actor.on_start()
             self.actor.started_at = time.monotonic()
             self.send(m.Ready())
+            self._bind_service()
         elif isinstance(msg, m.Event):
             if msg.event in Lifecycle.__members__:
                 self.hooks.fire(Lifecycle(msg.event))
@@ -239,7 +270,7 @@ class SubsystemProcess:
             log.warning("%s: ignored unexpected %s message", self.name, msg.KIND)
 
     def _refuse_waiting(self) -> None:
-        """Answer every request already waiting on the socket with ``shutting_down``."""
+        """Answer every request already waiting (both sockets) with ``shutting_down``."""
         while self.control.poll(0):
             frames = self.control.recv_multipart()
             try:
@@ -248,41 +279,57 @@ class SubsystemProcess:
                 continue
             if isinstance(msg, m.Request):
                 self.send(m.Error(msg.id, ShuttingDown.code, f"{self.name} is stopping"))
+        self._refuse_direct()
 
-    def _requests(self, batch: list[m.Request]) -> None:
+    def _refuse_direct(self) -> None:
+        """Answer the direct calls already waiting with ``shutting_down``."""
+        self.stopping = True
+        while self.svc is not None and self.svc.readable():
+            self._requests(self.svc.receive(MAX_BATCH))  # shutting_down, as stopping is set
+
+    def _requests(self, batch: list[tuple[m.Request, Head]]) -> None:
         """Answer a batch of requests, each with its result or its typed error."""
         if not batch:
             return
         assert self.actor is not None
         if self.stopping:
-            for req in batch:
-                self.send(m.Error(req.id, ShuttingDown.code, f"{self.name} is stopping"))
+            for req, head in batch:
+                self._answer(head, m.Error(req.id, ShuttingDown.code, f"{self.name} is stopping"))
             return
         try:
-            outcomes = self.actor.handle_batch([(r.command, r.args) for r in batch])
+            outcomes = self.actor.handle_batch([(r.command, r.args) for r, _ in batch])
         except Exception as e:
             # Answer first, so no caller waits; then it is a crash like any other.
-            for req in batch:
-                self.send(m.Error(req.id, InternalError.code, f"{type(e).__name__}: {e}"))
+            for req, head in batch:
+                text = f"{type(e).__name__}: {e}"
+                self._answer(head, m.Error(req.id, InternalError.code, text))
             raise
-        for req, outcome in zip(batch, outcomes, strict=True):
+        for (req, head), outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, LumieraError):
-                self.send(m.Error(req.id, outcome.code, str(outcome)))
+                self._answer(head, m.Error(req.id, outcome.code, str(outcome)))
             else:
-                self._reply(req, outcome)
+                self._reply(req, head, outcome)
 
-    def _reply(self, req: m.Request, result: Any) -> None:
+    def _reply(self, req: m.Request, head: Head, result: Any) -> None:
         try:
             check_plain(result)  # what the supervisor would refuse: say so to the caller
             data = m.encode(m.Reply(req.id, result))
             if len(data) > self.limits.max_message_bytes:  # libzmq would drop us as a peer
                 raise BadMessage(f"{len(data)} bytes, over bus.max_message_bytes")
         except (BadMessage, TypeError, ValueError) as e:
-            self.send(
-                m.Error(req.id, InternalError.code, f"{req.command}: reply not sendable: {e}")
-            )
+            text = f"{req.command}: reply not sendable: {e}"
+            self._answer(head, m.Error(req.id, InternalError.code, text))
             return
-        self.control.send(data)
+        self._send_data(head, data)
+
+    def _answer(self, head: Head, msg: m.Message) -> None:
+        self._send_data(head, m.encode(msg))
+
+    def _send_data(self, head: Head, data: bytes) -> None:
+        if head is None:
+            self.control.send(data)
+        elif self.svc is not None:
+            self.svc.send(head, data)
 
     # -- ends -----------------------------------------------------------------------
 
@@ -291,6 +338,7 @@ class SubsystemProcess:
         self._end_requested, self._end_error = True, error
 
     def _finish_end(self) -> int:
+        self._refuse_direct()  # direct callers get an answer (routed ones: the supervisor's)
         self.send(m.Ending(self._end_error))
         assert self.actor is not None
         self.actor.on_stop()

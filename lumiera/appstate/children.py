@@ -23,7 +23,7 @@ import zmq
 
 from lumiera.appstate.actions import ExitStatus
 from lumiera.appstate.output import Output
-from lumiera.runtime_dir import ENV_SUPERVISOR_PID, RuntimeDir
+from lumiera.runtime_dir import ENV_SUPERVISOR_PID, RuntimeDir, remove_service_socket
 
 log = logging.getLogger("lumiera.appstate")
 MAX_LINE = 16 * 1024  # longer output lines are cut (a process printing binary junk)
@@ -224,6 +224,10 @@ class Children:
     def reap(self, proc: Proc) -> ExitStatus:
         """``proc`` exited: show what it printed last, forget it, return how it ended."""
         status = proc.reap()
+        # Its service socket goes with it (a crashed or killed one could not remove it),
+        # so a direct client finds no file and is routed, or sees it vanish (unreachable).
+        if remove_service_socket(self.rd, proc.name):
+            log.info("removed the service socket %s left", proc.name)
         for fd in list(proc.pipes):  # what it printed last is shown before its end
             while (lines := proc.read(fd)) is not None:
                 for line in lines:

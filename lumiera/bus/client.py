@@ -3,6 +3,19 @@
 Used by the command-line tools, the tests and the benchmarks; a client in
 another language does the same with a DEALER (or REQ) socket and msgpack
 (docs/PROTOCOL.md).
+
+Direct calls (``direct=True``, docs/PROTOCOL.md 8.1.1): a request to a
+subsystem goes straight to its own ROUTER, ``svc-<name>`` in the runtime
+dir, found by its name (no broker, no discovery), skipping the
+supervisor's hop; the reply is the same. One DEALER per subsystem, made
+when its socket file is first seen and kept (``ZMQ_IMMEDIATE``: nothing is
+queued for a peer that is not connected). Without the file (a subsystem
+still starting, or one under ``--debug`` not attached yet) the request is
+routed via ``control`` as before, so the supervisor's holding and refusals
+still apply. While a direct request waits, the file is checked now and
+then: if it vanishes or is replaced, the subsystem ended and the request
+fails ``Unreachable`` at once; otherwise it fails so at the timeout.
+Requests to ``appstate`` always use ``control``.
 """
 
 from __future__ import annotations
@@ -21,7 +34,7 @@ import zmq.asyncio
 
 from lumiera.bus import messages as m
 from lumiera.errors import BadMessage, NotRunning, Unreachable, from_wire
-from lumiera.runtime_dir import RuntimeDir, is_locked
+from lumiera.runtime_dir import RuntimeDir, is_locked, service_name
 
 log = logging.getLogger("lumiera.bus")
 
@@ -29,25 +42,61 @@ _ids = itertools.count(1)
 # Longer than the supervisor's default bus.request_timeout (5 s), so its typed
 # ``timeout`` reply for a slow subsystem arrives before the client gives up.
 DEFAULT_TIMEOUT = 10.0
+# How often a direct request that waits looks whether the subsystem's socket file is
+# still there (it goes when the subsystem ends, crash included).
+DIRECT_CHECK_S = 0.05
+
+
+class _Direct:
+    """A DEALER connected to one subsystem's ``svc-<name>``, and the file's inode then."""
+
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], path: str, inode: int) -> None:
+        self.path = path
+        self.inode = inode
+        self.sock = ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing for a peer not connected
+        self.sock.setsockopt(zmq.RECONNECT_IVL, 20)
+        self.sock.connect(f"ipc://{path}")
+
+    def current(self) -> bool:
+        """Whether the socket file is still the one we connected to."""
+        return _inode(self.path) == self.inode
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
 
 
 class ControlClient:
-    """A DEALER connected to the instance's ``control`` socket.
+    """A DEALER connected to the instance's ``control`` socket (and, direct, to services).
 
+    ``direct``: send requests to a subsystem straight to its ``svc-<name>``
+    when it has one (see the module's doc); routed via ``control`` otherwise.
     Not thread-safe; make one per thread. Use as a context manager, or call
     :meth:`close`.
     """
 
-    def __init__(self, rd: RuntimeDir, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, rd: RuntimeDir, timeout: float = DEFAULT_TIMEOUT, direct: bool = False
+    ) -> None:
         if not rd.socket("control").exists() or not is_locked(rd):
             raise NotRunning(f"no lumiera instance {rd.instance!r} is running at {rd.path}")
         self.rd = rd
         self.timeout = timeout
+        self.direct = direct
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.connect(rd.endpoint("control"))
         self._prefix = f"{os.getpid()}-"
+        self._direct: dict[str, _Direct] = {}  # subsystem -> its service connection
 
     def request(
         self,
@@ -62,17 +111,28 @@ class ControlClient:
         (default: the client's), BadMessage for a reply that fails validation.
         """
         rid = f"{self._prefix}{next(_ids)}"
-        self._sock.send(m.encode(m.Request(rid, to, command, args or {})))
+        data = m.encode(m.Request(rid, to, command, args or {}))
         wait_s = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + wait_s
+        svc = self._send_direct(to, data, deadline) if self.direct and to != "appstate" else None
+        if svc is None:
+            self._sock.send(data)
+        sock = self._sock if svc is None else svc.sock
         while True:
-            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
-            if not self._sock.poll(left_ms):
+            left = deadline - time.monotonic()
+            if svc is not None:  # look at the file now and then: gone means it ended
+                left = min(left, DIRECT_CHECK_S)
+            if not sock.poll(max(0, int(left * 1000))):
+                if svc is not None and not svc.current():
+                    self._forget(to)
+                    raise Unreachable(f"{to!r} ended before it answered (direct call)")
+                if time.monotonic() < deadline:
+                    continue
                 raise Unreachable(
                     f"no reply from {to!r} of instance {self.rd.instance!r} at {self.rd.path} "
                     f"within {wait_s:g} s"
                 )
-            reply = m.decode(self._sock.recv())
+            reply = m.decode(sock.recv())
             if isinstance(reply, m.Reply) and reply.id == rid:
                 return reply.result
             if isinstance(reply, m.Error) and reply.id in (rid, None):
@@ -81,7 +141,41 @@ class ControlClient:
                 raise BadMessage(f"unexpected {reply.KIND} on the control socket")
             # a late reply to an earlier, timed-out request: skip it
 
+    def _send_direct(self, to: str, data: bytes, deadline: float) -> _Direct | None:
+        """Send ``data`` to ``to``'s service socket; None if it has none (then route it).
+
+        Waits (bounded) for the connection of a new or reconnecting DEALER;
+        raises Unreachable if the file stays but nobody accepts by ``deadline``.
+        """
+        svc = self._direct.get(to)
+        if svc is not None and not svc.current():  # it ended (a stat: ~1 us per request)
+            self._forget(to)
+            svc = None
+        if svc is None:
+            path = str(self.rd.socket(service_name(to)))
+            inode = _inode(path)
+            if inode is None:
+                return None
+            svc = self._direct[to] = _Direct(self._ctx, path, inode)
+        while not svc.sock.poll(0, zmq.POLLOUT):
+            if not svc.current():  # it ended (or another took its place): start over
+                self._forget(to)
+                return self._send_direct(to, data, deadline) if _inode(svc.path) else None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Unreachable(f"{to!r}: its service socket {svc.path} accepts no connection")
+            svc.sock.poll(int(min(left, DIRECT_CHECK_S) * 1000) + 1, zmq.POLLOUT)
+        svc.sock.send(data)
+        return svc
+
+    def _forget(self, to: str) -> None:
+        svc = self._direct.pop(to, None)
+        if svc is not None:
+            svc.close()
+
     def close(self) -> None:
+        for name in list(self._direct):
+            self._forget(name)
         self._sock.close(linger=0)
 
     def __enter__(self) -> ControlClient:

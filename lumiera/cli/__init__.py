@@ -132,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds (default: %(default)s)"
     )
+    way = p.add_mutually_exclusive_group()
+    way.add_argument(
+        "--direct",
+        action="store_true",
+        help="call the subsystem's own socket (svc-NAME), routed if it has none",
+    )
+    way.add_argument(
+        "--routed", dest="direct", action="store_false", help="via the supervisor (default)"
+    )
     _instance_args(p)
     p.set_defaults(func=tools.send)
 

@@ -32,7 +32,8 @@ def _rd(args: argparse.Namespace) -> runtime_dir.RuntimeDir:
 
 
 def _client(args: argparse.Namespace) -> ControlClient:
-    return ControlClient(_rd(args), timeout=args.timeout)
+    # ``send --direct``: straight to the subsystem's svc-NAME (PROTOCOL.md 8.1.1)
+    return ControlClient(_rd(args), timeout=args.timeout, direct=getattr(args, "direct", False))
 
 
 def _unreachable(e: Unreachable) -> int:

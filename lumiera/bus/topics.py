@@ -198,6 +198,20 @@ class StatsEngine(EventBody):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SoundInfo(Record):
+    """A playback's sound: where it goes (the ``[audio]`` sink) and how it went."""
+
+    sink: Name
+    ring: Name
+    rate: int
+    channels: int
+    sent: int  # frames of sound given to the sink
+    dropped: int  # frames of sound not mixed in time (never played late)
+    stale: int  # frames published before a pause or seek, not played
+    error: Text | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class PlayerStreamInfo(Record):
     """A Player stream: a render to a file or a playback into the viewer ring.
 
@@ -223,6 +237,8 @@ class PlayerStreamInfo(Record):
     start_frame: int | None = None
     output: Text | None = None
     error: Text | None = None
+    audio_ring: Name | None = None  # a playback with sound: its ring (``viewer-audio-<M>mb``)
+    sound: SoundInfo | None = None  # ... and its sink's state
 
 
 @dataclass(frozen=True, kw_only=True)

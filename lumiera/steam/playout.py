@@ -15,7 +15,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from lumiera.bus.timeline import Output, Timeline, rate_text
-from lumiera.bus.topics import PlayerStreamInfo
+from lumiera.bus.topics import PlayerStreamInfo, SoundInfo
 from lumiera.errors import BadArguments
 
 if TYPE_CHECKING:
@@ -153,16 +153,15 @@ class PlayerStream:
             ring=self.ring,
             output=self.output or None,
             error=self.error or None,
+            audio_ring=self.audio_ring if self.sound is not None else None,
+            sound=None if self.sound is None else SoundInfo(**self.sound.state()),
         )
 
     def data(self) -> dict[str, Any]:
-        """:meth:`info` as plain data (a command's answer); a playback's sound's state too.
+        """:meth:`info` as plain data (a command's answer), a playback's sound's state with it.
 
         ``audio_ring`` and ``sound`` (sink, ring, sent, dropped, stale, error: see
         :class:`~lumiera.steam.soundsink.SoundOut`) for a playback with sound.
         """
         plain: dict[str, Any] = self.info().to_wire()
-        if self.sound is not None:
-            plain["audio_ring"] = self.audio_ring
-            plain["sound"] = self.sound.state()
         return plain

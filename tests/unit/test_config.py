@@ -105,7 +105,7 @@ def test_an_unknown_section_is_refused_and_the_known_ones_listed(tmp_path: Path)
         load(user)
     assert str(err.value) == (
         f"{user}: unknown section [theme] "
-        "(known: appstate, bus, rings, vault, engine, gui, netnode, farm, log, debug)"
+        "(known: appstate, bus, rings, vault, engine, gui, audio, netnode, farm, log, debug)"
     )
 
 

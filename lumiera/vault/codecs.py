@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import av
 import numpy as np
@@ -181,6 +181,21 @@ class _File:
             self.tmp.unlink()
         return CodecError(f"cannot encode {self.spec.name} to {self.path}: {e}")
 
+    def close(self) -> None:
+        """Flush, close, and give the file its name (each kind of file says how)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if t is None:
+            self.close()
+        else:
+            self.abort()
+
     def write_audio(self, pcm: np.ndarray[Any, Any]) -> None:
         """Planar float32 PCM, (channels, samples) within -1..1: the next samples of the sound."""
         if self.audio is None:
@@ -272,17 +287,6 @@ class Encoder(_File):
             raise CodecError(f"finishing {self.path}: {e}") from None
         self._finish()
 
-    def __enter__(self) -> Encoder:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if t is None:
-            self.close()
-        else:
-            self.abort()
-
 
 class AudioEncoder(_File):
     """Sound alone into a file of ``spec``'s container and audio codec; ``write_audio``, ``close``.
@@ -306,17 +310,6 @@ class AudioEncoder(_File):
             self.abort()
             raise CodecError(f"{self.path}: no audio was written; no file made")
         self._finish()
-
-    def __enter__(self) -> AudioEncoder:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if t is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _packed_yuv420p(planes: tuple[np.ndarray[Any, Any], ...]) -> np.ndarray[Any, Any] | None:

@@ -37,7 +37,7 @@ to end, as a user of it sees it; frames/s = frames / those seconds):
   ``--jobs`` waits for, node start included (that start, as the command says it,
   is shown beside it).
 * ``ffmpeg``: ``ffmpeg -i A -i B -filter_complex "[0:v][1:v]blend=all_opacity=0.5"
-  -c:v libx264 -preset ultrafast OUT.mp4``, the same work by the ffmpeg command
+  -c:v libx264 -preset ultrafast -pix_fmt yuv420p OUT.mp4``, the same work by the ffmpeg command
   line, where ffmpeg is installed (else the report says so and ``ffmpeg_fps``
   is null).
 * Every output's video packets are counted (demuxed with PyAV); a file that
@@ -63,11 +63,9 @@ import math
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +73,8 @@ from typing import Any
 import av
 from bench_render import CODEC, FRAMES, OPACITY, PRESET, RATE, build_session, make_media, packets_of
 from harness import (
+    ABSENT_FFMPEG,
+    RENDERED,
     BenchContext,
     Cpu,
     Media,
@@ -83,13 +83,17 @@ from harness import (
     bench_context,
     bench_instance,
     bench_main,
+    blend_filter,
+    ffmpeg_blend,
     finish,
     header,
     load_note,
     parser,
+    run_command,
     say,
     tree_cpu_s,
     verdict,
+    which_ffmpeg,
 )
 
 QUICK_FRAMES = 100
@@ -101,69 +105,11 @@ AIM_FFMPEG_CORES = 16  # ... on a machine of this many cores
 RENDER_TIMEOUT_S = 600.0
 FARM_UP_TIMEOUT_S = 120.0
 FARM_DOWN_TIMEOUT_S = 60.0
-STOP_GRACE_S = 30.0  # a command interrupted: SIGTERM, then SIGKILL after this
 LUMIERA = (sys.executable, "-m", "lumiera")
-BLEND = f"[0:v][1:v]blend=all_opacity={OPACITY:g}"
-ABSENT_FFMPEG = "ffmpeg: not installed (apt-get install ffmpeg to compare)"
+BLEND = blend_filter(OPACITY)
 
-# "rendered 250 frames to OUT in 12.34 s (...)": the command's own time, from its start
-RENDERED = re.compile(r"^rendered (\d+) frames to .* in ([0-9.]+) s", re.MULTILINE)
 NODES_UP = re.compile(r"(\d+) render nodes up in ([0-9.]+) s")  # --jobs: its farm's start
 ON_NODES = re.compile(r"(\d+) frames in (\d+) segments on \S+ \((\d+) render nodes\)")
-
-
-# -- one command, timed ------------------------------------------------------------------
-
-
-@dataclass
-class Done:
-    """A command that ran to its end: its exit status, output and wall time."""
-
-    argv: list[str]
-    code: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    def tail(self, lines: int = 15) -> str:
-        return "\n".join((self.stdout + self.stderr).splitlines()[-lines:])
-
-
-def run_command(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> Done:
-    """Run ``argv`` to its end, timed (wall clock, start to exit).
-
-    Interrupted (Ctrl-C, SIGTERM) or past ``timeout``, it gets SIGTERM (it ends in
-    order: a render removes its partial file, a farm render its parts), and
-    SIGKILL after a grace period.
-    """
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **env},
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        stop(proc)
-        raise TimeoutError(f"{' '.join(argv[:4])} ...: not done within {timeout:g} s") from None
-    except BaseException:
-        stop(proc)
-        raise
-    return Done(list(argv), proc.returncode, out, err, time.perf_counter() - t0)
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
 
 
 # -- the runs ----------------------------------------------------------------------------
@@ -299,9 +245,9 @@ class Bench:
     def ffmpeg(self, binary: str) -> Callable[[int], None]:
         def run(k: int) -> None:
             out = self.output("ffmpeg", k)
-            argv = [binary, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-            argv += ["-i", str(self.a.path), "-i", str(self.b.path), "-filter_complex", BLEND]
-            argv += ["-c:v", "libx264", "-preset", PRESET, str(out)]
+            argv = ffmpeg_blend(
+                binary, self.a.path, self.b.path, out, opacity=OPACITY, preset=PRESET
+            )
             before = Cpu.now()
             done = run_command(argv, {}, RENDER_TIMEOUT_S)
             span = Cpu.now().since(before)
@@ -468,7 +414,10 @@ def keyframes(path: Path) -> list[int]:
 def ffmpeg_line(ffmpeg: str | None) -> str:
     if ffmpeg is None:
         return ABSENT_FFMPEG
-    argv = f"ffmpeg -i A -i B -filter_complex {BLEND!r} -c:v libx264 -preset {PRESET} OUT.mp4"
+    argv = (
+        f"ffmpeg -i A -i B -filter_complex {BLEND!r} -c:v libx264 -preset {PRESET}"
+        " -pix_fmt yuv420p OUT.mp4"
+    )
     return f"ffmpeg: {ffmpeg}: {argv}"
 
 
@@ -508,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     segment = args.segment_frames or default_segment_frames(frames, max(nodes))
     if frames < 1 or rounds < 1 or segment < 1:
         p.error("--frames, --rounds and --segment-frames: at least 1")
-    ffmpeg = shutil.which(args.ffmpeg or "ffmpeg")
+    ffmpeg = which_ffmpeg(args.ffmpeg)
     if ffmpeg is None:
         say(ABSENT_FFMPEG)
 

@@ -86,6 +86,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -96,17 +97,23 @@ from typing import Any
 import av
 import numpy as np
 from harness import (
+    ABSENT_FFMPEG,
+    RENDERED,
     BenchContext,
     Cpu,
+    Measured,
     Media,
     Table,
     alternate,
     bench_context,
     bench_instance,
     bench_main,
+    command_name,
+    ffmpeg_blend,
     finish,
     header,
     load_note,
+    measure_command,
     median,
     paired,
     parser,
@@ -114,6 +121,7 @@ from harness import (
     plane,
     say,
     verdict,
+    which_ffmpeg,
     write_h264,
 )
 
@@ -133,6 +141,11 @@ SR = 48000
 AIM_AUDIO_COST = 0.10  # sound costs under 10% of the render's frame rate
 AIM_AV_OFFSET_MS = 1.0
 AIM_OF_SINGLE = 0.9  # the pipeline at 90% of the single-process render or better
+AIM_OF_FFMPEG = 1.0  # lumiera render (the whole command) at least as fast as ffmpeg's
+AIM_CPU_OF_FFMPEG = 1.1  # ... with CPU per frame within 10% of it
+AIM_PEAK_MIB = 300.0  # ... and its process tree's peak memory under 300 MiB
+SAMPLE_EVERY_S = 0.05  # the commands' process trees, sampled from /proc
+MIB = 1 << 20
 VIEWER = f"viewer-{WIDTH}x{HEIGHT}"
 WARMUP_FRAMES = 10  # the last frames of the timeline, rendered before the measured runs
 WARMUP_PLAY = 5  # frames of the Player's play that creates the viewer ring
@@ -475,11 +488,113 @@ def pipeline_run(
     )
 
 
+# -- the command lines: lumiera render, and ffmpeg -----------------------------------------
+
+
+@dataclass
+class CommandRun:
+    """One render by a command line, as a user runs it: ``lumiera render`` or ffmpeg."""
+
+    frames: int
+    measured: Measured  # wall clock, CPU (rusage) and memory of its whole process tree
+    others: float  # cores the rest of the machine used meanwhile
+    inside_s: float | None = None  # lumiera render's own clock, as it says
+
+    @property
+    def seconds(self) -> float:
+        return self.measured.done.seconds
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds
+
+    @property
+    def cpu_s(self) -> float:
+        return self.measured.cpu_s
+
+    @property
+    def peak_mib(self) -> float:
+        return self.measured.peak_mib
+
+
+def process_name(argv: Sequence[str]) -> str:
+    """A process of ``lumiera render``'s tree by its part: cli, supervisor, engine, ..."""
+    name = command_name(argv)
+    parts = {"lumiera render": "cli", "lumiera up": "supervisor"}
+    return parts.get(name, name.removeprefix("lumiera.actors "))
+
+
+def command_run(
+    ctx: BenchContext, name: str, argv: Sequence[str], *, out: Path, frames: int, k: int
+) -> CommandRun | None:
+    """Run ``argv`` (it renders the timeline to ``out``) measured; its file checked."""
+    before = Cpu.now()
+    try:
+        m = measure_command(
+            argv, ctx.env, RENDER_TIMEOUT_S, every=SAMPLE_EVERY_S, name=process_name
+        )
+        span = Cpu.now().since(before)
+        packets = packets_of(out)[0] if m.done.code == 0 else 0
+    finally:
+        out.unlink(missing_ok=True)
+    if m.done.code != 0:
+        ctx.problems.append(f"{name} {run_name(k)}: exited with {m.done.code}:\n{m.done.tail()}")
+        return None
+    if packets != frames:
+        ctx.problems.append(f"{name} {run_name(k)}: {packets} frames in the file, not {frames}")
+    said = RENDERED.search(m.done.stdout)
+    return CommandRun(frames, m, span.others, float(said.group(2)) if said else None)
+
+
+def cli_run(ctx: BenchContext, session: Path, frames: int, k: int) -> CommandRun | None:
+    """``lumiera render SESSION -o OUT --codec h264``: its own instance, start to end."""
+    out = ctx.base / f"cli-{k}.mp4"
+    argv = [sys.executable, "-m", "lumiera", "render", str(session), "-o", str(out)]
+    argv += ["--codec", CODEC, "--runtime-dir", str(ctx.runtime_dir().path)]
+    return command_run(ctx, "lumiera render", argv, out=out, frames=frames, k=k)
+
+
+def ffmpeg_run(ctx: BenchContext, ffmpeg: str, a: Media, b: Media, k: int) -> CommandRun | None:
+    """The ffmpeg command line of the same render (:func:`harness.ffmpeg_blend`)."""
+    out = ctx.base / f"ffmpeg-{k}.mp4"
+    argv = ffmpeg_blend(ffmpeg, a.path, b.path, out, opacity=OPACITY, preset=PRESET)
+    return command_run(ctx, "ffmpeg", argv, out=out, frames=a.frames, k=k)
+
+
+def cli_session(ctx: BenchContext, a: Media, b: Media, frames: int) -> Path:
+    """The session file ``lumiera render`` reads: built over the bus of an instance of its
+    own, then stopped (a running instance holds its session file)."""
+    path = ctx.base / "cli.lumiera"
+    with bench_instance(ctx, ["--headless", str(path)]) as inst:
+        build_session(inst, a, b, frames)
+    return path
+
+
+def say_command(what: str, r: int, repeats: int, run: CommandRun | None) -> None:
+    if run is None:
+        say(f"  {r + 1}/{repeats} {what:<14} failed")
+        return
+    m = run.measured
+    say(
+        f"  {r + 1}/{repeats} {what:<14} {run.fps:5.1f} frames/s ({run.seconds:.2f} s; CPU"
+        f" {m.cpu_s:.1f} s, of it system {m.system_s:.1f} s; peak {m.peak_mib:.0f} MiB,"
+        f" largest process {m.largest_mib:.0f} MiB; others {run.others:.2f} cores)"
+    )
+
+
 @dataclass
 class RenderResult:
     pipeline: list[PipelineRun]
     single: list[SingleRun]
     sound: list[PipelineRun] = field(default_factory=list)
+    cli: list[CommandRun] = field(default_factory=list)  # lumiera render, the whole command
+    ffmpeg: list[CommandRun] = field(default_factory=list)  # none without ffmpeg
+
+    def best_cli(self) -> CommandRun | None:
+        return max(self.cli, key=lambda r: r.fps, default=None)
+
+    def best_ffmpeg(self) -> CommandRun | None:
+        return max(self.ffmpeg, key=lambda r: r.fps, default=None)
 
     def best_sound(self) -> PipelineRun:
         return max(self.sound, key=lambda r: r.fps)
@@ -512,6 +627,8 @@ def bench_render(
     frames: int,
     repeats: int,
     sounding: dict[str, Any],
+    session: Path,
+    ffmpeg: str | None,
 ) -> RenderResult:
     warm = pipeline_run(ctx, inst, WARMUP_FRAMES, -1, first=frames - WARMUP_FRAMES)
     say(f"  warm-up: pipeline, the last {WARMUP_FRAMES} frames ({warm.seconds:.2f} s)")
@@ -549,8 +666,22 @@ def bench_render(
             f" CPU {s.cpu_s:.1f} s; others {s.others:.2f} cores)"
         )
 
-    # P S A, A S P, ...: against drift
-    alternate({"pipeline": pipeline, "single": single, "sound": sound}, repeats)
+    def cli(r: int) -> None:
+        run = cli_run(ctx, session, frames, r)
+        res.cli.extend([run] if run else [])
+        say_command("lumiera render", r, repeats, run)
+
+    def ffmpeg_cli(r: int) -> None:
+        assert ffmpeg is not None
+        run = ffmpeg_run(ctx, ffmpeg, a, b, r)
+        res.ffmpeg.extend([run] if run else [])
+        say_command("ffmpeg", r, repeats, run)
+
+    variants = {"pipeline": pipeline, "single": single, "sound": sound, "cli": cli}
+    if ffmpeg is not None:
+        variants["ffmpeg"] = ffmpeg_cli
+    # P S A C F, F C A S P, ...: against drift
+    alternate(variants, repeats)
     return res
 
 
@@ -806,9 +937,110 @@ def playback_rows(t: Table, pb: PlaybackResult) -> None:
     )
 
 
-def report(ctx: BenchContext, a: Media, b: Media, render: RenderResult, pb: PlaybackResult) -> int:
+def _runs(runs: Sequence[CommandRun]) -> str:
+    return f"best of {len(runs)}: {', '.join(f'{r.fps:.1f}' for r in runs)}"
+
+
+def _memory(m: Measured) -> str:
+    largest = m.largest
+    name = f" ({largest.name})" if largest else ""
+    return (
+        f"tree: the most PSS at one sample ({m.samples} samples, every"
+        f" {SAMPLE_EVERY_S * 1000:g} ms); sum of RSS {m.peak_rss / MIB:.0f} MiB;"
+        f" largest process {m.largest_mib:.0f} MiB{name} (its VmHWM)"
+    )
+
+
+def command_rows(t: Table, res: RenderResult, ffmpeg: str | None) -> None:
+    """lumiera render (the whole command) against the ffmpeg command line."""
+    c, f = res.best_cli(), res.best_ffmpeg()
+    if c is None:
+        t.add("lumiera render (whole command)", "-", how="no run completed")
+        return
+    m, n = c.measured, c.frames
+    inside = f"; it says {c.inside_s:.2f} s" if c.inside_s is not None else ""
+    t.add(
+        "lumiera render (whole command)",
+        f"{c.fps:.1f} /s",
+        how=f"start to exit, {c.seconds:.2f} s{inside}; {_runs(res.cli)}",
+    )
+    if f is None:
+        t.add("ffmpeg command line", "-", how=ABSENT_FFMPEG if ffmpeg is None else "no run")
+    else:
+        t.add(
+            "ffmpeg command line", f"{f.fps:.1f} /s", how=f"{f.seconds:.2f} s; {_runs(res.ffmpeg)}"
+        )
+        paired_fps = paired([r.fps for r in res.cli], [r.fps for r in res.ffmpeg])
+        ratio = c.fps / f.fps
+        t.add(
+            "  lumiera render / ffmpeg",
+            f"{ratio:.2f}",
+            f">= {AIM_OF_FFMPEG:g}",
+            verdict(ratio, AIM_OF_FFMPEG),
+            how=f"frames/s, best vs best; median of the rounds' ratios {paired_fps:.2f}",
+        )
+        cpu = c.cpu_s / f.cpu_s
+        t.add(
+            "  CPU per frame, lumiera render / ffmpeg",
+            f"{cpu:.2f}",
+            f"< {AIM_CPU_OF_FFMPEG:g}",
+            verdict(cpu, AIM_CPU_OF_FFMPEG, below=True),
+            how=f"of the best runs; {_ms(c.cpu_s, n)} against {_ms(f.cpu_s, f.frames)} ms",
+        )
+    t.add(
+        "  CPU, lumiera render",
+        f"{c.cpu_s:.2f} s",
+        how=f"user {m.user_s:.2f}, system {m.system_s:.2f} s (wait4 rusage: the tree);"
+        f" {c.cpu_s / c.seconds:.2f} cores busy; others {c.others:.2f} cores;"
+        f" per process: {m.breakdown()}",
+    )
+    if f is not None:
+        fm = f.measured
+        t.add(
+            "  CPU, ffmpeg",
+            f"{f.cpu_s:.2f} s",
+            how=f"user {fm.user_s:.2f}, system {fm.system_s:.2f} s;"
+            f" {f.cpu_s / f.seconds:.2f} cores busy; others {f.others:.2f} cores",
+        )
+    t.add(
+        "  peak memory, lumiera render",
+        f"{c.peak_mib:.0f} MiB",
+        f"< {AIM_PEAK_MIB:g} MiB",
+        verdict(c.peak_mib, AIM_PEAK_MIB, below=True),
+        how=_memory(m),
+    )
+    if f is not None:
+        t.add("  peak memory, ffmpeg", f"{f.peak_mib:.0f} MiB", how=_memory(f.measured))
+
+
+def command_figures(res: RenderResult) -> dict[str, float]:
+    """The JSON line's figures of the command lines (NaN, so null, for what did not run)."""
+    nan = float("nan")
+    c, f = res.best_cli(), res.best_ffmpeg()
+    return {
+        "render_cli_fps": c.fps if c else nan,
+        "ffmpeg_fps": f.fps if f else nan,
+        "render_cpu_s": c.cpu_s if c else nan,
+        "ffmpeg_cpu_s": f.cpu_s if f else nan,
+        "render_peak_mib": c.peak_mib if c else nan,
+        "ffmpeg_peak_mib": f.peak_mib if f else nan,
+        "render_largest_mib": c.measured.largest_mib if c else nan,
+        "ffmpeg_largest_mib": f.measured.largest_mib if f else nan,
+    }
+
+
+def report(
+    ctx: BenchContext,
+    a: Media,
+    b: Media,
+    render: RenderResult,
+    pb: PlaybackResult,
+    *,
+    ffmpeg: str | None,
+) -> int:
     t = Table("figure", "value", "aim", "ok?", "how")
     render_rows(t, render)
+    command_rows(t, render, ffmpeg)
     sound_rows(t, render)
     playback_rows(t, pb)
     versions = (
@@ -825,11 +1057,15 @@ def report(ctx: BenchContext, a: Media, b: Media, render: RenderResult, pb: Play
         f" {OPACITY:g}, to {CODEC} (libx264 {PRESET}); pipeline and single process alternate;"
         " the figure is the BEST run",
         "others: CPU used meanwhile by other processes, in cores",
+        ffmpeg_line(ffmpeg),
+        "peak memory of a command: its process tree's most PSS at one sample (shared pages"
+        " split among their sharers); CPU: wait4 rusage of the command and its descendants",
         *load_note(ctx.load_at_start),
     ]
     fig = {
         "pipeline_fps": render.best_pipeline().fps,
         "single_process_fps": render.best_single().fps,
+        **command_figures(render),
         "fps_audio": render.best_sound().fps,
         "audio_cost_pct": render.audio_cost() * 100,
         "av_offset_ms": render.av_offset_ms(),
@@ -841,12 +1077,26 @@ def report(ctx: BenchContext, a: Media, b: Media, render: RenderResult, pb: Play
     return finish(lines, t, ctx.problems, fig, 2)
 
 
+def ffmpeg_line(ffmpeg: str | None) -> str:
+    if ffmpeg is None:
+        return ABSENT_FFMPEG
+    return (
+        f"ffmpeg: {ffmpeg}: ffmpeg -i A.mp4 -i B.mp4 -filter_complex"
+        f' "[0:v][1:v]blend=all_opacity={OPACITY:g}" -c:v libx264 -preset {PRESET}'
+        " -pix_fmt yuv420p OUT.mp4"
+    )
+
+
 # -- main --------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser(__doc__, "one round, 10 s playback (< 60 s)").parse_args(argv)
     repeats, play_frames = (1, 10 * RATE) if args.quick else (5, 30 * RATE)
+
+    ffmpeg = which_ffmpeg()
+    if ffmpeg is None:
+        say(ABSENT_FFMPEG)
 
     with bench_context("lumrender-", args.quick) as ctx:
         base = ctx.base
@@ -858,21 +1108,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             with_sound(a.path, base / "a-sound.mp4", FRAMES, 1),
             with_sound(b.path, base / "b-sound.mp4", FRAMES, 2),
         )
+        session = cli_session(ctx, a, b, FRAMES)  # lumiera render's
         # The Player's viewer ring at the output's size (the GUI's preview box would
         # make it 960x540): the playback figure is the Engine's at 1080p.
         full = ["gui.preview_width=1920", "gui.preview_height=1080"]
         with bench_instance(ctx, ["--headless", str(base / "render.lumiera")], full) as inst:
-            session = build_session(inst, a, b, FRAMES)
-            sounding = sounding_timeline(inst, session, sounds)
+            edit = build_session(inst, a, b, FRAMES)
+            sounding = sounding_timeline(inst, edit, sounds)
             say(
-                f"render: {FRAMES} frames, {repeats} round(s) of pipeline, single process"
-                " and with sound"
+                f"render: {FRAMES} frames, {repeats} round(s) of pipeline, single process,"
+                f" with sound, lumiera render{', ffmpeg' if ffmpeg else ''}"
             )
             render = bench_render(
-                ctx, inst, a, b, frames=FRAMES, repeats=repeats, sounding=sounding
+                ctx,
+                inst,
+                a,
+                b,
+                frames=FRAMES,
+                repeats=repeats,
+                sounding=sounding,
+                session=session,
+                ffmpeg=ffmpeg,
             )
             for k in range(1, -(-play_frames // FRAMES)):  # the clips again, end to end
-                add_clips(inst, session, k * FRAMES, FRAMES)
+                add_clips(inst, edit, k * FRAMES, FRAMES)
             say(f"playback: {play_frames} frames at {RATE} fps")
             warmup_play(inst)
             playback = play(ctx, inst, play_frames)
@@ -881,7 +1140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  {len(playback.received)} frames, {playback.dropped} dropped; latency p50"
                 f" {median(lat):.2f} ms, p99 {pct(lat, 99):.2f} ms"
             )
-    return report(ctx, a, b, render, playback)
+    return report(ctx, a, b, render, playback, ffmpeg=ffmpeg)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,3 +150,125 @@ class Cpu:
         own = self.own - before.own
         used = own.cpu_s + sum(u.cpu_s for u in pids.values())
         return Span(wall, own, pids, max(0.0, ((self.machine - before.machine) - used) / wall))
+
+
+def command_name(argv: Sequence[str]) -> str:
+    """A short name of a process from its command line: ``python -m lumiera.actors engine
+    ...`` -> ``lumiera.actors engine``, ``python tools/x.py`` -> ``x.py``, else argv[0]'s name."""
+    if not argv:
+        return "?"
+    if "-m" in argv[:-1]:
+        at = argv.index("-m")
+        words = argv[at + 1 : at + 3]
+        if len(words) == 2 and (words[1].startswith(("-", "/")) or "." in words[1]):
+            words = words[:1]
+        return " ".join(words)
+    if Path(argv[0]).name.startswith("python") and len(argv) > 1 and argv[1][:1] != "-":
+        return Path(argv[1]).name
+    return Path(argv[0]).name
+
+
+def _kib(text: str, key: str) -> int:
+    """The ``KEY:  N kB`` field of a /proc status or smaps_rollup text, in bytes (0 if absent)."""
+    at = text.find(f"\n{key}:")
+    if at < 0 and not text.startswith(f"{key}:"):
+        return 0
+    return int(text[text.index(":", at + 1) + 1 :].split(None, 1)[0]) * 1024
+
+
+@dataclass
+class Proc:
+    """One process of a sampled tree: its name, the CPU seconds last seen (its own threads),
+    the most resident memory seen (RSS, PSS) and its high-water mark (VmHWM: exact, as the
+    kernel kept it until the last sample)."""
+
+    pid: int
+    name: str
+    cpu_s: float = 0.0
+    rss: int = 0
+    pss: int = 0
+    hwm: int = 0
+
+
+class TreeSampler:
+    """A process tree sampled every ``every`` s in a thread, from /proc, while it runs.
+
+    At each sample, for every live process of the tree: its CPU time so far
+    (/proc/PID/stat), its RSS and PSS (/proc/PID/smaps_rollup; PSS splits each
+    shared page among the processes that map it, so that the tree's sum counts
+    a library or a shm ring once) and its VmHWM. The tree's sums at one sample,
+    and their most over the samples: ``peak_rss`` (sum of RSS: a shared page
+    counts once per process) and ``peak_pss``. Lower bounds: a spike between
+    two samples, and the last moments of a process, are missed (but not by
+    ``hwm``, which is the kernel's own peak of the process).
+    ``name(argv)`` names a process from its command line (read once).
+    """
+
+    def __init__(
+        self,
+        pid: int,
+        every: float = 0.05,
+        name: Callable[[Sequence[str]], str] = command_name,
+    ) -> None:
+        self.pid, self.every, self.name = pid, every, name
+        self.procs: dict[int, Proc] = {}
+        self.peak_rss = self.peak_pss = self.samples = 0
+        self.cpu_s = 0.0  # the sampler thread's own CPU time
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tree-sampler", daemon=True)
+
+    def sample(self) -> None:
+        rss = pss = 0
+        for p in tree(self.pid):
+            try:
+                f = _stat(p)
+                status = Path(f"/proc/{p}/status").read_text()
+                try:
+                    rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
+                    r, s = _kib(rollup, "Rss"), _kib(rollup, "Pss")
+                except OSError:  # no smaps_rollup (kernel < 4.14): RSS stands in for PSS
+                    r = s = _kib(status, "VmRSS")
+                proc = self.procs.get(p)
+                if proc is None:
+                    argv = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
+                    words = [w.decode(errors="replace") for w in argv if w]
+                    proc = self.procs[p] = Proc(p, self.name(words))
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            proc.cpu_s = (int(f[11]) + int(f[12])) / TICKS
+            proc.rss, proc.pss = max(proc.rss, r), max(proc.pss, s)
+            proc.hwm = max(proc.hwm, _kib(status, "VmHWM"), r)
+            rss, pss = rss + r, pss + s
+        self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+        self.samples += 1
+
+    def _run(self) -> None:
+        t0 = time.thread_time()
+        while True:
+            self.sample()
+            self.cpu_s = time.thread_time() - t0
+            if self._stop.wait(self.every):
+                return
+
+    def by_name(self) -> dict[str, Proc]:
+        """The processes summed by name (CPU, RSS, PSS; the largest VmHWM), most CPU first."""
+        out: dict[str, Proc] = {}
+        for p in self.procs.values():
+            q = out.setdefault(p.name, Proc(p.pid, p.name))
+            q.cpu_s += p.cpu_s
+            q.rss, q.pss, q.hwm = q.rss + p.rss, q.pss + p.pss, max(q.hwm, p.hwm)
+        return dict(sorted(out.items(), key=lambda kv: -kv[1].cpu_s))
+
+    def start(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> TreeSampler:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

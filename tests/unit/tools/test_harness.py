@@ -135,7 +135,9 @@ def test_the_resident_memory_of_a_process_tree_counts_its_descendants():
         pid = child.proc.pid
         assert h.tree(pid) == [pid, int(grandchild)]
         with h.PeakRss(pid, every=0.01) as peak:
-            time.sleep(0.05)
+            deadline = time.monotonic() + 10  # a busy machine may delay the sampler
+            while peak.samples < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
         assert peak.samples >= 2
         own = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         assert h.tree_rss(pid) >= 64 * MB > own
@@ -197,3 +199,63 @@ def test_a_script_in_tools_imports_the_harness_from_its_own_directory():
         check=True,
     ).stdout
     assert "--quick" in out
+
+
+def test_processes_are_named_from_their_command_lines():
+    py = sys.executable
+    assert (
+        h.command_name([py, "-m", "lumiera.actors", "engine", "/tmp/rd"]) == "lumiera.actors engine"
+    )
+    assert h.command_name([py, "-m", "lumiera", "render", "/tmp/s.lumiera"]) == "lumiera render"
+    assert h.command_name([py, "-m", "pytest", "-q"]) == "pytest"
+    assert h.command_name([py, "tools/bench_render.py", "--quick"]) == "bench_render.py"
+    assert h.command_name(["/usr/bin/ffmpeg", "-i", "a.mp4"]) == "ffmpeg"
+    assert h.command_name([]) == "?"
+
+
+# A child that spins 0.3 s of CPU in a grandchild holding 48 MB, waits for it, says so.
+SPIN_TREE_SRC = r"""
+import subprocess, sys
+grandchild = (
+    "import time; held = b'g' * (48 << 20); t = time.process_time()\n"
+    "while time.process_time() - t < 0.3: pass\n"
+)
+subprocess.run([sys.executable, "-c", grandchild], check=True)
+print("spun", flush=True)
+print("and said so", file=sys.stderr, flush=True)
+"""
+
+
+def test_a_measured_command_counts_the_cpu_and_memory_of_its_whole_tree():
+    m = h.measure_command([sys.executable, "-c", SPIN_TREE_SRC], {}, 60, every=0.01)
+    assert m.done.code == 0 and m.done.stdout == "spun\n" and "said so" in m.done.stderr
+    assert m.cpu_s == m.user_s + m.system_s >= 0.3  # the grandchild's, reaped by the child
+    assert m.samples >= 1 and m.sampler_cpu_s >= 0.0
+    largest = m.largest
+    assert largest is not None and largest.hwm >= 48 * MB and m.largest_mib >= 48
+    assert m.peak_pss >= 48 * MB and m.peak_rss >= m.peak_pss * 0.9
+    assert m.peak_mib == m.peak_pss / MB
+    assert "spin" not in m.procs  # named from the command line: python -c ...
+    assert any(p.cpu_s > 0 for p in m.procs.values())
+    assert "MiB" in m.breakdown()
+
+
+def test_a_measured_command_past_its_timeout_is_stopped():
+    argv = [sys.executable, "-c", "import time; time.sleep(60)"]
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError, match="not done within"):
+        h.measure_command(argv, {}, 0.3)
+    assert time.monotonic() - t0 < 30
+
+
+def test_the_ffmpeg_command_line_is_the_issues_blend():
+    argv = h.ffmpeg_blend(
+        "ffmpeg", Path("A.mp4"), Path("B.mp4"), Path("out.mp4"), opacity=0.5, preset="ultrafast"
+    )
+    quiet = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    assert argv == [
+        "ffmpeg", *quiet, "-i", "A.mp4", "-i", "B.mp4",
+        "-filter_complex", "[0:v][1:v]blend=all_opacity=0.5",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "out.mp4",
+    ]  # fmt: skip
+    assert h.which_ffmpeg("surely-no-such-ffmpeg-here") is None

@@ -2,7 +2,7 @@
 
 Run from the repository root with the project's interpreter::
 
-    .venv/bin/python tools/bench_render.py            # full run (1 to 2 minutes)
+    .venv/bin/python tools/bench_render.py            # full run (2 to 3 minutes)
     .venv/bin/python tools/bench_render.py --quick    # under a minute on 2 cores
 
 Prints a table (figures beside the aim, pass/MISS) and, as the very last line
@@ -38,6 +38,26 @@ What is measured, and how:
   encode and mux) are shown. The two outputs are compared packet by packet:
   same pictures in, same encoder and options, so the bitstreams should be the
   same bytes (shown; libx264 is deterministic by default).
+* the command lines (``lumiera render`` and ``ffmpeg``), each as a user runs
+  it, start to exit: ``lumiera render SESSION -o OUT --codec h264`` (its own
+  instance, started and stopped by the command) of a session file of the same
+  timeline (built over the bus of a short-lived instance before the others
+  start: a running instance holds its session file), and ``ffmpeg -i A.mp4 -i
+  B.mp4 -filter_complex "[0:v][1:v]blend=all_opacity=0.5" -c:v libx264 -preset
+  ultrafast -pix_fmt yuv420p OUT.mp4`` on the same two files (no sound: video
+  only) where ffmpeg is installed (else the report says so plainly and its
+  figures are null). frames/s = 250 / the wall time. CPU: user and system
+  seconds of the whole process tree, from the kernel (wait4 rusage of the
+  command, which counts every descendant waited for). Memory: the tree is
+  sampled from /proc every 50 ms while it runs; the figure is the most it held
+  at one sample, as the sum of each process's PSS (shared pages, such as the
+  libraries and a shm ring, split among the processes that map them); beside
+  it the sum of RSS and the largest single process (its VmHWM, the kernel's
+  own peak). rusage's maxrss is not used: a child's count starts from the RSS
+  of the process that forked it (this benchmark's, hundreds of MiB). Per
+  process (cli, supervisor, engine, player, ...): CPU and peak RSS. The files
+  must hold 250 frames. Aims: lumiera render at least as fast as ffmpeg, with
+  CPU per frame within 10% of it, in under 300 MiB.
 * render with sound (``sound``): the same timeline, but each clip's media
   has a sound track too (the same pictures remuxed, with a stereo 48 kHz AAC
   track: a quiet 220 Hz tone and, on the flash frames, a 1 kHz beep; both
@@ -50,14 +70,16 @@ What is measured, and how:
   (mean luma above 200) against the onset of the beep nearest it (the first
   sample above 0.3 after 10 ms below it); the figure is the largest |offset|
   over the runs (aim: under 1 ms).
-* 5 rounds (``--quick``: 1) of pipeline, single process and sound, alternating (P S A,
-  then A S P, ...); each figure is the BEST of its runs (interference from other
-  processes only ever slows a run down), all runs are listed, with the median
-  of the ratios of adjoining pairs. All pipeline runs are renders of one
-  instance; before them, a render of its last 10 frames, not counted (the
-  instance's first render opens its files, makes the render ring, loads
-  libx264; the frames it leaves in the Engine's cache are evicted before they
-  would be asked for again), and one with sound (the audio ring, the AAC encoder).
+* 5 rounds (``--quick``: 1) of pipeline, single process, sound, lumiera render
+  and ffmpeg, alternating (P S A C F, then F C A S P, ...); each figure is the
+  BEST of its runs (interference from other processes only ever slows a run
+  down), all runs are listed, with the median of the ratios of adjoining pairs.
+  All pipeline runs are renders of one instance; before them, a render of its
+  last 10 frames, not counted (the instance's first render opens its files,
+  makes the render ring, loads libx264; the frames it leaves in the Engine's
+  cache are evicted before they would be asked for again), and one with sound
+  (the audio ring, the AAC encoder). The command lines have no warm-up: each
+  run is the whole command.
 * playback: 30 s (750 frames; ``--quick``: 10 s, 250) of the same session,
   whose clips are repeated end to end on both tracks to last that long, at
   25 fps in 1920x1080 rgb24 into the viewer ring ``viewer-1920x1080`` (drop

@@ -58,6 +58,13 @@ class FrameCache:
                 self._bytes -= nbytes(evicted)
                 self.evictions += 1
 
+    def discard(self, key: Hashable) -> None:
+        """Forget ``key`` (not an eviction): a render's frame that nobody will ask for again."""
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= nbytes(old)
+
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
             return key in self._items

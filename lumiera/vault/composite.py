@@ -10,6 +10,7 @@ numpy does the work (it releases the GIL, so engine workers run in parallel).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,20 +37,73 @@ def over(below: Array, top: Array, opacity: float, out: Array | None = None) -> 
         if target is not below:
             np.copyto(target, below)
     else:
-        # x // 255 for 0 <= x <= 255 * 255 + 127 is (y + (y >> 8)) >> 8 with y = x + 1
-        # (checked for every x in the tests): shifts instead of a division, in place,
-        # in uint16 (the largest sum, 65407, fits). About 3x faster than ``//= 255``.
-        mixed = top.astype(np.uint16)
-        mixed *= a
-        lower = below.astype(np.uint16)
-        lower *= 255 - a
+        b2, t2, o2 = _rows(below), _rows(top), _rows(target)
+        if b2 is not None and t2 is not None and o2 is not None:
+            _blend_rows(b2, t2, o2, a)
+        else:
+            _blend(below, top, a, target)
+    return target
+
+
+# Elements of a block of rows blended at a time: the two uint16 scratch arrays (512 KiB)
+# stay within the core's cache, where whole-plane temporaries went to memory on each of
+# the passes (about 3x faster for a 1080p yuv420p frame), and no fresh buffers (page faults).
+BLOCK = 1 << 17
+_scratch = threading.local()
+
+
+def _rows(x: Array) -> Array | None:
+    """``x`` as a 2-D view (rows, samples of a row), or None when it cannot be one."""
+    if x.ndim == 2 and x.strides[1] == 1:
+        return x
+    if x.ndim == 3 and x.strides[2] == 1 and x.strides[1] == x.shape[2]:
+        view: Array = x.reshape(x.shape[0], -1)
+        return view if np.shares_memory(view, x) else None
+    if x.ndim == 1 and x.strides[0] == 1:
+        return x.reshape(1, -1)
+    return None
+
+
+def _buffers(n: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """This thread's two uint16 scratch arrays of at least ``n`` elements."""
+    held = getattr(_scratch, "held", None)
+    if held is None or held[0].size < n:
+        held = _scratch.held = (np.empty(n, np.uint16), np.empty(n, np.uint16))
+    return held
+
+
+def _blend_rows(below: Array, top: Array, target: Array, a: int) -> None:
+    """:func:`over`'s formula, a block of rows at a time (each block read before written)."""
+    height, width = top.shape
+    step = max(1, BLOCK // max(1, width))
+    m0, l0 = _buffers(min(height, step) * width)
+    for r in range(0, height, step):
+        e = min(height, r + step)
+        n = (e - r) * width
+        mixed, lower = m0[:n].reshape(e - r, width), l0[:n].reshape(e - r, width)
+        np.multiply(top[r:e], a, out=mixed, dtype=np.uint16)
+        np.multiply(below[r:e], 255 - a, out=lower, dtype=np.uint16)
         mixed += lower
-        mixed += 128  # the formula's + 127, and the + 1 of y
+        mixed += 128  # the formula's + 127, and the + 1 of y (see _blend)
         np.right_shift(mixed, 8, out=lower)
         mixed += lower
-        mixed >>= 8
-        np.copyto(target, mixed, casting="unsafe")
-    return target
+        np.right_shift(mixed, 8, out=target[r:e], casting="unsafe")
+
+
+def _blend(below: Array, top: Array, a: int, target: Array) -> None:
+    # x // 255 for 0 <= x <= 255 * 255 + 127 is (y + (y >> 8)) >> 8 with y = x + 1
+    # (checked for every x in the tests): shifts instead of a division, in place,
+    # in uint16 (the largest sum, 65407, fits). About 3x faster than ``//= 255``.
+    mixed = top.astype(np.uint16)
+    mixed *= a
+    lower = below.astype(np.uint16)
+    lower *= 255 - a
+    mixed += lower
+    mixed += 128  # the formula's + 127, and the + 1 of y
+    np.right_shift(mixed, 8, out=lower)
+    mixed += lower
+    mixed >>= 8
+    np.copyto(target, mixed, casting="unsafe")
 
 
 def composite(layers: Sequence[tuple[Array, float]], out: Array, background: int = 0) -> Array:

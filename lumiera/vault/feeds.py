@@ -45,6 +45,12 @@ class ClipReader:
         self.job: JobHandle | None = None
         self.decoded = 0
         self.retired = False
+        # Render mode reads each source frame once: the frames this reader put into the
+        # cache leave it once their output frame is computed (:meth:`used`), so the cache
+        # holds about the lead, not ``vault.cache_mb`` of frames nobody asks for again.
+        self.owned: set[tuple[str, int, str, tuple[int, int]]] | None = (
+            set() if spec.mode == "render" else None
+        )
         # Invariants, under _lock: a read decodes only while _running; the pool is closed
         # once (_closed), by retire() when no read runs, else by the read when it ends.
         self._running = False
@@ -61,6 +67,16 @@ class ClipReader:
     def ready(self, index: int) -> bool:
         """Whether output frame ``index`` needs nothing more of this clip."""
         return not self.needed(index) or self.next > index
+
+    def used(self, index: int) -> None:
+        """Render mode: output frame ``index`` is computed; its frame of this clip leaves the
+        cache if this reader put it there (one another stream or clip put there stays)."""
+        if self.owned is None or not self.needed(index):
+            return
+        key = self.key(index)
+        if key in self.owned:
+            self.owned.discard(key)
+            self.cache.discard(key)
 
     def skip(self, pos: int, grace: float) -> None:
         """Playback: if this reader's next read is already too late, it jumps ahead.
@@ -95,6 +111,8 @@ class ClipReader:
                     if key not in self.cache:
                         self.cache.put(key, self.pool.frame(self.path, key[1], key[2], key[3]))
                         self.decoded += 1
+                        if self.owned is not None:
+                            self.owned.add(key)
                     self.next += 1
             finally:
                 with self._lock:

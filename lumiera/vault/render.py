@@ -14,6 +14,7 @@ Runs in an engine worker thread; each worker has its own MediaPool.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,31 @@ def frame_buffers(fmt: str, size: tuple[int, int]) -> Planes:
     return (np.empty((h, w, 3) if fmt == "rgb24" else (h, w), np.uint8),)
 
 
+class FrameBuffers:
+    """Output planes reused by a stream's render jobs, at most ``keep`` kept for reuse.
+
+    Fresh planes of a 1080p frame page-fault on their first touch (system time on
+    every frame); ones given back after their frame went into the ring do not.
+    """
+
+    def __init__(self, fmt: str, size: tuple[int, int], keep: int) -> None:
+        self.fmt, self.size, self.keep = fmt, size, keep
+        self._free: list[Planes] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> Planes:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return frame_buffers(self.fmt, self.size)
+
+    def give(self, planes: Planes) -> None:
+        """``planes`` (from :meth:`take`) are not used any more: the next job may write them."""
+        with self._lock:
+            if len(self._free) < self.keep:
+                self._free.append(planes)
+
+
 def render_frame(
     timeline: Timeline,
     index: int,
@@ -59,13 +85,20 @@ def render_frame(
         raise ValueError(f"render format {fmt!r}: one of {', '.join(BLACK)}")
     size = (timeline.output.width, timeline.output.height)
     layers = _layers(timeline, index, pool=pool, fmt=fmt, size=size, cache=cache)
+    below: Planes = out
     if not layers or alpha_of(layers[0][1]) < 255:
         for plane, level in zip(out, BLACK[fmt], strict=True):
             plane.fill(level)
-    # else the bottom layer is opaque: it covers the black, and over() copies it
+    elif len(layers) > 1:
+        # The bottom layer is opaque and has layers over it: the next one is blended
+        # over it straight into ``out`` (the same samples as copying it there first).
+        below = layers[0][0]
+        layers = layers[1:]
+    # else the bottom layer is opaque and alone: over() copies it
     for pixels, opacity in layers:
-        for plane, layer in zip(out, pixels, strict=True):
-            over(plane, layer, opacity, plane)
+        for plane, under, layer in zip(out, below, pixels, strict=True):
+            over(under, layer, opacity, plane)
+        below = out
     return out
 
 

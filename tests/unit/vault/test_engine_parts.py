@@ -11,8 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lumiera.errors import DeadlineMissed, ShuttingDown
+from lumiera.vault import composite as composite_module
 from lumiera.vault.cache import FrameCache
 from lumiera.vault.composite import alpha_of, composite, over
+from lumiera.vault.render import FrameBuffers
 from lumiera.vault.scheduler import Priority, Scheduler
 
 # -- the frame cache -----------------------------------------------------------------------
@@ -177,3 +179,59 @@ def test_layers_of_different_sizes_and_bad_opacities_are_refused():
         over(np.zeros((2, 2), np.uint8), np.zeros((2, 3), np.uint8), 0.5)
     with pytest.raises(ValueError, match="opacity"):
         alpha_of(1.5)
+
+
+def reference_over(below, top, opacity):
+    a = alpha_of(opacity)
+    return ((top.astype(np.int64) * a + below.astype(np.int64) * (255 - a) + 127) // 255).astype(
+        np.uint8
+    )
+
+
+@pytest.mark.parametrize("opacity", [0.5, 0.2, 0.93])
+def test_over_in_blocks_of_rows_is_the_formula_for_views_planes_and_in_place(opacity):
+    rng = np.random.default_rng(7)
+    h, w = 301, 1000  # several blocks of rows, the last one short
+    assert h * w > 2 * composite_module.BLOCK
+    raw_b = rng.integers(0, 256, (h, w + 32), np.uint8)
+    raw_t = rng.integers(0, 256, (h, w + 32), np.uint8)
+    below, top = raw_b[:, :w], raw_t[:, :w]  # padded rows, as a decoded picture's planes
+    expected = reference_over(below, top, opacity)
+    assert (over(below, top, opacity) == expected).all()
+    out = np.ascontiguousarray(below)
+    assert over(out, top, opacity, out) is out and (out == expected).all()  # in place
+    rgb_b, rgb_t = rng.integers(0, 256, (2, 90, 700, 3), np.uint8)
+    assert (over(rgb_b, rgb_t, opacity) == reference_over(rgb_b, rgb_t, opacity)).all()
+    cols_b, cols_t = below.T, top.T  # rows that are not contiguous: the plain way
+    assert composite_module._rows(cols_b) is None
+    assert (over(cols_b, cols_t, opacity) == expected.T).all()
+    flat_b, flat_t = below.ravel(), np.ascontiguousarray(top).ravel()
+    assert (over(flat_b, flat_t, opacity) == expected.ravel()).all()
+
+
+def test_discard_forgets_a_key_without_counting_an_eviction():
+    cache = FrameCache(max_bytes=100)
+    cache.put("a", np.zeros(40, np.uint8))
+    cache.discard("a")
+    cache.discard("never there")
+    assert "a" not in cache
+    assert cache.stats() | {"hits": 0, "misses": 0} == {
+        "bytes": 0,
+        "max_bytes": 100,
+        "frames": 0,
+        "hits": 0,
+        "misses": 0,
+        "evictions": 0,
+    }
+
+
+def test_frame_buffers_are_reused_once_given_back_and_at_most_keep_are_kept():
+    buffers = FrameBuffers("yuv420p", (64, 36), keep=1)
+    first = buffers.take()
+    assert [p.shape for p in first] == [(36, 64), (18, 32), (18, 32)]
+    second = buffers.take()
+    assert second is not first
+    buffers.give(first)
+    buffers.give(second)  # beyond keep: dropped
+    assert buffers.take() is first
+    assert buffers.take() is not second

@@ -233,6 +233,20 @@ def test_each_source_frame_is_decoded_once_and_render_jobs_find_it_prefetched(en
     assert stats["hits"] >= shown
     assert stats["misses"] == 0  # no render job decoded a frame itself
     assert stats["evictions"] == 0
+    # a render reads each frame once: what it read left the cache once used
+    assert stats["frames"] == 0 and stats["bytes"] == 0
+
+
+def test_a_render_leaves_in_the_cache_what_it_did_not_put_there(engine, timeline):
+    cache = FrameCache(64 << 20)
+    stream = engine.stream(timeline, cache=cache)
+    clip, _source = timeline_of(timeline).visible(FIRST)[0]
+    key = next(r for r in stream.readers if r.clip.id == clip.id).key(FIRST)
+    before = expected_frames(timeline, "rgb24", range(FIRST, FIRST + 1))[FIRST][0].copy()
+    cache.put(key, before)  # another stream's frame, say (the right picture)
+    stream.run(FakeProducer())
+    assert stream.info().state == "done"
+    assert cache.get(key) is before and cache.stats()["frames"] == 1
 
 
 def test_prefetch_keeps_ahead_of_a_slow_consumer_and_never_beyond_the_lead(engine, timeline):

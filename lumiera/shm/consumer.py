@@ -19,6 +19,7 @@ from lumiera.errors import RingTimeout
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.shm.access import (
     DEFAULT_TIMEOUT_S,
+    FORMATS,
     RECHECK_S,
     U32,
     U64,
@@ -36,11 +37,14 @@ from lumiera.shm.layout import (
     C_WAITING,
     CONSUMER_SIZE,
     OFF_PRODUCER_WAITING,
-    SLOT_HEADER_SIZE,
+    OFF_WRITE_SEQ,
+    SLOT_HEADER,
     PixelFormat,
-    SlotHeader,
 )
 from lumiera.shm.segment import SegmentError
+
+_WRITE_SEQ = OFF_WRITE_SEQ >> 3  # word indexes of RingAccess.q / .w
+_PRODUCER_WAITING = OFF_PRODUCER_WAITING >> 2
 
 
 class Consumer(RingAccess):
@@ -54,6 +58,12 @@ class Consumer(RingAccess):
         self.timeout = timeout
         self.index = self._take_entry()
         self.off = self.entry(self.index)
+        # word indexes of this consumer's fields in RingAccess.q / .w
+        self._released_word = (self.off + C_RELEASED) >> 3
+        self._skip_word = (self.off + C_SKIP_TO) >> 3
+        self._read_word = (self.off + C_READ) >> 3
+        self._drops_word = (self.off + C_DROPS) >> 3
+        self._waiting_word = (self.off + C_WAITING) >> 2
         self.last = self.released
         self.held: dict[int, Frame] = {}
         self.sub = self.ctx.socket(zmq.SUB)
@@ -79,7 +89,7 @@ class Consumer(RingAccess):
                 self.set_u64(off + C_RELEASED, self.write_seq)
                 U32.pack_into(self.buf, off + C_STATE, 1)
                 return i
-        self.seg.close()
+        self.close_segment()
         raise SegmentError(
             f"ring {self.name}: all {self.header.max_consumers} consumer entries are taken"
         )
@@ -94,17 +104,17 @@ class Consumer(RingAccess):
 
     def acquire(self, timeout: float | None = None) -> Frame:
         """The next frame for this consumer, read-only and in place; RingTimeout if none comes."""
+        frame = self._next()
+        if frame is not None:
+            return frame
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
-            frame = self._next()
-            if frame is not None:
-                return frame
             left = deadline - time.monotonic()
             if left <= 0:
                 waited = self.timeout if timeout is None else timeout
                 raise RingTimeout(f"ring {self.name}: no new frame within {waited:g} s")
             # The flag, a barrier, one more look, then sleep (layout.py, WAKE-UPS).
-            self.set_u32(self.off + C_WAITING, 1)
+            self.w[self._waiting_word] = 1
             self.seg.barrier()
             try:
                 frame = self._next()
@@ -114,36 +124,47 @@ class Consumer(RingAccess):
                     while self.sub.poll(0):
                         self.sub.recv()
             finally:
-                self.set_u32(self.off + C_WAITING, 0)
+                self.w[self._waiting_word] = 0
+            frame = self._next()
+            if frame is not None:
+                return frame
 
     def _next(self) -> Frame | None:
         # self.last: the newest sequence number handed out or given up on. What
         # lies between it and the frame handed out next was dropped for us.
-        want = max(self.last + 1, self.u64(self.off + C_SKIP_TO))
-        top = self.write_seq
+        q = self.q
+        last = self.last
+        want = q[self._skip_word]
+        if want <= last:
+            want = last + 1
+        top = q[_WRITE_SEQ]
+        n = self.n
         while want <= top:
-            slot = want % self.n
-            base = self.slot_base(slot)
-            if self.seg.try_lock(base, self.header.slot_size, exclusive=False):
-                hdr = SlotHeader.unpack(self.buf[base : base + SLOT_HEADER_SIZE])
-                if hdr.seq == want:
-                    self._advance(want)
-                    fmt = PixelFormat(hdr.fmt)
-                    planes = self.views(base, fmt, hdr.width, hdr.height, writable=False)
+            slot = want % n
+            lock = self.slot_locks[slot]
+            if lock.try_lock(False):
+                (seq, w, h, fmt, _planes, pts, _nbytes, _t0, _t1, _t2, _t3, _t4, _t5, published) = (
+                    SLOT_HEADER.unpack_from(self.buf, self.bases[slot])
+                )
+                if seq == want:
+                    if want - last > 1:
+                        q[self._drops_word] += want - last - 1
+                    self.last = want
+                    g = self.geometry(FORMATS.get(fmt) or PixelFormat(fmt), w, h)
                     frame = Frame(
-                        want, slot, hdr.width, hdr.height, fmt, hdr.pts, planes, hdr.published
+                        want, slot, w, h, g.fmt, pts, self.slot_views(slot, g, False), published
                     )
                     self.held[want] = frame
                     return frame
-                self.seg.unlock(base, self.header.slot_size)
+                lock.unlock()
             elif want == top:
                 break  # the newest: its producer is between the write-seq store and the unlock
             want += 1  # being rewritten, overwritten, or left torn by a dead producer: gone
-        if want - 1 > self.last:  # we gave up on some: they count as dropped
+        if want - 1 > last:  # we gave up on some: they count as dropped
             self._advance(want)
             self.last = want - 1
             if not self.held:
-                self.set_u64(self.off + C_RELEASED, self.last)
+                q[self._released_word] = self.last
         return None
 
     def _advance(self, seq: int) -> None:
@@ -153,16 +174,17 @@ class Consumer(RingAccess):
 
     def release(self, frame: Frame) -> None:
         """Give the frame's slot back; its views must not be used any more."""
-        if self.held.pop(frame.seq, None) is None:
+        seq = frame.seq
+        if self.held.pop(seq, None) is None:
             return
         frame.planes = ()
-        if frame.seq > self.released:
-            self.set_u64(self.off + C_RELEASED, frame.seq)
-        self.set_u64(self.off + C_READ, self.u64(self.off + C_READ) + 1)
-        self.seg.unlock(self.slot_base(frame.slot), self.header.slot_size)  # also a barrier
-        if self.u32(OFF_PRODUCER_WAITING):
+        q = self.q
+        q[self._released_word] = max(q[self._released_word], seq)
+        q[self._read_word] += 1
+        self.slot_locks[frame.slot].unlock()  # also a barrier
+        if self.w[_PRODUCER_WAITING]:
             with contextlib.suppress(zmq.Again):
-                self.push.send(U64.pack(frame.seq), zmq.NOBLOCK)
+                self.push.send(U64.pack(seq), zmq.NOBLOCK)
 
     def frames(self, timeout: float | None = None) -> Iterator[Frame]:
         """Frames as they come, each released when the loop moves on."""
@@ -182,7 +204,7 @@ class Consumer(RingAccess):
         self.seg.unlock(self.off, CONSUMER_SIZE)
         self.sub.close(linger=0)
         self.push.close(linger=0)
-        self.seg.close()
+        self.close_segment()
 
     def __enter__(self) -> Consumer:
         return self

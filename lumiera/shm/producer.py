@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import time
 from types import TracebackType
 from typing import Any
@@ -23,25 +24,28 @@ from lumiera.shm.access import (
     RECHECK_S,
     U64,
     Frame,
+    Geometry,
     RingAccess,
     endpoints,
 )
 from lumiera.shm.layout import (
     C_PID,
     C_SKIP_TO,
-    C_WAITING,
     OFF_DROPS,
     OFF_PRODUCER_WAITING,
     OFF_WRITE_SEQ,
     PRODUCER_LOCK,
+    SLOT_HEADER,
     SLOT_HEADER_SIZE,
     PixelFormat,
-    Policy,
-    SlotHeader,
-    frame_bytes,
-    planes_of,
 )
 from lumiera.shm.segment import SegmentError
+
+_WRITE_SEQ = OFF_WRITE_SEQ >> 3  # word indexes of RingAccess.q
+_DROPS = OFF_DROPS >> 3
+# The slot header after its seq: width .. published, and the reserved bytes (zeroed).
+SLOT_REST = struct.Struct("<" + SLOT_HEADER.format.removeprefix("<Q"))
+assert SLOT_REST.size == SLOT_HEADER_SIZE - 8
 
 
 class Producer(RingAccess):
@@ -51,8 +55,10 @@ class Producer(RingAccess):
         super().__init__(rd, name)
         self.timeout = timeout
         self._claimed: Frame | None = None
+        self._geometry: Geometry | None = None
+        self._capacity = self.header.slot_size - SLOT_HEADER_SIZE
         if not self.seg.try_lock(PRODUCER_LOCK, 1, exclusive=True):
-            self.seg.close()
+            self.close_segment()
             raise SegmentError(f"ring {name} has a producer already (one at a time)")
         self.pub = self.ctx.socket(zmq.PUB)
         self.pull = self.ctx.socket(zmq.PULL)
@@ -65,7 +71,7 @@ class Producer(RingAccess):
         except BaseException:
             self.pub.close(linger=0)
             self.pull.close(linger=0)
-            self.seg.close()
+            self.close_segment()
             raise
         finally:
             os.umask(old)
@@ -82,31 +88,34 @@ class Producer(RingAccess):
         """
         if self._claimed is not None:
             raise RuntimeError(f"ring {self.name}: frame {self._claimed.seq} is claimed already")
-        nbytes = frame_bytes(fmt, width, height)
-        capacity = self.header.slot_size - SLOT_HEADER_SIZE
-        if nbytes > capacity:
+        g = self.geometry(fmt, width, height)
+        if g.nbytes > self._capacity:
             raise ValueError(
-                f"a {width}x{height} {fmt.name} frame ({nbytes} B) exceeds slot ({capacity} B)"
+                f"a {width}x{height} {fmt.name} frame ({g.nbytes} B) exceeds slot"
+                f" ({self._capacity} B)"
             )
-        seq = self.write_seq + 1
+        q = self.q
+        seq = q[_WRITE_SEQ] + 1
         slot = seq % self.n
-        base = self.slot_base(slot)
-        if self.header.policy is Policy.BLOCK:
-            self._wait_free(seq - self.n, base, timeout)
-        elif not self.seg.try_lock(base, self.header.slot_size, exclusive=True):
-            self.set_u64(OFF_DROPS, self.u64(OFF_DROPS) + 1)
+        if self.block:
+            old = seq - self.n
+            if not self._slot_free(old, slot):
+                self._wait_free(old, slot, timeout)
+        elif not self.slot_locks[slot].try_lock(True):
+            q[_DROPS] += 1
             return None
         else:
             self._overtake(seq - self.n)
-        self.set_u64(base, 0)  # the slot holds nothing valid until published
-        planes = self.views(base, fmt, width, height, writable=True)
-        self._claimed = Frame(seq, slot, width, height, fmt, pts, planes)
-        return self._claimed
+        q[self.bases[slot] >> 3] = 0  # the slot holds nothing valid until published
+        frame = Frame(seq, slot, width, height, g.fmt, pts, self.slot_views(slot, g, True))
+        self._claimed = frame
+        self._geometry = g
+        return frame
 
-    def _wait_free(self, old: int, base: int, timeout: float | None) -> None:
+    def _wait_free(self, old: int, slot: int, timeout: float | None) -> None:
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
-            if self._slot_free(old, base):
+            if self._slot_free(old, slot):
                 return
             left = deadline - time.monotonic()
             if left <= 0:
@@ -122,7 +131,7 @@ class Producer(RingAccess):
             self.set_u32(OFF_PRODUCER_WAITING, 1)
             self.seg.barrier()
             try:
-                if self._slot_free(old, base):
+                if self._slot_free(old, slot):
                     return
                 if self.pull.poll(int(min(left, RECHECK_S) * 1000) + 1):
                     while self.pull.poll(0):
@@ -130,11 +139,9 @@ class Producer(RingAccess):
             finally:
                 self.set_u32(OFF_PRODUCER_WAITING, 0)
 
-    def _slot_free(self, old: int, base: int) -> bool:
+    def _slot_free(self, old: int, slot: int) -> bool:
         """Block policy: every live consumer released ``old``, and the slot could be locked."""
-        return not self.lagging(old) and self.seg.try_lock(
-            base, self.header.slot_size, exclusive=True
-        )
+        return (old < 1 or not self.lagging(old)) and self.slot_locks[slot].try_lock(True)
 
     def _overtake(self, old: int) -> None:
         """Drop policy: consumers that have not read frame ``old`` skip past it."""
@@ -149,45 +156,38 @@ class Producer(RingAccess):
         """Make ``frame`` visible to consumers and wake them."""
         if frame is not self._claimed:
             raise RuntimeError(f"ring {self.name}: frame {frame.seq} is not the claimed one")
-        base = self.slot_base(frame.slot)
-        table = [0] * 6
-        for k, p in enumerate(planes_of(frame.fmt, frame.width, frame.height)):
-            table[2 * k : 2 * k + 2] = [p.offset, p.stride]
-        nbytes = frame_bytes(frame.fmt, frame.width, frame.height)
-        header = SlotHeader(
-            0,
-            frame.width,
-            frame.height,
-            int(frame.fmt),
-            len(frame.planes),
-            frame.pts,
-            nbytes,
-            (table[0], table[1], table[2], table[3], table[4], table[5]),
-            time.monotonic(),
-        )
-        frame.published = header.published
-        self.buf[base : base + SLOT_HEADER_SIZE] = header.pack()
-        self.set_u64(base, frame.seq)  # the slot's seq last: the frame is complete
+        g = self._geometry
+        assert g is not None  # set by claim, with _claimed
+        base = self.bases[frame.slot]
+        frame.published = published = time.monotonic()
+        t0, t1, t2, t3, t4, t5 = g.table
+        # Everything but the seq (which claim set to 0), then the seq: the frame is complete.
+        SLOT_REST.pack_into(
+            self.buf, base + 8, g.key[1], g.key[2], g.key[0], len(g.planes), frame.pts,
+            g.nbytes, t0, t1, t2, t3, t4, t5, published,
+        )  # fmt: skip
+        q = self.q
+        q[base >> 3] = seq = frame.seq
         self._claimed = None
         frame.planes = ()  # published: no more writing through our views
-        self.set_u64(OFF_WRITE_SEQ, frame.seq)
+        q[_WRITE_SEQ] = seq
         # The unlock is also the barrier between our write-seq store and our look
         # at the waiting flags (layout.py, WAKE-UPS). A reader that meets the newest
         # slot still locked takes it for "not yet", not for a drop.
-        self.seg.unlock(base, self.header.slot_size)
-        if self._anyone_waiting():
+        self.slot_locks[frame.slot].unlock()
+        if self.anyone_waiting():
             with contextlib.suppress(zmq.Again):  # a hint; readers re-check anyway
-                self.pub.send(U64.pack(frame.seq), zmq.NOBLOCK)
+                self.pub.send(U64.pack(seq), zmq.NOBLOCK)
 
     def _anyone_waiting(self) -> bool:
-        return any(self.u32(self.entry(i) + C_WAITING) for i in range(self.header.max_consumers))
+        return self.anyone_waiting()
 
     def abort(self, frame: Frame) -> None:
         """Give a claimed slot back unpublished (it stays empty)."""
         if frame is self._claimed:
             self._claimed = None
             frame.planes = ()
-            self.seg.unlock(self.slot_base(frame.slot), self.header.slot_size)
+            self.slot_locks[frame.slot].unlock()
 
     def write(
         self,
@@ -220,7 +220,7 @@ class Producer(RingAccess):
             # ours to remove: no other producer can have bound them while we hold
             # the producer lock, which goes only with the segment, below
             (self.rd.path / sock_file).unlink(missing_ok=True)
-        self.seg.close()
+        self.close_segment()
 
     def __enter__(self) -> Producer:
         return self

@@ -25,6 +25,7 @@ import os
 import struct
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 from lumiera.errors import SegmentError
 from lumiera.shm import SHM_DIR
@@ -45,6 +46,7 @@ class Segment:
         prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
         self.mmap = mmap.mmap(fd, size, mmap.MAP_SHARED, prot)
         self.buf = memoryview(self.mmap)
+        self._casts: list[memoryview] = []
 
     @property
     def path(self) -> Path:
@@ -95,12 +97,31 @@ class Segment:
             os.close(fd)
             raise
 
+    def cast(self, fmt: Literal["Q", "I"]) -> memoryview:
+        """A view of the whole mapping as machine words (``"Q"``, ``"I"``); released by close.
+
+        (Also by a close that raised BufferError, which leaves a new :attr:`buf`.)
+
+        Indexing it loads or stores one aligned word in one instruction (struct's
+        little-endian packers go byte by byte), and costs no call.
+        """
+        view = self.buf.cast(fmt)
+        self._casts.append(view)
+        return view
+
     def close(self) -> None:
         """Unmap and close. Raises BufferError while numpy views of it are alive."""
         if self.fd < 0:
             return
         self.buf.release()
-        self.mmap.close()
+        for view in self._casts:
+            view.release()
+        self._casts.clear()
+        try:
+            self.mmap.close()
+        except BufferError:  # a caller's view (numpy's included) is alive: stay open, usable
+            self.buf = memoryview(self.mmap)  # word views (cast) must be taken again
+            raise
         os.close(self.fd)
         self.fd = -1
 
@@ -133,6 +154,10 @@ class Segment:
     def unlock(self, start: int, length: int) -> None:
         fcntl.fcntl(self.fd, fcntl.F_OFD_SETLK, _FLOCK.pack(fcntl.F_UNLCK, 0, start, length, 0))
 
+    def range_lock(self, start: int, length: int) -> RangeLock:
+        """The lock requests of one range, packed once (a ring's slot is locked per frame)."""
+        return RangeLock(self.fd, start, length)
+
     def barrier(self) -> None:
         """A full memory barrier between this process's stores and its loads.
 
@@ -146,6 +171,33 @@ class Segment:
         query = _FLOCK.pack(fcntl.F_WRLCK, 0, start, length, 0)
         kind = _FLOCK.unpack(fcntl.fcntl(self.fd, fcntl.F_OFD_GETLK, query))[0]
         return bool(kind != fcntl.F_UNLCK)
+
+
+class RangeLock:
+    """:meth:`Segment.try_lock` and :meth:`Segment.unlock` of one fixed range, prepacked."""
+
+    __slots__ = ("_excl", "_shared", "_unlock", "fd")
+
+    def __init__(self, fd: int, start: int, length: int) -> None:
+        self.fd = fd
+        self._excl = _FLOCK.pack(fcntl.F_WRLCK, 0, start, length, 0)
+        self._shared = _FLOCK.pack(fcntl.F_RDLCK, 0, start, length, 0)
+        self._unlock = _FLOCK.pack(fcntl.F_UNLCK, 0, start, length, 0)
+
+    def try_lock(self, exclusive: bool) -> bool:
+        try:
+            fcntl.fcntl(self.fd, _SETLK, self._excl if exclusive else self._shared)
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        return True
+
+    def unlock(self) -> None:
+        fcntl.fcntl(self.fd, _SETLK, self._unlock)
+
+
+_SETLK = fcntl.F_OFD_SETLK
 
 
 def _free_bytes() -> int:

@@ -85,10 +85,19 @@ def parse(out: str) -> tuple[dict[str, tuple[int, bool]], list[list[Any]], bool]
 
 
 def rows_of(path: Path) -> dict[str, tuple[int, int]]:
-    """id -> (seq, revision) of every journal row, read with plain sqlite3."""
+    """id -> (seq, revision) of every journal row, read with plain sqlite3.
+
+    None yet when the first child was killed before it made the file or its
+    journal (on a loaded machine, its imports alone may outlast the kill).
+    """
+    if not path.exists():
+        return {}
     db = sqlite3.connect(path)
     try:
-        found = {}
+        found: dict[str, tuple[int, int]] = {}
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        if "journal" not in tables:
+            return found
         for seq, cid, result in db.execute("SELECT seq, id, result FROM journal ORDER BY seq"):
             assert cid not in found
             found[cid] = (int(seq), int(msgpack.unpackb(result)["revision"]))

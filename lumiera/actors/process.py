@@ -115,11 +115,13 @@ class SubsystemProcess:
                 log.error("%s: the supervisor (pid %s) is gone", self.name, supervisor)
                 return EXIT_NO_SUPERVISOR
             self.hooks.fire(Lifecycle.ON_BASIC_INIT)
-            # Imported before the hello: an import that takes long (Dask's, on a
+            # Connected first, so a crash from here on can say so (a DEALER with
+            # no connection would block the report). The actor's module is
+            # imported before the hello: an import that takes long (Dask's, on a
             # loaded machine) is then start time, bounded by appstate.start_timeout,
             # and not a silence after the hello that the watchdog would call hung.
-            cls = actor_class(self.module)
             self.control.connect(self.rd.endpoint("control"))
+            cls = actor_class(self.module)
             self.pub = Publisher(self.rd, self.name, self.zctx)
             welcome = self._handshake()
             config = Config.from_dict(welcome.config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -181,7 +182,8 @@ def test_layers_of_different_sizes_and_bad_opacities_are_refused():
         alpha_of(1.5)
 
 
-def reference_over(below, top, opacity):
+def reference_over(below: Any, top: Any, opacity: float) -> Any:
+    """The compositing formula in 64-bit integers: what over() must give."""
     a = alpha_of(opacity)
     return ((top.astype(np.int64) * a + below.astype(np.int64) * (255 - a) + 127) // 255).astype(
         np.uint8

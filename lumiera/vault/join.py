@@ -49,6 +49,7 @@ from av.video.stream import VideoStream
 
 from lumiera.errors import BadArguments, JoinFailed, JoinMismatch, JoinRefused, LumieraError
 from lumiera.vault.joinsound import (
+    only_stream,
     probe_sound,
     sound_stream,
     timed_sound,
@@ -183,11 +184,8 @@ def frame_at(ts: int, start: int, time_base: Fraction, rate: Fraction) -> int | 
 
 def _video(container: av.container.InputContainer, path: Path) -> VideoStream:
     """The part's one stream, which must be video (segments carry no audio)."""
-    streams = list(container.streams)
-    if len(streams) != 1 or not isinstance(streams[0], VideoStream):
-        kinds = ", ".join(s.type for s in streams) or "none"
-        raise JoinRefused(f"{path}: a segment is one video stream, this has: {kinds}")
-    return streams[0]
+    stream: VideoStream = only_stream(container, path, VideoStream, "a segment is one video stream")
+    return stream
 
 
 def _packets(

@@ -19,13 +19,21 @@ from av.video.stream import VideoStream
 from lumiera.errors import JoinFailed, JoinMismatch, JoinRefused
 
 
+def only_stream(
+    container: av.container.InputContainer, path: Path, kind: type[Any], what: str
+) -> Any:
+    """The file's one stream, which must be of ``kind`` (JoinRefused naming what it has)."""
+    streams = list(container.streams)
+    if len(streams) != 1 or not isinstance(streams[0], kind):
+        kinds = ", ".join(s.type for s in streams) or "none"
+        raise JoinRefused(f"{path}: {what}, this has: {kinds}")
+    return streams[0]
+
+
 def sound_stream(container: av.container.InputContainer, path: Path) -> AudioStream:
     """The sound file's one stream, which must be audio."""
-    streams = list(container.streams)
-    if len(streams) != 1 or not isinstance(streams[0], AudioStream):
-        kinds = ", ".join(s.type for s in streams) or "none"
-        raise JoinRefused(f"{path}: the sound is one audio stream, this has: {kinds}")
-    return streams[0]
+    stream: AudioStream = only_stream(container, path, AudioStream, "the sound is one audio stream")
+    return stream
 
 
 def probe_sound(path: Path) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from lumiera.bus.timeline import Timeline
 from lumiera.errors import MediaError
 from lumiera.steam.probe import probe_media
-from lumiera.testing import Instance, run_cli
+from lumiera.testing import CREATED_INSTANCES, Instance, run_cli, unique_runtime_dir
 
 
 def write_audio_only(path: Path) -> Path:
@@ -66,6 +67,45 @@ CUT_AND_OVERLAY: list[dict[str, Any]] = [
     {"media": "m2", "track": "t1", "position": 10, "source_in": 2, "source_out": 12},
     {"media": "m2", "track": "t2", "position": 5, "source_out": 10, "opacity": 0.4},
 ]
+
+
+def render_cli(
+    *args: str, timeout: float = 60.0, left: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``lumiera render ARGS`` to completion, its instance's runtime directory in the suite's.
+
+    Its instance (``render-PID``) is registered for the shm leak check; a render
+    that runs over ``timeout`` is killed and fails the test. ``left``, when
+    given, gets the names of what the render left in its runtime directory.
+    """
+    rd = unique_runtime_dir()
+    cmd = [sys.executable, "-m", "lumiera", "render", *args, "--runtime-dir", str(rd.path)]
+    try:
+        with subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as proc:
+            CREATED_INSTANCES.append(f"render-{proc.pid}")  # for the shm leak check
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+                raise AssertionError(f"lumiera render ran over {timeout} s:\n{err}") from None
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    finally:
+        if left is not None:
+            left += sorted(p.name for p in rd.path.iterdir())
+        with contextlib.suppress(OSError):
+            rd.path.rmdir()  # the instance removed what it made in it
+
+
+def rendering(*nodes: Instance) -> Instance | None:
+    """The instance whose Player is rendering, once it has encoded a frame (None before)."""
+    for inst in nodes:
+        for s in inst.request("player", "streams"):
+            if s["mode"] == "render" and s["state"] == "running" and s["frames"] > 0:
+                return inst
+    return None
 
 
 def stop(inst: Instance) -> None:

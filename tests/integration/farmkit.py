@@ -6,9 +6,6 @@ The session shows m1's frames 0..19, then m2's (numbered from SECOND) from its
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -16,7 +13,7 @@ from typing import Any
 import av
 
 from lumiera.steam.core import SessionCore
-from lumiera.testing import unique_runtime_dir
+from tests.support import render_cli
 from tests.unit.vault.mediakit import read_code, write_video
 
 FRAMES = 20  # m1's frames 0..19, then m2's (numbered from SECOND) from its 3rd on
@@ -77,19 +74,4 @@ def only(directory: Path, *names: str) -> None:
     assert sorted(p.name for p in directory.iterdir()) == sorted(names)
 
 
-def render(
-    *args: str, timeout: float = 60.0, left: list[str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``lumiera render ARGS`` to completion, with a runtime dir of the suite's.
-
-    ``left``, when given, gets the names of what the render left in that directory.
-    """
-    rd = unique_runtime_dir()
-    cmd = [sys.executable, "-m", "lumiera", "render", *args, "--runtime-dir", str(rd.path)]
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    finally:
-        if left is not None:
-            left += sorted(p.name for p in rd.path.iterdir())
-        with contextlib.suppress(OSError):
-            rd.path.rmdir()
+render = render_cli  # the suite's one: tests/support.py

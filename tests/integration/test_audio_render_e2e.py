@@ -11,9 +11,7 @@ renders pictures in segments and the sound once, and joins them in sync.
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +19,9 @@ import av
 import numpy as np
 import pytest
 
-from lumiera import testing
-from lumiera.testing import Instance, synced_tap, unique_runtime_dir
+from lumiera.testing import Instance, synced_tap
 from tests.integration import farmkit
-from tests.support import one_clip, stop
+from tests.support import one_clip, render_cli, stop
 from tests.unit.vault.mediakit import write_video
 
 pytestmark = pytest.mark.integration
@@ -135,24 +132,7 @@ def audio_streams(path: Path) -> int:
 
 
 def render(*args: str, timeout: float = 90.0) -> subprocess.CompletedProcess[str]:
-    """``lumiera render ARGS`` to completion, its instance's runtime directory in the suite's."""
-    rd = unique_runtime_dir()
-    cmd = [sys.executable, "-m", "lumiera", "render", *args, "--runtime-dir", str(rd.path)]
-    try:
-        with subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        ) as proc:
-            testing.CREATED_INSTANCES.append(f"render-{proc.pid}")  # for the shm leak check
-            try:
-                out, err = proc.communicate(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                out, err = proc.communicate()
-                raise AssertionError(f"lumiera render ran over {timeout} s:\n{err}") from None
-        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-    finally:
-        with contextlib.suppress(OSError):
-            rd.path.rmdir()
+    return render_cli(*args, timeout=timeout)
 
 
 def session_of(path: Path, media: Path, track_kind: str, clip: dict[str, Any]) -> Path:

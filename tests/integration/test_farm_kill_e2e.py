@@ -21,7 +21,7 @@ from distributed import Client
 from lumiera.steam.core import SessionCore
 from lumiera.testing import Instance, leftovers, unique_runtime_dir, wait_for
 from tests.integration.farmkit import codes, decoded, only
-from tests.support import loopback_cluster, stop
+from tests.support import loopback_cluster, rendering, stop
 from tests.unit.vault.mediakit import write_video
 
 pytestmark = pytest.mark.integration
@@ -42,15 +42,6 @@ def long_session(where: Path) -> Path:
     finally:
         core.close()
     return session
-
-
-def rendering(*nodes: Instance) -> Instance | None:
-    """The node whose Player is rendering, once it has encoded a frame (None before)."""
-    for inst in nodes:
-        for s in inst.request("player", "streams"):
-            if s["mode"] == "render" and s["state"] == "running" and s["frames"] > 0:
-                return inst
-    return None
 
 
 def scheduler_tasks(client: Client) -> int:

@@ -26,7 +26,7 @@ from lumiera.bus.timeline import Timeline
 from lumiera.errors import MediaError
 from lumiera.testing import Instance, leftovers, run_cli, unique_runtime_dir, wait_for
 from lumiera.vault.farmtask import render_segment
-from tests.support import loopback_cluster, stop, timeline_of
+from tests.support import loopback_cluster, rendering, stop, timeline_of
 from tests.unit.vault.mediakit import read_code, write_video
 
 pytestmark = pytest.mark.integration
@@ -114,15 +114,6 @@ def describe(inst: Instance) -> dict[str, Any]:
 def workers(client: Client) -> dict[str, Any]:
     found: dict[str, Any] = client.scheduler_info(n_workers=-1)["workers"]
     return found
-
-
-def rendering(*nodes: Instance) -> Instance | None:
-    """The node whose Player is rendering, once it has encoded a frame (None before)."""
-    for inst in nodes:
-        for s in inst.request("player", "streams"):
-            if s["mode"] == "render" and s["state"] == "running" and s["frames"] > 0:
-                return inst
-    return None
 
 
 def tasks(inst: Instance) -> dict[str, int]:

@@ -29,7 +29,7 @@ from lumiera.errors import LumieraError, MediaError
 from lumiera.testing import Instance, run_cli, unique_runtime_dir, wait_for
 from lumiera.vault.media import MediaPool
 from lumiera.vault.render import render_frame
-from tests.support import CUT_AND_OVERLAY, build, one_clip, stop
+from tests.support import CUT_AND_OVERLAY, build, one_clip, render_cli, stop
 from tests.unit.vault.mediakit import read_code, write_video
 
 pytestmark = pytest.mark.integration
@@ -46,25 +46,7 @@ Edit = tuple[Path, Timeline]
 # -- helpers ------------------------------------------------------------------------------
 
 
-def render(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """``lumiera render ARGS`` to completion, its instance's runtime directory in the suite's."""
-    rd = unique_runtime_dir()
-    cmd = [sys.executable, "-m", "lumiera", "render", *args, "--runtime-dir", str(rd.path)]
-    try:
-        with subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        ) as proc:
-            testing.CREATED_INSTANCES.append(f"render-{proc.pid}")  # for the shm leak check
-            try:
-                out, err = proc.communicate(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                out, err = proc.communicate()
-                raise AssertionError(f"lumiera render ran over {timeout} s:\n{err}") from None
-        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-    finally:
-        with contextlib.suppress(OSError):
-            rd.path.rmdir()  # the instance removed what it made in it
+render = render_cli
 
 
 def decode(path: Path) -> tuple[list[av.VideoFrame], Fraction, str]:

@@ -125,6 +125,8 @@ def _detach(args: argparse.Namespace, rd: runtime_dir.RuntimeDir) -> int:
         cmd += ["--port", str(args.port)]
     cmd += node_args(args.config, args.defs)
     with open(log_path, "ab") as out:
+        # A farm killed outright left its farm.json: never take that for this one's.
+        (rd.path / STATE_FILE).unlink(missing_ok=True)
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,

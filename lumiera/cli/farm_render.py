@@ -146,7 +146,13 @@ def main(
     rd = runtime_dir.resolve(f"render-{os.getpid()}", args.runtime_dir)
     runtime_dir.prepare(rd)
     base = rd.path / "farm"  # the nodes' runtime directories and logs
-    farm = LocalFarm(args.jobs, base, name=rd.instance, node_args=node_args(args.config, args.defs))
+    farm = LocalFarm(
+        args.jobs,
+        base,
+        name=rd.instance,
+        security=security_mod.load(cfg),  # with [farm] tls_*, a tls:// scheduler as its nodes need
+        node_args=node_args(args.config, args.defs),
+    )
     try:
         started = time.monotonic()
         address = farm.start(FARM_START_S)
@@ -195,8 +201,12 @@ def render_on(
     segments = split(start, n, args.segment_frames, job=job)
     security = security_mod.load(cfg)
     security_mod.check_address(address, security)
-    client = connect(address, args.connect_timeout, security)
     parts = Path(tempfile.mkdtemp(prefix=f".{output.name}.parts-", dir=output.parent))
+    try:
+        client = connect(address, args.connect_timeout, security)
+    except BaseException:
+        shutil.rmtree(parts, ignore_errors=True)
+        raise
     futures: list[Future[bytes]] = []
     server: MediaServer | None = None
     mixing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sound")

@@ -8,8 +8,9 @@ anything is spawned.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from lumiera import __version__
 from lumiera.bus.client import DEFAULT_TIMEOUT
@@ -31,8 +32,21 @@ def _instance_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _lazy(module: str) -> Callable[[argparse.Namespace], int]:
+    """``lumiera.cli.MODULE.main``, imported when the command runs: ``render`` and ``demo``
+    need PyAV and numpy, which no other command (``up`` among them) should pay for."""
+
+    def run(args: argparse.Namespace) -> int:
+        main: Callable[[argparse.Namespace], int] = importlib.import_module(
+            f"lumiera.cli.{module}"
+        ).main
+        return main(args)
+
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from lumiera.cli import demo, farm, render, tools, up
+    from lumiera.cli import farm, tools, up
     from lumiera.cli import run as run_cmd
 
     parser = _Parser(prog="lumiera", description="The Lumiera application kernel.")
@@ -71,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="configuration file layered over config/setup.ini")
     p.add_argument("--instance", default="demo", help="instance name (default: demo)")
     p.add_argument("--runtime-dir", help="runtime directory (default: $XDG_RUNTIME_DIR/...)")
-    p.set_defaults(func=demo.main)
+    p.set_defaults(func=_lazy("demo"))
 
     p = sub.add_parser(
         "render", help="render a session to a file (brings the system up headless, then ends)"
@@ -103,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--connect-timeout", type=float, default=10.0, metavar="S", help="farm: reach it within S"
     )
-    p.set_defaults(func=render.main)
+    p.set_defaults(func=_lazy("render"))
 
     farm.add_parser(sub)
 

@@ -65,7 +65,8 @@ from lumiera.exits import EXIT_INTERRUPTED
 from lumiera.steam.core import SessionCore
 from lumiera.steam.playout import parse_range
 from lumiera.vault import security as security_mod
-from lumiera.vault.codecs import AudioEncoder, EncoderSpec, Registry
+from lumiera.vault.codecs import AudioEncoder
+from lumiera.vault.codecspec import EncoderSpec, Registry
 from lumiera.vault.farmtask import check_node, render_segment, without_sound
 from lumiera.vault.localfarm import LocalFarm, node_args
 from lumiera.vault.mediaserve import MediaServer, address_towards

@@ -66,7 +66,8 @@ from lumiera.runtime_dir import RuntimeDir
 from lumiera.steam.playout import PlayerRings, PlayerStream, parse_range, preview
 from lumiera.steam.renderloop import FRAME_WAIT_S, encode
 from lumiera.steam.soundsink import SinkConfig, SoundOut
-from lumiera.vault.codecs import Encoder, Registry
+from lumiera.vault.codecs import Encoder
+from lumiera.vault.codecspec import Registry
 from lumiera.vault.stream import timeline_sounds
 
 KEEP_ENDED = 64  # ended streams (and engine stream ends) kept

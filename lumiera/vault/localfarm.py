@@ -19,7 +19,6 @@ grace period), then the scheduler.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -32,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from lumiera.errors import Unavailable
+from lumiera.parentdeath import signal_on_parent_death
 
 log = logging.getLogger("lumiera.farm")
 
-PR_SET_PDEATHSIG = 1
 STOP_GRACE_S = 30.0  # a node's orderly stop, then SIGKILL
 LOG_TAIL_LINES = 20
 
@@ -73,11 +72,6 @@ class Node:
             "running": self.running(),
             "starts": len(self.starts),
         }
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 class LocalFarm:
@@ -160,7 +154,7 @@ class LocalFarm:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, before exec
+                preexec_fn=signal_on_parent_death(signal.SIGTERM),  # noqa: PLW1509 - only prctl, before exec
             )
         node.starts.append(time.monotonic())
 

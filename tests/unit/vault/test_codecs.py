@@ -13,14 +13,8 @@ import numpy as np
 import pytest
 
 from lumiera.errors import CodecError, MediaError
-from lumiera.vault.codecs import (
-    BUILTIN,
-    REGISTRY,
-    Encoder,
-    EncoderSpec,
-    Registry,
-    _packed_yuv420p,
-)
+from lumiera.vault.codecs import REGISTRY, Encoder, _packed_yuv420p
+from lumiera.vault.codecspec import BUILTIN, EncoderSpec, Registry
 from lumiera.vault.media import MediaPool
 
 from .mediakit import H, W, code_at, coded_planes, image, luma, planes_of

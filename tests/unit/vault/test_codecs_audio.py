@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from lumiera.errors import CodecError, JoinRefused
-from lumiera.vault.codecs import REGISTRY, AudioEncoder, Encoder, EncoderSpec
+from lumiera.vault.codecs import REGISTRY, AudioEncoder, Encoder
+from lumiera.vault.codecspec import EncoderSpec
 from lumiera.vault.join import join
 
 W, H = 64, 48

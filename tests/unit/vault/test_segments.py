@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 
 from lumiera.errors import BadArguments, JoinFailed, JoinMismatch, JoinRefused
 from lumiera.vault import join as join_module
-from lumiera.vault.codecs import REGISTRY, Encoder, EncoderSpec
+from lumiera.vault.codecs import REGISTRY, Encoder
+from lumiera.vault.codecspec import EncoderSpec
 from lumiera.vault.segments import Segment, job_id, join, split
 
 from .mediakit import coded_planes, fill, read_code

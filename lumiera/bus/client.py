@@ -32,6 +32,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from lumiera.bus import DEFAULT_TIMEOUT
 from lumiera.bus import messages as m
 from lumiera.errors import BadMessage, NotRunning, Unreachable, from_wire
 from lumiera.runtime_dir import RuntimeDir, is_locked, service_name
@@ -41,7 +42,6 @@ log = logging.getLogger("lumiera.bus")
 _ids = itertools.count(1)
 # Longer than the supervisor's default bus.request_timeout (5 s), so its typed
 # ``timeout`` reply for a slow subsystem arrives before the client gives up.
-DEFAULT_TIMEOUT = 10.0
 # How often a direct request that waits looks whether the subsystem's socket file is
 # still there (it goes when the subsystem ends, crash included).
 DIRECT_CHECK_S = 0.05

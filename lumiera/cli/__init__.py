@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from lumiera import __version__
-from lumiera.bus.client import DEFAULT_TIMEOUT
+from lumiera.bus import DEFAULT_TIMEOUT
 from lumiera.errors import LumieraError, NotRunning, UsageError
 from lumiera.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, EXIT_USAGE
 
@@ -32,22 +32,22 @@ def _instance_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _lazy(module: str) -> Callable[[argparse.Namespace], int]:
-    """``lumiera.cli.MODULE.main``, imported when the command runs: ``render`` and ``demo``
-    need PyAV and numpy, which no other command (``up`` among them) should pay for."""
+def _lazy(module: str, name: str = "main") -> Callable[[argparse.Namespace], int]:
+    """``lumiera.cli.MODULE.NAME``, imported only when the command runs: each command pays
+    for its own imports alone (``render`` and ``demo`` need PyAV and numpy, ``up`` the
+    supervisor, the tools the bus client), and ``lumiera render`` spawns its instance
+    sooner."""
 
     def run(args: argparse.Namespace) -> int:
-        main: Callable[[argparse.Namespace], int] = importlib.import_module(
-            f"lumiera.cli.{module}"
-        ).main
-        return main(args)
+        cmd = importlib.import_module(f"lumiera.cli.{module}")
+        func: Callable[[argparse.Namespace], int] = getattr(cmd, name)
+        return func(args)
 
     return run
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lumiera.cli import farm, tools, up
-    from lumiera.cli import run as run_cmd
+    from lumiera.cli import farm
 
     parser = _Parser(prog="lumiera", description="The Lumiera application kernel.")
     parser.add_argument("--version", action="version", version=f"lumiera {__version__}")
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="configuration file layered over config/setup.ini")
     p.add_argument("--debug", metavar="SUBSYSTEM", help="leave SUBSYSTEM to `lumiera run`")
     _instance_args(p)
-    p.set_defaults(func=up.main)
+    p.set_defaults(func=_lazy("up"))
 
     p = sub.add_parser(
         "demo", help="generate two clips, build a session by script, render it to an MP4"
@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds (default: %(default)s)"
     )
     _instance_args(p)
-    p.set_defaults(func=tools.status)
+    p.set_defaults(func=_lazy("tools", "status"))
 
     p = sub.add_parser("tap", help="print bus events as they happen")
     p.add_argument("prefixes", nargs="*", metavar="PREFIX", help="topic prefixes (default: all)")
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, help="stop after N events")
     p.add_argument("--timeout", type=float, help="stop after this many seconds")
     _instance_args(p)
-    p.set_defaults(func=tools.tap)
+    p.set_defaults(func=_lazy("tools", "tap"))
 
     p = sub.add_parser("send", help="send one request to a subsystem and print the reply")
     p.add_argument("subsystem", help="subsystem name, or appstate")
@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--routed", dest="direct", action="store_false", help="via the supervisor (default)"
     )
     _instance_args(p)
-    p.set_defaults(func=tools.send)
+    p.set_defaults(func=_lazy("tools", "send"))
 
     p = sub.add_parser(
         "session",
@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds (default: %(default)s)"
     )
     _instance_args(p)
-    p.set_defaults(func=tools.session)
+    p.set_defaults(func=_lazy("tools", "session"))
     from lumiera.cli import session_io
 
     session_io.add_parsers(sub)  # `session export|import SESSION FILE`: OpenTimelineIO
@@ -179,12 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stop", help="shut the instance down in order and wait until it is gone")
     p.add_argument("--timeout", type=float, default=30.0)
     _instance_args(p)
-    p.set_defaults(func=tools.stop)
+    p.set_defaults(func=_lazy("tools", "stop"))
 
     p = sub.add_parser("run", help="run one subsystem in the foreground (with `up --debug NAME`)")
     p.add_argument("subsystem")
     _instance_args(p)
-    p.set_defaults(func=run_cmd.main)
+    p.set_defaults(func=_lazy("run"))
     return parser
 
 

@@ -45,6 +45,9 @@ from lumiera.shm.segment import SegmentError
 
 _WRITE_SEQ = OFF_WRITE_SEQ >> 3  # word indexes of RingAccess.q / .w
 _PRODUCER_WAITING = OFF_PRODUCER_WAITING >> 2
+FRESH_S = 2.0  # a new consumer re-checks often this long, or until a first wake-up came
+FRESH_RECHECK_S = 0.005
+RECONNECT_MS = 10  # the wake-up sockets retry a producer that has not bound yet this often
 
 
 class Consumer(RingAccess):
@@ -68,10 +71,17 @@ class Consumer(RingAccess):
         self.held: dict[int, Frame] = {}
         self.sub = self.ctx.socket(zmq.SUB)
         self.push = self.ctx.socket(zmq.PUSH)
+        # Until a first wake-up came, the SUB may not be connected yet (a producer that
+        # binds after this connect: PUB drops what no one receives), so a fresh
+        # consumer re-checks often for a while instead of sleeping RECHECK_S on a
+        # wake-up that was lost: a render's first frame, otherwise 0.25 s late.
+        self._heard = False
+        self._fresh_until = time.monotonic() + FRESH_S
         try:
             frames, free = endpoints(rd, name)
             for sock in (self.sub, self.push):
                 sock.setsockopt(zmq.LINGER, 0)
+                sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
             self.sub.setsockopt(zmq.SUBSCRIBE, b"")
             self.push.setsockopt(zmq.SNDHWM, 16)
             self.sub.connect(frames)
@@ -120,7 +130,11 @@ class Consumer(RingAccess):
                 frame = self._next()
                 if frame is not None:
                     return frame
-                if self.sub.poll(int(min(left, RECHECK_S) * 1000) + 1):
+                nap = RECHECK_S
+                if not self._heard and time.monotonic() < self._fresh_until:
+                    nap = FRESH_RECHECK_S
+                if self.sub.poll(int(min(left, nap) * 1000) + 1):
+                    self._heard = True
                     while self.sub.poll(0):
                         self.sub.recv()
             finally:

@@ -145,11 +145,14 @@ class RingStats(EventBody):
 
 @dataclass(frozen=True, kw_only=True)
 class SessionChanged(EventBody):
-    """A session command was applied and is durable."""
+    """A session command was applied and is durable: its ``args`` as sent, what it ``applied``."""
 
     command: Name
     id: Id
     revision: int
+    # Left out when they would make the event too large (docs/RECORDING.md).
+    args: dict[str, Any] | None = None
+    applied: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

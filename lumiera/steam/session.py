@@ -25,12 +25,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgpack
+
 from lumiera.actors import Actor, command
 from lumiera.bus.events import SessionChanged
 from lumiera.errors import BadArguments, LumieraError, Unavailable
 from lumiera.steam.core import SessionCore
 
 IN_MEMORY = ":memory:"
+# session.changed carries a command's args and what it applied (for a recording's replay,
+# docs/RECORDING.md) up to this size; larger ones are announced without them.
+MAX_ANNOUNCED_ARGS_BYTES = 256 * 1024
 
 
 class SessionActor(Actor):
@@ -102,12 +107,9 @@ class SessionActor(Actor):
         if not run:
             return []
         outcomes = self._core().execute_many(run)
-        for outcome in outcomes:
+        for (_, args, _), outcome in zip(run, outcomes, strict=True):
             if isinstance(outcome, dict) and not outcome.get("duplicate"):
-                changed = SessionChanged(
-                    command=outcome["command"], id=outcome["id"], revision=outcome["revision"]
-                )
-                self.ctx.publish("session.changed", changed)
+                self.ctx.publish("session.changed", _changed(outcome, args))
         return list(outcomes)
 
     def _core(self) -> SessionCore:
@@ -141,6 +143,23 @@ class SessionActor(Actor):
 
     def describe_state(self) -> dict[str, Any]:
         return {"built": True}
+
+
+def _changed(outcome: dict[str, Any], args: dict[str, Any]) -> SessionChanged:
+    """The announcement of an applied command: with its arguments unless they are too large."""
+    applied = outcome["applied"]
+    try:
+        size = len(msgpack.packb([args, applied], use_bin_type=True))
+    except (TypeError, ValueError):  # not plain values: announced without them
+        size = MAX_ANNOUNCED_ARGS_BYTES + 1
+    carried = size <= MAX_ANNOUNCED_ARGS_BYTES
+    return SessionChanged(
+        command=outcome["command"],
+        id=outcome["id"],
+        revision=outcome["revision"],
+        args=args if carried else None,
+        applied=applied if carried else None,
+    )
 
 
 ACTOR = SessionActor

@@ -20,6 +20,7 @@ from lumiera.errors import (
     NotFound,
     Unavailable,
 )
+from lumiera.steam import session as session_module
 from lumiera.steam.session import SessionActor
 
 from .kit import make_video
@@ -58,7 +59,18 @@ def test_an_edit_is_answered_and_announced_with_its_id_and_revision(actor, event
     result = actor.handle("add_track", {"name": "V1", "command_id": "cli-1"})
     assert result["id"] == "cli-1" and result["revision"] == 1
     assert result["applied"] == {"id": "t1", "name": "V1", "index": 0, "kind": "video"}
-    assert events == [("session.changed", {"command": "add_track", "id": "cli-1", "revision": 1})]
+    announced = {"command": "add_track", "id": "cli-1", "revision": 1}
+    # its arguments as sent (command_id apart) and as applied: enough to replay it
+    announced |= {"args": {"name": "V1"}, "applied": result["applied"]}
+    assert events == [("session.changed", announced)]
+
+
+def test_arguments_too_large_to_announce_are_left_out_of_session_changed(
+    actor, events, monkeypatch
+):
+    monkeypatch.setattr(session_module, "MAX_ANNOUNCED_ARGS_BYTES", 16)
+    actor.handle("add_track", {"name": "a name longer than that", "command_id": "c"})
+    assert events == [("session.changed", {"command": "add_track", "id": "c", "revision": 1})]
 
 
 def test_a_retry_with_the_same_command_id_is_answered_again_but_not_announced(actor, events):
@@ -115,7 +127,8 @@ def test_history_is_a_command_and_undo_and_redo_are_edits(actor, events):
     history = actor.handle("history", {})
     assert [h["args"]["name"] for h in history["done"]] == ["A"]
     assert [h["args"]["name"] for h in history["undone"]] == ["B"]
-    assert events[-1] == ("session.changed", {"command": "undo", "id": "u1", "revision": 3})
+    undo = {"command": "undo", "id": "u1", "revision": 3, "args": {}, "applied": {}}
+    assert events[-1] == ("session.changed", undo)
     actor.handle("redo", {})
     assert actor.handle("history", {})["undone"] == []
 

@@ -68,10 +68,10 @@ from lumiera.vault import security as security_mod
 from lumiera.vault.codecs import AudioEncoder
 from lumiera.vault.codecspec import EncoderSpec, Registry
 from lumiera.vault.farmtask import check_node, render_segment, without_sound
+from lumiera.vault.feeds import timeline_sounds
 from lumiera.vault.localfarm import LocalFarm, node_args
 from lumiera.vault.mediaserve import MediaServer, address_towards
 from lumiera.vault.segments import Segment, job_id, join, split
-from lumiera.vault.stream import timeline_sounds
 
 RETRIES = 2  # a segment whose node dies is run again elsewhere, this often
 CLOSE_S = 10.0  # the client's orderly close

@@ -68,7 +68,7 @@ from lumiera.steam.renderloop import FRAME_WAIT_S, encode
 from lumiera.steam.soundsink import SinkConfig, SoundOut
 from lumiera.vault.codecs import Encoder
 from lumiera.vault.codecspec import Registry
-from lumiera.vault.stream import timeline_sounds
+from lumiera.vault.feeds import timeline_sounds
 
 KEEP_ENDED = 64  # ended streams (and engine stream ends) kept
 SOUND_END_WAIT_S = 1.0  # a stop waits this long for the sound's thread to read what is left

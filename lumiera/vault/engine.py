@@ -51,7 +51,8 @@ from lumiera.runtime_dir import RuntimeDir
 from lumiera.vault.cache import FrameCache
 from lumiera.vault.media import MediaPool, check_sources
 from lumiera.vault.scheduler import Scheduler
-from lumiera.vault.stream import FORMATS, MODES, WAIT_FRAME_S, RenderStream, StreamSpec
+from lumiera.vault.stream import WAIT_FRAME_S, RenderStream
+from lumiera.vault.streamspec import FORMATS, MODES, StreamSpec
 
 PREROLL_S = 0.25  # playback: the first frame is due this long after the request, by default
 KEEP_ENDED = 64  # ended streams kept for ``streams``

@@ -30,7 +30,7 @@ from lumiera.vault.media import MediaPool
 from lumiera.vault.scheduler import JobHandle, Priority, Scheduler
 
 if TYPE_CHECKING:
-    from lumiera.vault.stream import StreamSpec
+    from lumiera.vault.streamspec import StreamSpec
 
 
 class ClipReader:

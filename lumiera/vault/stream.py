@@ -67,69 +67,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
-from lumiera.bus.timeline import Timeline
 from lumiera.bus.topics import EngineStreamInfo
 from lumiera.errors import DeadlineMissed
 from lumiera.shm.layout import PixelFormat
 from lumiera.vault.cache import FrameCache
-from lumiera.vault.feeds import AudioFeed, ClipReader, pcm_of_slot, pcm_slot, timeline_sounds
+from lumiera.vault.feeds import AudioFeed, ClipReader, pcm_slot
 from lumiera.vault.media import MediaPool
 from lumiera.vault.render import FrameBuffers, Planes, frame_buffers, render_frame
 from lumiera.vault.scheduler import JobHandle, Priority, Scheduler
+from lumiera.vault.streamspec import FORMATS, MODES, StreamSpec, StreamState
 
-FORMATS = {"rgb24": PixelFormat.RGB24, "gray": PixelFormat.GRAY, "yuv420p": PixelFormat.YUV420P}
-MODES = ("render", "playback")
 CHUNK = 4  # source frames one reader job decodes
 AUDIO_CHUNK = 8  # output frames one audio job mixes
 RENDER_DEADLINE_S = 60.0  # a render-mode job is late (counted) this long after it was queued
 WAIT_FRAME_S = 120.0  # render mode: the bound on one frame (a job that never ends)
-
-
-@dataclass
-class StreamSpec:
-    """What to compute: a frame range of a timeline, into a ring, in a mode."""
-
-    id: str
-    timeline: Timeline
-    first: int
-    count: int
-    ring: str
-    fmt: str = "rgb24"
-    mode: str = "render"
-    rate: Fraction = Fraction(25)
-    start: float = 0.0  # playback: when frame ``first`` is due (time.monotonic)
-    audio_ring: str | None = None  # each frame's sound into this ring too
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.timeline.output.width, self.timeline.output.height
-
-    @property
-    def end(self) -> int:
-        return self.first + self.count
-
-    def due(self, index: int) -> float:
-        """When output frame ``index`` is due (playback)."""
-        return self.start + float((index - self.first) / self.rate)
-
-
-@dataclass
-class StreamState:
-    """Where a stream stands (shown by ``streams`` and in ``stats.engine``)."""
-
-    position: int = 0
-    frames: int = 0  # put into the ring
-    dropped: int = 0  # playback: not ready by their due time
-    failed: int = 0
-    state: str = "running"
-    error: str | None = None
-    lateness_ms: list[float] = field(default_factory=list)  # playback: publish - due
-    sound_frames: int = 0  # frames of sound put into the audio ring
-    sound_dropped: int = 0  # playback: frames of sound not mixed by their frame's turn
 
 
 class RenderStream:
@@ -169,9 +122,14 @@ class RenderStream:
         self.window = 2 * workers + 2  # render jobs queued or running ahead of the position
         # Frames read ahead of the position: at least the window, and within half the
         # cache (read frames evicted before their render job would be decoded twice).
+        # A render reads no further than its window: every frame is computed once, in
+        # order, as fast as the workers go, so a longer lead would only hold decoded
+        # frames (3 MB each at 1080p, per clip) longer; playback's lead rides out a
+        # slow stretch of decoding (``lead``, [engine] prefetch_frames).
         frame_bytes = sum(p.nbytes for p in frame_buffers(spec.fmt, spec.size))
         fits = cache.max_bytes // (2 * frame_bytes * max(1, len(self.readers)))
-        self.lead = max(self.window, min(lead, fits))
+        wanted = lead if spec.mode == "playback" else self.window
+        self.lead = max(self.window, min(wanted, fits))
         self.buffers = FrameBuffers(spec.fmt, spec.size, keep=self.window + 2)
 
     # -- what the owner sees ----------------------------------------------------------
@@ -406,15 +364,3 @@ class RenderStream:
         else:
             self.status.sound_dropped += 1  # a drop ring with every slot held by its readers
 
-
-__all__ = [
-    "FORMATS",
-    "MODES",
-    "AudioFeed",
-    "ClipReader",
-    "RenderStream",
-    "StreamSpec",
-    "pcm_of_slot",
-    "pcm_slot",
-    "timeline_sounds",
-]

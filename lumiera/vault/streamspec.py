@@ -1,0 +1,57 @@
+"""What a calculation stream computes (:class:`StreamSpec`) and where it stands
+(:class:`StreamState`): the plain data of :mod:`lumiera.vault.stream`, which the Engine's
+handlers and the feeds use too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from lumiera.bus.timeline import Timeline
+from lumiera.shm.layout import PixelFormat
+
+FORMATS = {"rgb24": PixelFormat.RGB24, "gray": PixelFormat.GRAY, "yuv420p": PixelFormat.YUV420P}
+MODES = ("render", "playback")
+
+
+@dataclass
+class StreamSpec:
+    """What to compute: a frame range of a timeline, into a ring, in a mode."""
+
+    id: str
+    timeline: Timeline
+    first: int
+    count: int
+    ring: str
+    fmt: str = "rgb24"
+    mode: str = "render"
+    rate: Fraction = Fraction(25)
+    start: float = 0.0  # playback: when frame ``first`` is due (time.monotonic)
+    audio_ring: str | None = None  # each frame's sound into this ring too
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.timeline.output.width, self.timeline.output.height
+
+    @property
+    def end(self) -> int:
+        return self.first + self.count
+
+    def due(self, index: int) -> float:
+        """When output frame ``index`` is due (playback)."""
+        return self.start + float((index - self.first) / self.rate)
+
+
+@dataclass
+class StreamState:
+    """Where a stream stands (shown by ``streams`` and in ``stats.engine``)."""
+
+    position: int = 0
+    frames: int = 0  # put into the ring
+    dropped: int = 0  # playback: not ready by their due time
+    failed: int = 0
+    state: str = "running"
+    error: str | None = None
+    lateness_ms: list[float] = field(default_factory=list)  # playback: publish - due
+    sound_frames: int = 0  # frames of sound put into the audio ring
+    sound_dropped: int = 0  # playback: frames of sound not mixed by their frame's turn

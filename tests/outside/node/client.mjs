@@ -451,6 +451,16 @@ async function main() {
   check(tracks[0].name === trackName && tracks[0].kind === "video", "the new track: its name, kind video");
   check(timeline.revision === added.revision, "the timeline's revision is the add_track's");
 
+  // session describe (8.3, 8.4): the common keys, every command, the session.
+  const described = await ok("session", "describe");
+  const common = { name: T.str, summary: T.str, pid: T.int, attached: T.bool, uptime_s: orNil(T.float), commands: T.map };
+  for (const [key, type] of Object.entries(common)) check(key in described && type(described[key]), `session describe: ${key}`);
+  check(described.name === "session" && described.pid === status.subsystems.find((s) => s.name === "session").pid, "session describe: its name and pid");
+  for (const c of ["add_track", "remove_track", "undo", "redo", "describe", "timeline", "history", "ping", "fault"]) check(c in described.commands, `session describe lists ${c}`);
+  check(described.durable === false, "session describe: durable is false without a session file");
+  check(isMap(described.session) && T.int(described.session.journal_rows) && "file" in described.session, "session describe: session with file and journal_rows");
+  check(described.session.tracks.some((t) => t.id === trackId), "session describe: the session has the new track");
+
   // Bad requests, each with its documented answer.
   const sessionUnknown = await refused("session", "no_such_command", {}, "unknown_command", /^session has no command 'no_such_command' \(has: (.*)\)$/);
   const has = /\(has: (.*)\)$/.exec(sessionUnknown.message)[1].split(", ");
@@ -462,6 +472,7 @@ async function main() {
   await refused("nosuch", "ping", {}, "unknown_subsystem", `no subsystem 'nosuch' in this instance (has: ${["appstate", ...names].join(", ")})`);
   await refused("appstate", "status", { x: 1 }, "bad_args", "status: unknown argument(s) x");
   await refused("session", "ping", { x: 1 }, "bad_args", "ping: unknown argument(s) x");
+  await refused("session", "add_track", { name: 5 }, "bad_args", "add_track.name: int is not str");
   const badVersion = await roundTrip(encode({ v: 2, kind: "request", id: "x", to: "appstate", command: "status", args: {} }), null, "v 2", true);
   check(badVersion.kind === "error" && badVersion.id === null && badVersion.code === "bad_message", "v 2: bad_message with a nil id");
   check(badVersion.message === "protocol version 2 is not supported (want 1)", `v 2: the documented message (got ${show(badVersion.message)})`);
@@ -477,7 +488,7 @@ async function main() {
     ok: true, instance, pid: status.pid, subsystems: names, startup_events: startup,
     track: { id: trackId, name: trackName }, revision: added.revision, command_id: commandId,
     answer_id: added.id, session_changed: changed.body.id,
-    errors_checked: ["unknown_command", "unknown_command", "unknown_subsystem", "bad_args", "bad_args", "bad_message", "bad_message"],
+    errors_checked: ["unknown_command", "unknown_command", "unknown_subsystem", "bad_args", "bad_args", "bad_args", "bad_message", "bad_message"],
   };
 
   if (doStop) {

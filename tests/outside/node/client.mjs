@@ -13,9 +13,11 @@
 //     matching `session.changed` event checked, then the same command again,
 //     which must answer the first answer plus `duplicate: true`; `timeline`
 //     must show the track;
+//   - `describe` of the session (8.3, 8.4);
 //   - bad requests: an unknown command (to the session and to appstate), an
-//     unknown subsystem, an unknown argument, and two unreadable messages,
-//     each answered with the documented code and message (sections 3.3, 8, 9);
+//     unknown subsystem, unknown or mistyped arguments, three unreadable
+//     messages and a kind a client may not send, each answered with the
+//     documented code and message (sections 3.3, 4.2, 8, 9);
 //   - with --stop: `stop` to appstate, then the shutdown's events, which must be
 //     exactly those of 10.3, in that order, ending with `appstate.phase done`.
 // Every event received is checked against its topic's body (10.1), and those
@@ -300,8 +302,7 @@ function checkEvent(frames) {
     check(STATES.includes(body.state), `${what}: a documented state`);
     check(body.sender === "appstate", `${what}: sender is appstate`);
   } else if (topic === "session.changed") {
-    // `args?` and `applied?` (maps, left out when too large) come with the bus
-    // recording (issue 16); older instances send neither.
+    // `args?` and `applied?`: left out when together they pack to more than 256 KiB (8.4).
     shape(body, { ...envelope, command: [T.name, true], id: [T.id, true], revision: [T.int, true], args: [orNil(T.map), false], applied: [orNil(T.map), false] }, what);
     check(body.sender === "session", `${what}: sender is session`);
   } else {
@@ -435,6 +436,8 @@ async function main() {
   );
   check(changed.body.command === "add_track", "session.changed: command add_track");
   check(changed.body.id === added.id, `session.changed: id is the answer's id (${added.id} vs ${changed.body.id})`);
+  check("args" in changed.body && "applied" in changed.body, "session.changed of a small command has args and applied");
+  check(canon(changed.body.args) === canon({ name: trackName }), "session.changed: args as sent, without command_id");
   if (changed.body.applied) check(canon(changed.body.applied) === canon(added.applied), "session.changed: applied is the answer's");
 
   const again = await ok("session", "add_track", { name: trackName, command_id: commandId });
@@ -481,6 +484,12 @@ async function main() {
   check(noTo.message === "request: missing field 'to'", `request without to: the documented message (got ${show(noTo.message)})`);
   const announced = events.filter((e) => e.topic === "session.changed" && e.body.id === commandId);
   check(announced.length === 1, `the add_track is announced once, its duplicate not (${announced.length})`);
+  const extraField = await roundTrip(encode({ v: 1, kind: "request", id: "z", to: "appstate", command: "status", args: {}, bogus: 1 }), null, "an unknown field", true);
+  check(extraField.kind === "error" && extraField.id === null && extraField.code === "bad_message", "request with an unknown field: bad_message with a nil id");
+  check(extraField.message === "request: unknown field(s) bogus", `request with an unknown field: the documented message (got ${show(extraField.message)})`);
+  const heartbeat = await roundTrip(encode({ v: 1, kind: "heartbeat" }), null, "a heartbeat from a client", true);
+  check(heartbeat.kind === "error" && heartbeat.id === null && heartbeat.code === "bad_message", "heartbeat from a client: bad_message with a nil id (4.2)");
+  check(heartbeat.message === "heartbeat is not accepted from a client", `heartbeat from a client: the documented message (got ${show(heartbeat.message)})`);
   const still = checkStatus(await ok("appstate", "status"), "status after the bad requests");
   check(still.phase === "running" && still.errors.length === 0, "still running, no errors recorded");
 
@@ -488,7 +497,7 @@ async function main() {
     ok: true, instance, pid: status.pid, subsystems: names, startup_events: startup,
     track: { id: trackId, name: trackName }, revision: added.revision, command_id: commandId,
     answer_id: added.id, session_changed: changed.body.id,
-    errors_checked: ["unknown_command", "unknown_command", "unknown_subsystem", "bad_args", "bad_args", "bad_args", "bad_message", "bad_message"],
+    errors_checked: ["unknown_command", "unknown_command", "unknown_subsystem", "bad_args", "bad_args", "bad_args", "bad_message", "bad_message", "bad_message", "bad_message"],
   };
 
   if (doStop) {

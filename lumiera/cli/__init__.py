@@ -134,8 +134,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--count", type=int, help="stop after N events")
     p.add_argument("--timeout", type=float, help="stop after this many seconds")
+    p.add_argument(
+        "--record", metavar="FILE", help="record the bus into FILE too (docs/RECORDING.md)"
+    )
     _instance_args(p)
-    p.set_defaults(func=_lazy("tools", "tap"))
+    p.set_defaults(func=_lazy("record", "tap"))
+
+    p = sub.add_parser(
+        "replay", help="replay a recording's session commands into a new session, compare"
+    )
+    p.add_argument("file", metavar="FILE", help="a recording (lumiera tap --record FILE)")
+    p.add_argument("--into", required=True, metavar="SESSION", help="the new session file")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help="seconds a command (default: %(default)s)",
+    )
+    p.add_argument("--runtime-dir", help="runtime directory of the replay's own instance")
+    p.set_defaults(func=_lazy("record", "replay"))
 
     p = sub.add_parser("send", help="send one request to a subsystem and print the reply")
     p.add_argument("subsystem", help="subsystem name, or appstate")

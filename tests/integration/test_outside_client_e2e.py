@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import fcntl
 import json
+import select
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,9 @@ def node() -> str:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip("the outside client needs node and npm (CI installs them: .ci/run)")
-    # One npm ci at a time, whichever test worker gets here first.
-    with (Path(tempfile.gettempdir()) / "lumiera-outside-node.lock").open("w") as lock:
+    # One npm ci at a time, whichever test worker gets here first (the lock is
+    # package.json's, so no file is made for it).
+    with (NODE_DIR / "package.json").open("rb") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not _installed():
             try:
@@ -123,10 +124,15 @@ SHUTDOWN = [
 
 def test_a_node_client_written_from_the_protocol_document(node: str) -> None:
     timeout = ["--timeout", str(CLIENT_TIMEOUT_S)]
-    # The client first, so that it follows the start-up on `events` too.
+    # The client first, so that it follows the start-up on `events` too: the
+    # instance starts once it has subscribed.
     inst = Instance(["--headless"])
     first = client(node, inst, *timeout)
     try:
+        assert first.stderr is not None
+        ready, _, _ = select.select([first.stderr], [], [], 30)
+        assert ready, "the outside client did not subscribe within 30 s"
+        assert first.stderr.readline() == "subscribed\n"
         with inst:
             summary = finish(first)
             assert summary["instance"] == inst.rd.instance

@@ -154,6 +154,7 @@ let eventWaiter = null;
 const sub = socket(zmq.Subscriber);
 sub.connect(endpoint("events"));
 for (const prefix of ["lifecycle.", "appstate.", "subsystem.", "session."]) sub.subscribe(prefix);
+process.stderr.write("subscribed\n"); // so a caller may start the instance now
 (async () => {
   try {
     for await (const frames of sub) {

@@ -28,6 +28,8 @@ def probe_media(path: str) -> dict[str, Any]:
         st = os.stat(path)
     except OSError as e:
         raise MediaError(f"media {path}: {e.strerror}") from None
+    except ValueError as e:  # a NUL in the path: no such file can exist
+        raise MediaError(f"media {path!r}: {e}") from None
     found: dict[str, Any] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
     try:
         with av.open(path) as container:

@@ -307,17 +307,26 @@ mangled_frames: st.SearchStrategy[bytes] = st.tuples(
 
 # -- command arguments --------------------------------------------------------------------------
 
+Known = dict[str, st.SearchStrategy[Any]]
+Req = tuple[str, dict[str, Any], str]
+
 
 @st.composite
-def command_args(draw: st.DrawFn, spec: CommandSpec, flavour: str = VALID) -> dict[str, Any]:
+def command_args(
+    draw: st.DrawFn, spec: CommandSpec, flavour: str = VALID, known: Known | None = None
+) -> dict[str, Any]:
     """Arguments of a declared command: every required one, some optional ones.
 
     ``invalid``: one argument of the wrong type, an unknown one, or a required one missing.
+    ``known``: argument name -> values worth trying besides random ones (ids that exist).
     """
     args: dict[str, Any] = {}
     inner = VALID if flavour == INVALID else flavour
     for pname, (hint, required) in spec.params.items():
         if required or draw(st.booleans()):
+            if known and pname in known and draw(st.booleans()):
+                args[pname] = draw(known[pname])
+                continue
             args[pname] = draw(values(hint, inner if draw(st.booleans()) else VALID))
     if flavour != INVALID:
         return args
@@ -340,18 +349,25 @@ def command_args(draw: st.DrawFn, spec: CommandSpec, flavour: str = VALID) -> di
 
 
 def requests_for(
-    table: dict[str, CommandSpec], flavour: str | None = None
-) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
-    """(command, args) of a command table, any flavour unless given; sometimes no such command."""
+    table: dict[str, CommandSpec], flavour: str | None = None, known: Known | None = None
+) -> st.SearchStrategy[Req]:
+    """(command, args, flavour) of a command table; sometimes a command it does not have.
 
-    def one(name: str) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
+    The flavour is drawn unless given; an unknown command comes with flavour ``invalid``.
+    """
+
+    def one(name: str) -> st.SearchStrategy[Req]:
         flavours = st.sampled_from(FLAVOURS) if flavour is None else st.just(flavour)
-        return flavours.flatmap(lambda f: command_args(table[name], f)).map(lambda a: (name, a))
+        return flavours.flatmap(
+            lambda f: command_args(table[name], f, known).map(lambda a: (name, a, f))
+        )
 
     unknown = st.text(max_size=64).filter(lambda c: c not in table)
     return st.one_of(
         st.sampled_from(sorted(table)).flatmap(one),
-        st.tuples(unknown, st.dictionaries(st.text(max_size=8), plain, max_size=3)),
+        st.tuples(
+            unknown, st.dictionaries(st.text(max_size=8), plain, max_size=3), st.just(INVALID)
+        ),
     )
 
 

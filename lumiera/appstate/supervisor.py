@@ -50,6 +50,7 @@ from lumiera.bus.events import (
     encode_event,
     prepare_kinds,
 )
+from lumiera.bus.recording import running_recordings
 from lumiera.bus.sockets import configure_bounded, recv_bounded
 from lumiera.config import Config
 from lumiera.errors import BadMessage, RuntimeDirError
@@ -152,6 +153,7 @@ class Supervisor:
                         reason=reason,
                     ),
                 )
+                self._name_recordings()
                 self.exit_code = EXIT_EMERGENCY_FAILED
         finally:
             self._teardown(zctx, old_handlers, wake_r, wake_w)
@@ -336,6 +338,8 @@ class Supervisor:
                     log.error("%s", body.message)
                 elif isinstance(body, PhaseChanged) and body.phase == Phase.RUNNING:
                     self._print_status()
+                elif isinstance(body, EmergencyExit):
+                    self._name_recordings()
             elif isinstance(action, Spawn):
                 self._spawn(action.name)
             elif isinstance(action, SendStart):
@@ -358,6 +362,14 @@ class Supervisor:
             self._execute(self.runner.exited(name, ExitStatus(code=127), time.monotonic()))
             return
         self.runner.spawned(name, proc.pid)
+
+    def _name_recordings(self) -> None:
+        """An emergency's report names the recordings of the bus running now (RECORDING.md)."""
+        for path in running_recordings(self.rd):
+            self.output.show(
+                f"lumiera: emergency while the bus was being recorded to {path} "
+                f"(lumiera replay {path} --into NEW-SESSION)"
+            )
 
     def _print_status(self) -> None:
         lines = [

@@ -38,8 +38,8 @@ if PROFILE not in ("ci", "long"):
 FUZZ = settings.get_profile(PROFILE)
 """The selected profile, as a decorator for the fuzz tests."""
 
-LIVE_SECONDS = 40.0 * SCALE if LONG else 1.5
-"""Seconds of garbage per socket in the live tests."""
+LIVE_SECONDS = float(os.environ.get("LUMIERA_FUZZ_LIVE_S") or (40.0 * SCALE if LONG else 1.5))
+"""Seconds of garbage per socket in the live tests (``LUMIERA_FUZZ_LIVE_S`` overrides)."""
 
 CASES: Counter[str] = Counter()
 """Cases run per test (the tests count them), for ``tools/fuzz.py``'s report."""

@@ -271,15 +271,22 @@ crafted_frames: st.SearchStrategy[bytes] = st.sampled_from(
         _with(STATUS, "args", b"\x81\x01\xc0"),  # an int map key
         _with(STATUS, "args", b"\x81\xc4\x01k\xc0"),  # a bin map key
         _with(STATUS, "args", b"\x81\xa1k\xa2\xc3\x28"),  # invalid utf-8
-        _with(STATUS, "args", b"\x81\xa1k\xcf" + b"\xff" * 8),  # uint64 max
-        _with(STATUS, "args", b"\x81\xa1k\xcb\x7f\xf8" + b"\x00" * 6),  # NaN
-        _with(STATUS, "args", b"\x81\xa1k\xca\x7f\x80\x00\x00"),  # float32 inf
         _with({k: v for k, v in STATUS.items() if k != "id"}, "id", b"\xc4\x01f"),  # bin id
         _packb([STATUS]),
         _packb("status"),
         _packb(None),
     ]
 ) | st.integers(MAX_DEPTH, 20_000).map(lambda n: b"\x91" * n + b"\xc0")  # deep nesting
+
+
+edge_frames: list[bytes] = [
+    _with(STATUS, "args", b"\x81\xa1k\xcf" + b"\xff" * 8),  # uint64 max
+    _with(STATUS, "args", b"\x81\xa1k\xd3" + b"\x80" + b"\x00" * 7),  # int64 min
+    _with(STATUS, "args", b"\x81\xa1k\xcb\x7f\xf8" + b"\x00" * 6),  # NaN
+    _with(STATUS, "args", b"\x81\xa1k\xca\x7f\x80\x00\x00"),  # float32 inf
+    _with(STATUS, "args", b"\x81\xa1k" + b"\x91" * (MAX_DEPTH - 1) + b"\xc0"),  # deepest
+]
+"""Frames at the edge of what is valid: each decodes (a status request with one argument)."""
 
 
 @st.composite

@@ -58,6 +58,12 @@ def test_every_kind_round_trips_through_the_wire(kind: str, flavour: str, data: 
     assert m.decode(m.encode(msg)) == msg
 
 
+@pytest.mark.parametrize("frame", fs.edge_frames)
+def test_frames_at_the_edge_of_the_value_rules_decode(frame: bytes):
+    msg = m.decode(frame)
+    assert isinstance(msg, m.Request) and set(msg.args) == {"k"}
+
+
 @FUZZ
 @given(fs.bad_message_bodies())
 def test_a_body_with_one_thing_wrong_is_refused(body: dict[Any, Any]):

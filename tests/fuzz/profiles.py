@@ -16,7 +16,7 @@ from collections import Counter
 from hypothesis import HealthCheck, settings
 
 PROFILE = os.environ.get("LUMIERA_FUZZ_PROFILE", "ci")
-SCALE = max(1.0, float(os.environ.get("LUMIERA_FUZZ_SCALE", "1")))
+SCALE = max(0.01, float(os.environ.get("LUMIERA_FUZZ_SCALE", "1")))
 LONG = PROFILE == "long"
 
 _COMMON = {
@@ -28,7 +28,7 @@ _COMMON = {
 settings.register_profile("ci", max_examples=25, derandomize=True, **_COMMON)  # type: ignore[arg-type]
 settings.register_profile(
     "long",
-    max_examples=int(1000 * SCALE),
+    max_examples=max(10, int(1000 * SCALE)),
     derandomize=False,
     **_COMMON,  # type: ignore[arg-type]
 )

@@ -135,6 +135,13 @@ def _sound_sink(text: str) -> str:
     return value
 
 
+def _spawn(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("fork", "exec"):
+        raise ValueError("must be fork (from the zygote, which has imported ahead) or exec")
+    return value
+
+
 def _latency(text: str) -> float:
     value = float(text)
     if not 0 < value <= 5:
@@ -158,6 +165,7 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "emergency_timeout": Key(_positive_float, "emergency: survivors' time to end"),
         "heartbeat_interval": Key(_positive_float, "a subsystem's heartbeat period"),
         "watchdog_timeout": Key(_positive_float, "no heartbeat this long: hung"),
+        "spawn": Key(_spawn, "how subsystem processes start: fork (the zygote) or exec"),
     },
     "bus": {
         "request_timeout": Key(_positive_float, "wait for a reply"),

@@ -23,6 +23,7 @@ import zmq
 
 from lumiera.appstate.actions import ExitStatus
 from lumiera.appstate.output import Output
+from lumiera.appstate.zygote import ForkedChild, Zygote, ZygoteError
 from lumiera.runtime_dir import ENV_SUPERVISOR_PID, RuntimeDir, remove_service_socket
 
 log = logging.getLogger("lumiera.appstate")
@@ -37,7 +38,7 @@ class Proc:
     name: str
     pid: int
     pidfd: int
-    popen: subprocess.Popen[bytes] | None = None  # None: attached, not our child
+    popen: subprocess.Popen[bytes] | ForkedChild | None = None  # None: attached by `run`
     partial: dict[int, bytearray] = field(default_factory=dict)  # pipe fd -> unfinished line
 
     @property
@@ -115,13 +116,34 @@ def _cut(line: bytes) -> bytes:
     return line if len(line) <= MAX_LINE else line[:MAX_LINE] + b" [cut]"
 
 
-def spawn(name: str, rd: RuntimeDir) -> Proc:
-    """Start subsystem ``name``'s process. Raises OSError if it cannot be started."""
-    env = dict(os.environ)
+def _env(base: dict[str, str]) -> dict[str, str]:
+    env = dict(base)
     env[ENV_SUPERVISOR_PID] = str(os.getpid())
     env["PYTHONUNBUFFERED"] = "1"  # output reaches the terminal line by line
     for key, value in MALLOC_ENV.items():
         env.setdefault(key, value)
+    return env
+
+
+def spawn_forked(name: str, rd: RuntimeDir, zygote: Zygote) -> Proc:
+    """Start subsystem ``name``'s process by the zygote. Raises ZygoteError, OSError."""
+    child = zygote.spawn(name, str(rd.path), rd.instance, _env({}))
+    try:
+        pidfd = os.pidfd_open(child.pid)
+    except OSError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        raise
+    for stream in (child.stdout, child.stderr):
+        assert stream is not None
+        os.set_blocking(stream.fileno(), False)
+    return Proc(name, child.pid, pidfd, child)
+
+
+def spawn(name: str, rd: RuntimeDir) -> Proc:
+    """Start subsystem ``name``'s process (exec). Raises OSError if it cannot be started."""
+    env = _env(dict(os.environ))
     popen = subprocess.Popen(
         [sys.executable, "-m", "lumiera.actors", name, str(rd.path), rd.instance],
         stdin=subprocess.DEVNULL,
@@ -169,17 +191,28 @@ class Children:
     to ``output`` line by line, the last lines before its exit is reported.
     """
 
-    def __init__(self, rd: RuntimeDir, poller: zmq.Poller, output: Output) -> None:
+    def __init__(
+        self, rd: RuntimeDir, poller: zmq.Poller, output: Output, zygote: Zygote | None = None
+    ) -> None:
         self.rd = rd
         self.poller = poller
         self.output = output
+        self.zygote = zygote  # forks subsystems; None, or broken: exec
         self.procs: dict[str, Proc] = {}
 
     def get(self, name: str) -> Proc | None:
         return self.procs.get(name)
 
     def spawn(self, name: str) -> Proc:
-        """Start ``name``'s process and watch it. Raises OSError if it cannot be started."""
+        """Start ``name``'s process and watch it. Raises OSError if it cannot be started.
+
+        Forked by the zygote where there is one, else (or if it fails) exec'd.
+        """
+        if self.zygote is not None and self.zygote.broken is None:
+            try:
+                return self._watch(spawn_forked(name, self.rd, self.zygote))
+            except (ZygoteError, OSError) as e:
+                log.warning("%s: started with exec instead (%s)", name, e)
         return self._watch(spawn(name, self.rd))
 
     def attach(self, name: str, pid: int) -> Proc:
@@ -239,6 +272,7 @@ class Children:
         self.poller.unregister(proc.pidfd)
         proc.close()
         del self.procs[proc.name]
+        self.reap_strays()
         if proc.popen is None:
             log.info("%s (pid %d, attached by lumiera run) detached", proc.name, proc.pid)
         else:
@@ -259,3 +293,22 @@ class Children:
                     )
             proc.close()
         self.procs.clear()
+        self.reap_strays()
+
+    def reap_strays(self) -> None:
+        """Reap descendants re-parented to us (a subreaper for the zygote's children) that
+        are not ours to watch: the orphans of a subsystem that died. Never a watched one,
+        nor the zygote (their statuses are read where they are handled)."""
+        known = {p.pid for p in self.procs.values()}
+        if self.zygote is not None:
+            known.add(self.zygote.pid)
+        while True:
+            try:
+                found = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if found is None or found.si_pid in known:
+                return
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(found.si_pid, 0)
+            log.info("reaped an orphaned descendant (pid %d)", found.si_pid)

@@ -34,9 +34,11 @@ from lumiera.appstate.actions import (
 from lumiera.appstate.children import Children
 from lumiera.appstate.commands import APPSTATE, AppStateCommands
 from lumiera.appstate.control import ControlPlane
+from lumiera.appstate.model import State
 from lumiera.appstate.output import Output, log_dir_for
 from lumiera.appstate.rings import Rings
 from lumiera.appstate.runner import MAX_REASON, Phase, Runner, Timeouts
+from lumiera.appstate.zygote import Zygote
 from lumiera.bus import messages as m
 from lumiera.bus.codec import Limits
 from lumiera.bus.events import (
@@ -68,13 +70,22 @@ from lumiera.shm.spec import parse_specs
 from lumiera.subsystems import Options, start_order
 
 log = logging.getLogger("lumiera.appstate")
+# A process that exited by itself: its last message is awaited this long (see _last_words).
+LAST_WORDS_S = 0.05
 LAST_EVENTS_LINGER_MS = 200
 
 
 class Supervisor:
     """One run of ``lumiera up``. Create, then :meth:`run` once."""
 
-    def __init__(self, rd: RuntimeDir, config: Config, options: Options, out: TextIO) -> None:
+    def __init__(
+        self,
+        rd: RuntimeDir,
+        config: Config,
+        options: Options,
+        out: TextIO,
+        zygote: Zygote | None = None,
+    ) -> None:
         self.rd = rd
         self.config = config
         self.options = options
@@ -98,7 +109,7 @@ class Supervisor:
         self._next_stats = time.monotonic() + self.stats_every
         self.started = time.monotonic()
         self.poller = zmq.Poller()
-        self.children = Children(rd, self.poller, self.output)
+        self.children = Children(rd, self.poller, self.output, zygote)
         self.control = ControlPlane(
             runner=self.runner,
             children=self.children,
@@ -222,6 +233,8 @@ class Supervisor:
         self, zctx: zmq.Context[zmq.Socket[bytes]], old: dict[int, Any], r: int, w: int
     ) -> None:
         self.children.kill_all()  # nothing may outlive us
+        if self.children.zygote is not None:
+            self.children.zygote.close()
         signal.set_wakeup_fd(old.pop(-1))
         for sig, handler in old.items():
             signal.signal(sig, handler)
@@ -292,8 +305,25 @@ class Supervisor:
         exited = self.children.on_fd(fd)
         if exited is not None:
             status = self.children.reap(exited)
+            if status.code is not None:
+                self._last_words(exited.name)
             self.control.gone(exited.name)
             self._execute(self.runner.exited(exited.name, status, time.monotonic()))
+
+    def _last_words(self, name: str) -> None:
+        """Read what a process that ended by itself said last (its ``ending``, its
+        ``problem``) before its exit is handled: the exit can be seen first, while
+        ZeroMQ's I/O thread still holds the message. Bounded by LAST_WORDS_S."""
+        sub = self.runner.subs.get(name)
+        if sub is None or sub.state is State.STOPPING:  # asked to stop: nothing more to say
+            return
+        sock = self.control.sock
+        deadline = time.monotonic() + LAST_WORDS_S
+        while sock is not None and not (sub.ending or sub.problem):
+            left = deadline - time.monotonic()
+            if left <= 0 or not sock.poll(int(left * 1000) + 1, zmq.POLLIN):
+                return
+            self.control.on_readable()
 
     # -- the events plane -----------------------------------------------------------
 

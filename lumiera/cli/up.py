@@ -65,20 +65,48 @@ def check_node(options: Options, cfg: config_mod.Config) -> None:
         )
 
 
+# Subsystems whose modules the zygote does not import ahead: Dask's may start threads.
+NOT_PRELOADED = ("netnode",)
+
+
+def preload(options: Options) -> list[str]:
+    """The modules the zygote imports ahead: the process entry, then each subsystem's that
+    this command line starts (not one left to ``lumiera run``)."""
+    from lumiera.subsystems import start_order
+
+    names = [n for n in start_order(options) if n != options.debug and n not in NOT_PRELOADED]
+    return ["lumiera.actors.__main__", *(SUBSYSTEMS[n].module for n in names)]
+
+
 def main(args: argparse.Namespace) -> int:
     cfg = config_mod.load(Path(args.config) if args.config else None, args.defs)
     options = options_from(args)
     check_node(options, cfg)
     rd = runtime_dir.resolve(args.instance, args.runtime_dir)
+    from lumiera.appstate.zygote import Zygote
+
+    zygote, why_not = None, ""
+    if cfg.get_str("appstate.spawn") == "fork":
+        # First of all, before a ZeroMQ context, a lock or a thread exists here: it
+        # imports the subsystems' modules while the supervisor sets up.
+        try:
+            zygote = Zygote.start(preload(options))
+        except OSError as e:
+            why_not = f"no zygote ({e}): subsystems are started with exec"
     logging.basicConfig(
         level=cfg.get_str("log.level"),
         stream=sys.stderr,
         format="appstate| %(levelname)s %(message)s",
     )
+    if why_not:
+        logging.getLogger("lumiera.appstate").warning("%s", why_not)
     from lumiera.appstate.supervisor import Supervisor
 
     try:
-        return Supervisor(rd, cfg, options, sys.stderr).run()
+        return Supervisor(rd, cfg, options, sys.stderr, zygote).run()
     except InstanceRunning as e:
         print(f"lumiera: {e}", file=sys.stderr)
         return EXIT_INSTANCE_RUNNING
+    finally:
+        if zygote is not None:
+            zygote.close()  # again (a no-op) after the supervisor's teardown closed it

@@ -21,7 +21,7 @@ from lumiera.vault.media import MediaPool
 from lumiera.vault.render import frame_buffers, render_frame
 from lumiera.vault.scheduler import Priority, Scheduler
 from lumiera.vault.stream import RenderStream
-from lumiera.vault.streamspec import StreamSpec
+from lumiera.vault.streamspec import FORMATS, StreamSpec
 from tests.support import timeline_of
 
 from .mediakit import H, W, read_code, write_video
@@ -207,7 +207,7 @@ def test_render_mode_writes_every_frame_in_order_each_the_exact_composite(engine
     assert info["position"] == FIRST + COUNT
     expected = expected_frames(timeline, fmt, range(FIRST, FIRST + COUNT))
     for w in producer.written:
-        assert w.fmt == stream_module.FORMATS[fmt]
+        assert w.fmt == FORMATS[fmt]
         assert len(w.planes) == len(expected[w.pts])
         for got, exp in zip(w.planes, expected[w.pts], strict=True):
             assert got.shape == exp.shape and (got == exp).all(), w.pts

@@ -1,0 +1,345 @@
+"""The subsystems' fork server (»zygote«): one process that has imported what the
+subsystems need, and forks each new subsystem process from itself.
+
+Why: a subsystem started with exec pays for a fresh interpreter and its own
+imports (the bus, its actor, numpy and PyAV: 100-250 ms of CPU each, all at
+once when an instance starts). The zygote pays them once, while the supervisor
+sets up, and a fork then starts a subsystem in a few milliseconds, sharing the
+imported modules' pages with its siblings (copy on write).
+
+Safety (FINDINGS.md: never fork after a ZeroMQ context exists): the zygote is
+forked by ``lumiera up`` before the supervisor makes its context, its lock or
+any thread, and it never makes one itself. It checks that importing left it
+with one thread, else it forks nothing (the supervisor then execs).
+
+A subsystem is the supervisor's own child, as with exec: the zygote forks an
+intermediate that forks the subsystem and exits at once; the supervisor is a
+child subreaper (``PR_SET_CHILD_SUBREAPER``), so the kernel re-parents the
+subsystem to it. The zygote answers only once the intermediate is reaped, so
+the pid it gives is already the supervisor's child: the supervisor waits for
+it (its exit status is the supervisor's to read), and the subsystem arms its
+parent-death signal against the supervisor (:func:`lumiera.actors.process.
+die_with_parent`) once it sees the re-parenting. Its title (``ps``,
+``/proc/PID/cmdline``) is the command line exec would have given it.
+
+Requests travel over a ``SOCK_SEQPACKET`` socket pair: a JSON object
+``{"name", "path", "instance", "env"}`` with two file descriptors (the write
+ends of the new process's stdout and stderr pipes); the answer is
+``{"pid": N}`` or ``{"error": "..."}``. The zygote ends when the supervisor
+closes its end, and dies with it (parent-death signal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib
+import io
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+log = logging.getLogger("lumiera.appstate")
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt
+ANSWER_WAIT_S = 10.0  # a spawn's answer (the zygote may still be importing)
+REPARENT_WAIT_S = 5.0  # the new process's wait to become the supervisor's child
+EXIT_SETUP_FAILED = 70  # the forked process could not become a subsystem
+MAX_REQUEST = 64 * 1024
+
+
+class ZygoteError(Exception):
+    """The zygote cannot start a subsystem (the supervisor execs it instead)."""
+
+
+def become_subreaper() -> None:
+    """Have orphaned descendants re-parented to this process (Linux)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+class ForkedChild:
+    """A subsystem process the zygote forked: the part of ``subprocess.Popen`` the
+    supervisor uses (its pid, output pipes, poll and wait)."""
+
+    def __init__(self, pid: int, stdout_fd: int, stderr_fd: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self.stdout: io.FileIO | None = io.FileIO(stdout_fd, "r")
+        self.stderr: io.FileIO | None = io.FileIO(stderr_fd, "r")
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # not ours to wait for (should not happen): gone
+                self.returncode = -signal.SIGKILL
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0.0)
+            time.sleep(0.002)
+        return code
+
+
+class Zygote:
+    """The supervisor's end of the zygote: :meth:`spawn` a subsystem, :meth:`close`."""
+
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid = pid
+        self.sock = sock
+        self.broken: str | None = None  # why it can no longer spawn
+
+    @classmethod
+    def start(cls, modules: Sequence[str]) -> Zygote:
+        """Fork the zygote, which imports ``modules``; makes this process a subreaper.
+
+        Call before this process has a ZeroMQ context or a thread. Raises OSError.
+        """
+        become_subreaper()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the zygote (its own process, measured by e2e tests)
+            ours.close()
+            code = 0
+            try:
+                _serve(theirs, modules, parent)
+            except BaseException:  # noqa: BLE001 - whatever happened, never return into `up`
+                traceback.print_exc()
+                code = EXIT_SETUP_FAILED
+            os._exit(code)
+        theirs.close()
+        return cls(pid, ours)
+
+    def spawn(self, name: str, path: str, instance: str, env: Mapping[str, str]) -> ForkedChild:
+        """Fork subsystem ``name``; its stdout and stderr on new pipes. Raises ZygoteError."""
+        if self.broken is not None:
+            raise ZygoteError(self.broken)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            request = {"name": name, "path": path, "instance": instance, "env": dict(env)}
+            try:
+                socket.send_fds(self.sock, [json.dumps(request).encode()], [out_w, err_w])
+                answer = self._answer()
+            except (OSError, ValueError) as e:
+                self.broken = f"the zygote (pid {self.pid}) does not answer: {e}"
+                raise ZygoteError(self.broken) from None
+        except BaseException:
+            os.close(out_r)
+            os.close(err_r)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        if "pid" not in answer:
+            os.close(out_r)
+            os.close(err_r)
+            self.broken = str(answer.get("error", "no pid in its answer"))
+            raise ZygoteError(self.broken)
+        return ForkedChild(int(str(answer["pid"])), out_r, err_r)
+
+    def _answer(self) -> dict[str, object]:
+        ready = select.select([self.sock], [], [], ANSWER_WAIT_S)[0]
+        if not ready:
+            raise OSError(f"no answer within {ANSWER_WAIT_S:g} s")
+        data = self.sock.recv(MAX_REQUEST)
+        if not data:
+            raise OSError("it closed the connection")
+        answer = json.loads(data)
+        if not isinstance(answer, dict):
+            raise ValueError("not a JSON object")
+        return answer
+
+    def close(self, wait: float = 2.0) -> None:
+        """Tell the zygote to end (its socket closed), and reap it; SIGKILL past ``wait``."""
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                pid, _ = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid:
+                return
+            if time.monotonic() >= deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(self.pid, 0)
+                return
+            time.sleep(0.002)
+
+
+# -- the zygote's side ----------------------------------------------------------------
+
+
+def _prctl(option: int, value: int) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def _title(text: str) -> None:
+    try:
+        import setproctitle
+    except ImportError:  # pragma: no cover - a dependency; ps shows `lumiera up` then
+        return
+    setproctitle.setproctitle(text)
+
+
+def _serve(sock: socket.socket, modules: Sequence[str], supervisor: int) -> None:
+    """The zygote's life: import ``modules``, then fork a subsystem per request."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != supervisor:
+        return  # it died before the signal was armed
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the supervisor's
+    _title(f"lumiera zygote (supervisor {supervisor})")
+    _malloc_settings()
+    problem = None
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    except Exception as e:  # noqa: BLE001 - said in every answer; the supervisor execs
+        problem = f"the zygote could not import: {type(e).__name__}: {e}"
+    if problem is None and threading.active_count() != 1:
+        problem = f"importing left {threading.active_count()} threads: forking is not safe"
+    while True:
+        data, fds, _flags, _addr = socket.recv_fds(sock, MAX_REQUEST, 2)
+        if not data:
+            return  # the supervisor closed its end
+        if problem is not None or len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            sock.send(json.dumps({"error": problem or "expected 2 descriptors"}).encode())
+            continue
+        try:
+            answer = _fork_one(sock, json.loads(data), fds, supervisor)
+        except Exception as e:  # noqa: BLE001 - an answer, never the zygote's end
+            answer = {"error": f"{type(e).__name__}: {e}"}
+        finally:
+            for fd in fds:
+                os.close(fd)
+        sock.send(json.dumps(answer).encode())
+
+
+def _fork_one(
+    sock: socket.socket, request: dict[str, object], fds: list[int], supervisor: int
+) -> dict[str, object]:
+    """Fork an intermediate that forks the subsystem; reap it; the subsystem's pid."""
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        middle = os.fork()
+        if middle == 0:  # pragma: no cover - the intermediate: fork, say the pid, exit
+            code = 0
+            try:
+                os.close(pid_r)
+                pid = os.fork()
+                if pid == 0:
+                    os.close(pid_w)
+                    _become(sock, request, fds, supervisor)  # never returns
+                os.write(pid_w, str(pid).encode())
+            except BaseException:  # noqa: BLE001
+                code = EXIT_SETUP_FAILED
+            os._exit(code)
+        os.close(pid_w)
+        pid_w = -1
+        said = b""
+        while chunk := os.read(pid_r, 32):
+            said += chunk
+        _, status = os.waitpid(middle, 0)  # now the subsystem is the supervisor's child
+    finally:
+        os.close(pid_r)
+        if pid_w != -1:
+            os.close(pid_w)
+    if not said or os.waitstatus_to_exitcode(status) != 0:
+        return {"error": f"the fork failed (intermediate: {os.waitstatus_to_exitcode(status)})"}
+    return {"pid": int(said)}
+
+
+def _malloc_settings() -> None:
+    """What ``MALLOC_*_`` in the environment gives an exec'd subsystem (children.MALLOC_ENV),
+    set with mallopt: a forked process's allocator was set up long ago. Unless the user set
+    them (then they apply already, read at this process's start)."""
+    from lumiera.appstate.children import MALLOC_ENV
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for key, option in (
+        ("MALLOC_MMAP_THRESHOLD_", M_MMAP_THRESHOLD),
+        ("MALLOC_TRIM_THRESHOLD_", M_TRIM_THRESHOLD),
+    ):
+        if key not in os.environ:
+            with contextlib.suppress(AttributeError):
+                libc.mallopt(option, int(MALLOC_ENV[key]))
+
+
+def _become(
+    sock: socket.socket, request: dict[str, object], fds: list[int], supervisor: int
+) -> None:  # pragma: no cover - runs in the new subsystem process
+    """Turn this fresh fork into subsystem ``name``, as ``python -m lumiera.actors`` would."""
+    code = EXIT_SETUP_FAILED
+    try:
+        name, path, instance = str(request["name"]), str(request["path"]), str(request["instance"])
+        env = request.get("env")
+        sock.close()
+        os.setpgid(0, 0)  # its own process group, as exec'd ones (process_group=0)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(fds[0], 1)
+        os.dup2(fds[1], 2)
+        for fd in (devnull, *fds):
+            os.close(fd)
+        for number in (1, 2):  # unbuffered, as PYTHONUNBUFFERED gives an exec'd one
+            stream = io.TextIOWrapper(
+                io.FileIO(number, "w", closefd=False),
+                encoding="utf-8",
+                errors="backslashreplace",
+                line_buffering=True,
+                write_through=True,
+            )
+            if number == 1:
+                sys.stdout = stream
+            else:
+                sys.stderr = stream
+        if isinstance(env, dict):
+            os.environ.update({str(k): str(v) for k, v in env.items()})
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        logging.root.handlers.clear()
+        import lumiera.actors.__main__ as entry
+
+        sys.argv = [str(Path(entry.__file__ or "")), name, path, instance]
+        _title(f"{sys.executable} -m lumiera.actors {name} {path} {instance}")
+        deadline = time.monotonic() + REPARENT_WAIT_S
+        while os.getppid() != supervisor:  # the intermediate is on its way out
+            if time.monotonic() > deadline:
+                os._exit(EXIT_SETUP_FAILED)
+            time.sleep(0.0005)
+        code = entry.run(name, path, instance)
+    except BaseException:  # noqa: BLE001 - said on its stderr, which the supervisor shows
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)

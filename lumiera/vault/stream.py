@@ -363,4 +363,3 @@ class RenderStream:
             self.status.sound_frames += 1
         else:
             self.status.sound_dropped += 1  # a drop ring with every slot held by its readers
-

@@ -42,6 +42,7 @@ def zygotes_of(supervisor: int) -> list[int]:
 def test_subsystems_are_the_supervisors_children_named_as_exec_names_them(spawn):
     with Instance(["--headless"], defs=[f"appstate.spawn={spawn}"]) as inst:
         inst.wait_running()
+        assert inst.proc is not None
         supervisor = inst.proc.pid
         for name in CORE:
             pid = inst.pid_of(name)
@@ -69,6 +70,7 @@ def test_a_sigkilled_supervisor_takes_its_zygote_and_forked_children_along():
     rd = unique_runtime_dir()
     with Instance(["--headless"], rd=rd) as inst:
         inst.wait_running()
+        assert inst.proc is not None
         supervisor = inst.proc.pid
         pids = [inst.pid_of(n) for n in CORE] + zygotes_of(supervisor)
         assert len(pids) == 4

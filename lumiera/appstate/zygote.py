@@ -254,6 +254,7 @@ def _fork_one(
             code = 0
             try:
                 os.close(pid_r)
+                _title(_exec_title(request))  # the subsystem has its title from its birth
                 pid = os.fork()
                 if pid == 0:
                     os.close(pid_w)
@@ -275,6 +276,12 @@ def _fork_one(
     if not said or os.waitstatus_to_exitcode(status) != 0:
         return {"error": f"the fork failed (intermediate: {os.waitstatus_to_exitcode(status)})"}
     return {"pid": int(said)}
+
+
+def _exec_title(request: dict[str, object]) -> str:
+    """The command line exec would have given subsystem ``request["name"]``."""
+    words = (request.get("name"), request.get("path"), request.get("instance"))
+    return f"{sys.executable} -m lumiera.actors {' '.join(str(w) for w in words)}"
 
 
 def _malloc_settings() -> None:
@@ -329,7 +336,6 @@ def _become(
         import lumiera.actors.__main__ as entry
 
         sys.argv = [str(Path(entry.__file__ or "")), name, path, instance]
-        _title(f"{sys.executable} -m lumiera.actors {name} {path} {instance}")
         deadline = time.monotonic() + REPARENT_WAIT_S
         while os.getppid() != supervisor:  # the intermediate is on its way out
             if time.monotonic() > deadline:

@@ -232,6 +232,8 @@ class TreeSampler:
                 if proc is None:
                     argv = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
                     words = [w.decode(errors="replace") for w in argv if w]
+                    if len(words) == 1:  # a title set in place (a zygote-forked subsystem)
+                        words = words[0].split()
                     proc = self.procs[p] = Proc(p, self.name(words))
             except (OSError, IndexError, ValueError):
                 continue  # gone meanwhile

@@ -20,22 +20,25 @@ Requests to ``appstate`` always use ``control``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import logging
 import os
 import time
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
-import zmq.asyncio
 
 from lumiera.bus import DEFAULT_TIMEOUT
 from lumiera.bus import messages as m
 from lumiera.errors import BadMessage, NotRunning, Unreachable, from_wire
 from lumiera.runtime_dir import RuntimeDir, is_locked, service_name
+
+if TYPE_CHECKING:  # asyncio and zmq.asyncio are imported by the async client alone (start-up)
+    import asyncio
+
+    import zmq.asyncio
 
 log = logging.getLogger("lumiera.bus")
 
@@ -206,6 +209,8 @@ class AsyncControlClient:
             raise NotRunning(f"no lumiera instance {rd.instance!r} is running at {rd.path}")
         self.rd = rd
         self.timeout = timeout
+        import zmq.asyncio
+
         self._sock = (context or zmq.asyncio.Context.instance()).socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.connect(rd.endpoint("control"))
@@ -228,6 +233,8 @@ class AsyncControlClient:
         Raises Unreachable when no reply comes within ``timeout`` seconds
         (default: the client's) or the client is closed meanwhile.
         """
+        import asyncio
+
         if self._closed:
             raise Unreachable("the control client is closed")
         if self._reader is None:
@@ -270,6 +277,8 @@ class AsyncControlClient:
 
     async def close(self) -> None:
         """Stop reading, fail every request still waiting (Unreachable), close the socket."""
+        import asyncio
+
         self._closed = True
         if self._reader is not None:
             self._reader.cancel()

@@ -20,9 +20,9 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import zmq
-import zmq.asyncio
 
 from lumiera.bus.codec import DEFAULT_LIMITS, Limits
 from lumiera.bus.event_codec import (
@@ -63,6 +63,9 @@ from lumiera.bus.topics import (
 )
 from lumiera.errors import BadMessage, EventTimeout
 from lumiera.runtime_dir import RuntimeDir
+
+if TYPE_CHECKING:  # imported by the async subscriber alone (start-up)
+    import zmq.asyncio
 
 __all__ = [
     "APPSTATE",
@@ -277,6 +280,8 @@ class AsyncSubscriber(_Receiving):
         self.limits = limits
         self.dropped = 0  # malformed events received and dropped
         self._topics: set[str] = set()
+        import zmq.asyncio
+
         self._sock = (context or zmq.asyncio.Context.instance()).socket(zmq.SUB)
         # The same socket, read without awaiting once poll said it is readable (every
         # part of a message is there then), so recv_bounded keeps at most 2 frames.

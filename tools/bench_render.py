@@ -32,7 +32,7 @@ What is measured, and how:
   lumiera does, per yuv420p plane ``lumiera.vault.composite.over(A, B, 0.5,
   out)`` (B over the bottom clip A; ``out`` is the encoder's frame, so no copy
   is made), and encoded as lumiera's ``h264`` codec does (libx264, preset
-  ultrafast, yuv420p, MP4); 250 frames, timed from the opening of the files
+  ultrafast, yuv420p, frame threads, MP4); 250 frames, timed from the opening of the files
   to the closing of the output. Its CPU time (all threads of this process)
   and the wall time spent in each stage (waiting for the decoders, over(),
   encode and mux) are shown. The two outputs are compared packet by packet:
@@ -322,6 +322,7 @@ def single_process(a: Path, b: Path, out: Path, frames: int) -> tuple[float, dic
         enc = co.add_stream("libx264", rate=Fraction(RATE))
         enc.width, enc.height, enc.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         enc.options = {"preset": PRESET}
+        enc.thread_type = "AUTO"  # frame threads, as lumiera's Encoder (and ffmpeg) encode
         da, db = ca.decode(sa), cb.decode(sb)
         for k in range(frames):
             t1 = clock()

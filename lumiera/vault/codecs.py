@@ -138,6 +138,10 @@ class Encoder(_File):
             self.stream.width, self.stream.height = width, height
             self.stream.pix_fmt = spec.pix_fmt
             self.stream.options = dict(spec.options)
+            # Frame threads where the codec has them (libx264), as the ffmpeg command line
+            # encodes; PyAV's default, slice threads, made an H.264 render's encode 25-30%
+            # slower in wall time on 2 cores for the same CPU (and the same quality).
+            self.stream.thread_type = "AUTO"
             self._add_audio(audio)
         except (av.error.FFmpegError, OSError, ValueError) as e:
             raise self._refuse(e) from None

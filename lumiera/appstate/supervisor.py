@@ -130,6 +130,7 @@ class Supervisor:
         self.xsub: zmq.Socket[bytes] | None = None
         self.xpub: zmq.Socket[bytes] | None = None
         self._signals: list[int] = []
+        self.signalled: signal.Signals | None = None  # the first SIGINT/SIGTERM/SIGHUP taken
 
     # -- the whole life -------------------------------------------------------------
 
@@ -295,6 +296,7 @@ class Supervisor:
             os.read(self._wake_r, 512)
         while self._signals:
             sig = signal.Signals(self._signals.pop(0))
+            self.signalled = self.signalled or sig  # the first one: how `lumiera render` exits
             if self.runner.phase.ending:
                 log.warning("%s: already shutting down", sig.name)
                 continue

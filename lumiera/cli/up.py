@@ -6,12 +6,16 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lumiera import config as config_mod
 from lumiera import runtime_dir
 from lumiera.errors import ConfigError, InstanceRunning, UsageError
 from lumiera.exits import EXIT_INSTANCE_RUNNING
 from lumiera.subsystems import SUBSYSTEMS, Options
+
+if TYPE_CHECKING:
+    from lumiera.appstate.zygote import Zygote
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -78,21 +82,28 @@ def preload(options: Options) -> list[str]:
     return ["lumiera.actors.__main__", *(SUBSYSTEMS[n].module for n in names)]
 
 
+def start_zygote(cfg: config_mod.Config, options: Options) -> tuple[Zygote | None, str]:
+    """The zygote (``[appstate] spawn = fork``), or None and why not (then: exec).
+
+    Call first of all, before a ZeroMQ context, a lock or a thread exists in this
+    process: it imports the subsystems' modules while the supervisor sets up.
+    """
+    if cfg.get_str("appstate.spawn") != "fork":
+        return None, ""
+    from lumiera.appstate.zygote import Zygote
+
+    try:
+        return Zygote.start(preload(options)), ""
+    except OSError as e:
+        return None, f"no zygote ({e}): subsystems are started with exec"
+
+
 def main(args: argparse.Namespace) -> int:
     cfg = config_mod.load(Path(args.config) if args.config else None, args.defs)
     options = options_from(args)
     check_node(options, cfg)
     rd = runtime_dir.resolve(args.instance, args.runtime_dir)
-    from lumiera.appstate.zygote import Zygote
-
-    zygote, why_not = None, ""
-    if cfg.get_str("appstate.spawn") == "fork":
-        # First of all, before a ZeroMQ context, a lock or a thread exists here: it
-        # imports the subsystems' modules while the supervisor sets up.
-        try:
-            zygote = Zygote.start(preload(options))
-        except OSError as e:
-            why_not = f"no zygote ({e}): subsystems are started with exec"
+    zygote, why_not = start_zygote(cfg, options)
     logging.basicConfig(
         level=cfg.get_str("log.level"),
         stream=sys.stderr,

@@ -1,0 +1,91 @@
+"""Signals sent to the ``lumiera render`` process alone (``kill``, systemd, a job runner),
+not to its whole group as a terminal's Ctrl-C: each stops it in order, mid-way or at
+its start, with exit 128 + the signal, no file, no partial file and nothing left."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lumiera import testing
+from lumiera.testing import Instance, unique_runtime_dir
+from tests.support import build, stop
+from tests.unit.vault.mediakit import write_video
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session whose render takes seconds: 64x48 media scaled to 1280x720, to FFV1."""
+    base = tmp_path_factory.mktemp("signals")
+    video = write_video(base / "v.mkv", 150, "ffv1")
+    path = base / "big.lum"
+    with Instance(["--headless", str(path)]) as inst:
+        inst.wait_running()
+        build(inst, [video], [{"media": "m1", "track": "t1", "position": 0}], size=(1280, 720))
+        stop(inst)
+    return path
+
+
+def _ignore_sigint() -> None:  # pragma: no cover - runs in the child before exec
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `cmd &` in a non-interactive shell
+
+
+def render_signalled(
+    session: Path, out_dir: Path, sig: int, *, when: str, sigint_ignored: bool = False
+) -> tuple[int, str]:
+    out = out_dir / "out.mkv"
+    partial = out_dir / ".out.mkv.partial"
+    rd = unique_runtime_dir()
+    cmd = [sys.executable, "-m", "lumiera", "render", str(session), "-o", str(out)]
+    cmd += ["--codec", "ffv1", "--runtime-dir", str(rd.path)]
+    with subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ignore_sigint if sigint_ignored else None,  # noqa: PLW1509
+    ) as proc:
+        testing.CREATED_INSTANCES.append(f"render-{proc.pid}")
+        try:
+            if when == "mid-way":
+                testing.wait_for(partial.exists, 30, "the render to be under way")
+            else:  # at start-up: once its instance has bound its sockets
+                testing.wait_for(rd.socket("control").exists, 30, "the instance to start")
+            proc.send_signal(sig)  # to this process alone
+            _out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    with contextlib.suppress(OSError):
+        rd.path.rmdir()
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_to_the_render_alone_mid_way_stops_it_in_order(session, tmp_path, sig):
+    code, err = render_signalled(session, tmp_path, sig, when="mid-way")
+    assert code == 128 + sig, err
+    assert f"interrupted; no file written ({signal.Signals(sig).name})" in err
+    assert list(tmp_path.iterdir()) == []  # no file, no partial file
+
+
+def test_a_signal_at_start_up_stops_it_in_order(session, tmp_path):
+    code, err = render_signalled(session, tmp_path, signal.SIGTERM, when="start-up")
+    assert code == 128 + signal.SIGTERM, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigint_stops_it_even_when_it_was_started_with_sigint_ignored(session, tmp_path):
+    code, err = render_signalled(
+        session, tmp_path, signal.SIGINT, when="mid-way", sigint_ignored=True
+    )
+    assert code == 130, err
+    assert list(tmp_path.iterdir()) == []

@@ -39,14 +39,16 @@ What is measured, and how:
   same pictures in, same encoder and options, so the bitstreams should be the
   same bytes (shown; libx264 is deterministic by default).
 * the command lines (``lumiera render`` and ``ffmpeg``), each as a user runs
-  it, start to exit: ``lumiera render SESSION -o OUT --codec h264`` (its own
-  instance, started and stopped by the command) of a session file of the same
+  it, start to exit, on the issue's work: two sources made as above but of 500
+  frames (20 s; ``CLI_FRAMES``), B at opacity 0.5 over A.
+  ``lumiera render SESSION -o OUT --codec h264`` (its own
+  instance, started and stopped by the command) of a session file of that
   timeline (built over the bus of a short-lived instance before the others
   start: a running instance holds its session file), and ``ffmpeg -i A.mp4 -i
   B.mp4 -filter_complex "[0:v][1:v]blend=all_opacity=0.5" -c:v libx264 -preset
   ultrafast -pix_fmt yuv420p OUT.mp4`` on the same two files (no sound: video
   only) where ffmpeg is installed (else the report says so plainly and its
-  figures are null). frames/s = 250 / the wall time. CPU: user and system
+  figures are null). frames/s = 500 / the wall time. CPU: user and system
   seconds of the whole process tree, from the kernel (wait4 rusage of the
   command, which counts every descendant waited for). Memory: the tree is
   sampled from /proc every 50 ms while it runs; the figure is the most it held
@@ -56,7 +58,7 @@ What is measured, and how:
   own peak). rusage's maxrss is not used: a child's count starts from the RSS
   of the process that forked it (this benchmark's, hundreds of MiB). Per
   process (cli, supervisor, engine, player, ...): CPU and peak RSS. The files
-  must hold 250 frames. Aims: lumiera render at least as fast as ffmpeg, with
+  must hold all 500 frames. Aims: lumiera render at least as fast as ffmpeg, with
   CPU per frame within 10% of it, in under 300 MiB.
 * render with sound (``sound``): the same timeline, but each clip's media
   has a sound track too (the same pictures remuxed, with a stereo 48 kHz AAC
@@ -155,6 +157,9 @@ from lumiera.vault.composite import over
 WIDTH, HEIGHT = 1920, 1080
 RATE = 25
 FRAMES = 250  # the render: 10 s
+# The command lines: the work, two sources of 500 frames (20 s): lumiera render
+# against ffmpeg on the same files, each command whole, start to exit.
+CLI_FRAMES = 500
 PRESET = "ultrafast"
 CODEC = "h264"  # the Player's default: libx264 ultrafast, yuv420p, MP4
 OPACITY = 0.5
@@ -652,6 +657,7 @@ def bench_render(
     sounding: dict[str, Any],
     session: Path,
     ffmpeg: str | None,
+    cli_media: tuple[Media, Media],
 ) -> RenderResult:
     warm = pipeline_run(ctx, inst, WARMUP_FRAMES, -1, first=frames - WARMUP_FRAMES)
     say(f"  warm-up: pipeline, the last {WARMUP_FRAMES} frames ({warm.seconds:.2f} s)")
@@ -690,13 +696,13 @@ def bench_render(
         )
 
     def cli(r: int) -> None:
-        run = cli_run(ctx, session, frames, r)
+        run = cli_run(ctx, session, cli_media[0].frames, r)
         res.cli.extend([run] if run else [])
         say_command("lumiera render", r, repeats, run)
 
     def ffmpeg_cli(r: int) -> None:
         assert ffmpeg is not None
-        run = ffmpeg_run(ctx, ffmpeg, a, b, r)
+        run = ffmpeg_run(ctx, ffmpeg, *cli_media, r)
         res.ffmpeg.extend([run] if run else [])
         say_command("ffmpeg", r, repeats, run)
 
@@ -1131,7 +1137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             with_sound(a.path, base / "a-sound.mp4", FRAMES, 1),
             with_sound(b.path, base / "b-sound.mp4", FRAMES, 2),
         )
-        session = cli_session(ctx, a, b, FRAMES)  # lumiera render's
+        say(f"media for the command lines: 2 x {CLI_FRAMES} frames of 1080p H.264")
+        ca = make_media(base / "cli-a.mp4", CLI_FRAMES, 1)
+        cb = make_media(base / "cli-b.mp4", CLI_FRAMES, 2)
+        session = cli_session(ctx, ca, cb, CLI_FRAMES)  # lumiera render's
         # The Player's viewer ring at the output's size (the GUI's preview box would
         # make it 960x540): the playback figure is the Engine's at 1080p.
         full = ["gui.preview_width=1920", "gui.preview_height=1080"]
@@ -1152,6 +1161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sounding=sounding,
                 session=session,
                 ffmpeg=ffmpeg,
+                cli_media=(ca, cb),
             )
             for k in range(1, -(-play_frames // FRAMES)):  # the clips again, end to end
                 add_clips(inst, edit, k * FRAMES, FRAMES)

@@ -34,8 +34,10 @@ Name = Annotated[str, MaxLen(64)]
 """A subsystem, command, event or error-code name."""
 Id = Annotated[str, MaxLen(128)]
 """A request id, chosen by the client; echoed in the reply."""
-Text = Annotated[str, MaxLen(1 << 16)]
+TEXT_MAX = 1 << 16
+Text = Annotated[str, MaxLen(TEXT_MAX)]
 """Human-readable text: reasons, error messages, tracebacks."""
+CUT = " ... [cut]"
 
 
 class Message:
@@ -92,6 +94,12 @@ class Error(Message):
     id: Id | None
     code: Name
     message: Text
+
+    def __post_init__(self) -> None:
+        # A message may quote what it refuses (an argument of any size): cut to what a
+        # Text holds, so that the answer itself stays readable (found by tests/fuzz).
+        if len(self.message) > TEXT_MAX:
+            object.__setattr__(self, "message", self.message[: TEXT_MAX - len(CUT)] + CUT)
 
 
 # -- the subsystem handshake and lifecycle (subsystem process <-> supervisor) ---------

@@ -2,7 +2,7 @@
 
 Each round starts ``lumiera up --headless FILE`` on the same session file.
 Client threads (one ControlClient each) send ``add_track`` commands with a
-``command_id`` (the track's name is the id, so the session's history names
+``command_id`` (the track's name is the id, so the session's tracks name
 each command) as fast as they are answered; after a random short delay the
 session process is SIGKILLed, which ends the instance in an emergency (exit
 2, ON_EMERGENCY_EXIT naming the session, docs/PROTOCOL.md 11.5).
@@ -11,10 +11,10 @@ A command whose answer arrived is *acknowledged*; one that was sent but got
 an error or no answer (the supervisor's ``subsystem_gone``, ``shutting_down``,
 a client timeout) is *unknown*: it may or may not have been committed. The
 next round's fresh instance on the same file first checks the previous
-round: every acknowledged id is in the history exactly once; every unknown
+round: every acknowledged id is in the session exactly once; every unknown
 and some acknowledged ids are retried with their ids, as a client would after
 a lost reply: an acknowledged one must be answered as a duplicate with its
-first revision, and after the retries every id is in the history exactly
+first revision, and after the retries every id is in the session exactly
 once (nothing applied twice). The benchmark (tools/bench_faults.py) does 100
 rounds; the unit-level version of this (a SessionCore in a child process,
 no bus) is tests/unit/steam/test_crash.py.
@@ -72,9 +72,9 @@ def client(inst: Instance, tag: str, ledger: Ledger, stop: threading.Event) -> N
 
 
 def names(inst: Instance) -> Counter[str]:
-    history = inst.request("session", "history")
-    assert history["undone"] == []
-    return Counter(h["args"]["name"] for h in history["done"])
+    """The session's tracks by name (one per applied add_track; the history keeps 1000)."""
+    tracks = inst.request("session", "describe")["session"]["tracks"]
+    return Counter(t["name"] for t in tracks)
 
 
 def check_and_retry(inst: Instance, ledger: Ledger, rng: random.Random) -> None:

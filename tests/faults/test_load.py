@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,10 +50,10 @@ def test_under_status_and_tap_load_no_command_is_lost_and_status_is_answered_thr
     status_ms: list[list[float]] = [[] for _ in range(STATUS_TOOLS)]
     silences: list[float] = [0.0] * STATUS_TOOLS
 
-    def guarded(fn: Callable[[], None]) -> Callable[[], None]:
+    def guarded(fn: Callable[..., None], *args: Any) -> Callable[[], None]:
         def run() -> None:
             try:
-                fn()
+                fn(*args)
             except BaseException as e:  # noqa: BLE001 - reported below
                 failures.append(e)
                 stop.set()
@@ -90,9 +91,9 @@ def test_under_status_and_tap_load_no_command_is_lost_and_status_is_answered_thr
                             acked[cid] = answer["revision"]
                         i += 1
 
-            jobs = [guarded(lambda n=n: status_tool(n)) for n in range(STATUS_TOOLS)]
-            jobs += [guarded(lambda tap=tap: tap_tool(tap)) for tap in taps]
-            jobs += [guarded(lambda n=n: sender(n)) for n in range(SENDERS)]
+            jobs = [guarded(status_tool, n) for n in range(STATUS_TOOLS)]
+            jobs += [guarded(tap_tool, tap) for tap in taps]
+            jobs += [guarded(sender, n) for n in range(SENDERS)]
             threads = [threading.Thread(target=job) for job in jobs]
             for th in threads:
                 th.start()
@@ -103,13 +104,12 @@ def test_under_status_and_tap_load_no_command_is_lost_and_status_is_answered_thr
             assert not any(th.is_alive() for th in threads)
             assert not failures, failures
             for tap in taps:
-                wait_for(
-                    lambda tap=tap: (
-                        tap.poll(0.05) or len(tap.topics("session.changed")) >= len(acked)
-                    ),
-                    10,
-                    "every session.changed",
-                )
+
+                def complete(tap: Tap = tap) -> bool:
+                    tap.poll(0.05)
+                    return len(tap.topics("session.changed")) >= len(acked)
+
+                wait_for(complete, 10, "every session.changed")
             session = inst.request("session", "describe")["session"]
         finally:
             for tap in taps:

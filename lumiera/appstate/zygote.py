@@ -49,6 +49,8 @@ import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from lumiera.subsystems import SUBSYSTEMS, Options, start_order
+
 log = logging.getLogger("lumiera.appstate")
 
 PR_SET_PDEATHSIG = 1
@@ -58,6 +60,17 @@ ANSWER_WAIT_S = 10.0  # a spawn's answer (the zygote may still be importing)
 REPARENT_WAIT_S = 5.0  # the new process's wait to become the supervisor's child
 EXIT_SETUP_FAILED = 70  # the forked process could not become a subsystem
 MAX_REQUEST = 64 * 1024
+
+
+# Subsystems whose modules the zygote does not import ahead: Dask's may start threads.
+NOT_PRELOADED = ("netnode",)
+
+
+def preload(options: Options) -> list[str]:
+    """The modules the zygote imports ahead: the process entry, then each subsystem's that
+    this command line starts (not one left to ``lumiera run``)."""
+    names = [n for n in start_order(options) if n != options.debug and n not in NOT_PRELOADED]
+    return ["lumiera.actors.__main__", *(SUBSYSTEMS[n].module for n in names)]
 
 
 class ZygoteError(Exception):
@@ -190,6 +203,33 @@ class Zygote:
                     os.waitpid(self.pid, 0)
                 return
             time.sleep(0.002)
+
+
+# -- a zygote started before its supervisor ---------------------------------------------
+
+_prestarted: Zygote | None = None
+
+
+def prestart(options: Options) -> None:
+    """Fork a zygote for ``options`` first thing in a command (``lumiera render``), before
+    the command imports its own modules: the subsystems' imports (numpy, PyAV, the bus:
+    about 0.2 s) overlap the command's start instead of following it. The command takes
+    it (:func:`take_prestarted`) or discards it (:func:`discard_prestarted`)."""
+    global _prestarted
+    with contextlib.suppress(OSError):  # then the command starts one itself, or execs
+        _prestarted = Zygote.start(preload(options))
+
+
+def take_prestarted() -> Zygote | None:
+    global _prestarted
+    zygote, _prestarted = _prestarted, None
+    return zygote
+
+
+def discard_prestarted() -> None:
+    zygote = take_prestarted()
+    if zygote is not None:
+        zygote.close()
 
 
 # -- the zygote's side ----------------------------------------------------------------

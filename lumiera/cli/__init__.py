@@ -206,8 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    early = argv is None and sys.argv[1:2] == ["render"]
+    if early:  # first thing: see zygote.prestart (render_local takes it)
+        from lumiera.appstate import zygote
+        from lumiera.subsystems import Options
+
+        zygote.prestart(Options(session="-", headless=True))
     try:
+        args = build_parser().parse_args(argv)
         code: int = args.func(args)
         return code
     except UsageError as e:
@@ -221,3 +227,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    finally:
+        if early:
+            zygote.discard_prestarted()  # not taken (a farm render, a usage error)

@@ -25,13 +25,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from lumiera import config as config_mod
 from lumiera import runtime_dir
 from lumiera.errors import LumieraError
 from lumiera.exits import EXIT_INSTANCE_RUNNING
 from lumiera.subsystems import Options
+
+if TYPE_CHECKING:
+    from lumiera.appstate.zygote import Zygote
 
 PLAIN_EVERY_S = 5.0  # without a terminal: a progress line this often
 STATUS_EVERY_S = 0.25  # while the instance starts: ask its phase this often
@@ -153,14 +156,26 @@ def bar(info: dict[str, Any], width: int = 30) -> str:
     )
 
 
+def _zygote(cfg: config_mod.Config, options: Options) -> tuple[Zygote | None, str]:
+    """The prestarted zygote, or one started now (or none: exec, and why)."""
+    from lumiera.appstate import zygote as zygote_mod
+
+    zygote = zygote_mod.take_prestarted()
+    if zygote is not None and cfg.get_str("appstate.spawn") == "fork":
+        return zygote, ""
+    if zygote is not None:
+        zygote.close()
+    from lumiera.cli.up import start_zygote
+
+    return start_zygote(cfg, options)
+
+
 def run(args: Any, session: Path, job: Job, instance: str) -> int:
     """Render ``job`` from ``session`` on an instance of this process; the exit code."""
     cfg = config_mod.load(Path(args.config) if args.config else None, args.defs)
     rd = runtime_dir.resolve(instance, args.runtime_dir)
     options = Options(session=str(session.absolute()), headless=True)
-    from lumiera.cli.up import start_zygote
-
-    zygote, why_not = start_zygote(cfg, options)  # before any thread or ZeroMQ context
+    zygote, why_not = _zygote(cfg, options)  # before any thread or ZeroMQ context
     started = time.monotonic()
     with tempfile.TemporaryFile("w+") as log:
         handler = logging.StreamHandler(log)

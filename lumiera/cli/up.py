@@ -69,19 +69,6 @@ def check_node(options: Options, cfg: config_mod.Config) -> None:
         )
 
 
-# Subsystems whose modules the zygote does not import ahead: Dask's may start threads.
-NOT_PRELOADED = ("netnode",)
-
-
-def preload(options: Options) -> list[str]:
-    """The modules the zygote imports ahead: the process entry, then each subsystem's that
-    this command line starts (not one left to ``lumiera run``)."""
-    from lumiera.subsystems import start_order
-
-    names = [n for n in start_order(options) if n != options.debug and n not in NOT_PRELOADED]
-    return ["lumiera.actors.__main__", *(SUBSYSTEMS[n].module for n in names)]
-
-
 def start_zygote(cfg: config_mod.Config, options: Options) -> tuple[Zygote | None, str]:
     """The zygote (``[appstate] spawn = fork``), or None and why not (then: exec).
 
@@ -90,7 +77,7 @@ def start_zygote(cfg: config_mod.Config, options: Options) -> tuple[Zygote | Non
     """
     if cfg.get_str("appstate.spawn") != "fork":
         return None, ""
-    from lumiera.appstate.zygote import Zygote
+    from lumiera.appstate.zygote import Zygote, preload
 
     try:
         return Zygote.start(preload(options)), ""

@@ -127,18 +127,7 @@ def _env(base: dict[str, str]) -> dict[str, str]:
 
 def spawn_forked(name: str, rd: RuntimeDir, zygote: Zygote) -> Proc:
     """Start subsystem ``name``'s process by the zygote. Raises ZygoteError, OSError."""
-    child = zygote.spawn(name, str(rd.path), rd.instance, _env({}))
-    try:
-        pidfd = os.pidfd_open(child.pid)
-    except OSError:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        raise
-    for stream in (child.stdout, child.stderr):
-        assert stream is not None
-        os.set_blocking(stream.fileno(), False)
-    return Proc(name, child.pid, pidfd, child)
+    return _proc(name, zygote.spawn(name, str(rd.path), rd.instance, _env({})))
 
 
 def spawn(name: str, rd: RuntimeDir) -> Proc:
@@ -153,16 +142,21 @@ def spawn(name: str, rd: RuntimeDir) -> Proc:
         process_group=0,
         close_fds=True,
     )
+    return _proc(name, popen)
+
+
+def _proc(name: str, child: subprocess.Popen[bytes] | ForkedChild) -> Proc:
+    """A started process watched: its pidfd, its output pipes non-blocking."""
     try:
-        pidfd = os.pidfd_open(popen.pid)
+        pidfd = os.pidfd_open(child.pid)
     except OSError:
-        popen.kill()
-        popen.wait()
+        child.kill()
+        child.wait()
         raise
-    for stream in (popen.stdout, popen.stderr):
+    for stream in (child.stdout, child.stderr):
         assert stream is not None
         os.set_blocking(stream.fileno(), False)
-    return Proc(name, popen.pid, pidfd, popen)
+    return Proc(name, child.pid, pidfd, child)
 
 
 def attach(name: str, pid: int) -> Proc:

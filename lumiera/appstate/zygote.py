@@ -105,6 +105,10 @@ class ForkedChild:
                 self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
     def wait(self, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
         while (code := self.poll()) is None:

@@ -208,9 +208,9 @@ class EndRules(ABC):
         sub.pid, sub.started_at = None, None
         self._set_state(sub, State.WAITING)
         if self._stop_queue and self._stop_queue[0] == sub.name:
-            self._continue_stopping(now)
-        elif self.phase is Phase.EMERGENCY:
-            self._check_emergency_done()
+            self._continue_stopping(now)  # only while stopping in order
+        # An emergency that began while it was being stopped in order may end with it.
+        self._check_emergency_done()
 
     # -- helpers --------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ and warnings go to stderr.
 
 What is measured, and how:
 
-* crash rounds (``--rounds``, 100; quick 30), all on one session file: a
+* crash rounds (``--rounds``, 100; quick 20), all on one session file: a
   fresh ``lumiera up --headless FILE``; it first audits the rounds before
   (below); then 2 client threads of this process send ``add_track`` commands
   with ``command_id``s as fast as they are answered, and after a random
@@ -31,7 +31,7 @@ What is measured, and how:
   every unknown id and up to 5 acknowledged ones are retried with their ids:
   an acknowledged one answered other than as the duplicate of its first
   answer counts as applied twice too.
-* status under load (``--seconds``, 20; quick 10): a fresh instance with a
+* status under load (``--seconds``, 20; quick 8): a fresh instance with a
   session file; 20 tools in helper processes: 10 ``appstate status`` pollers
   (2 processes of 5 threads, each its own ControlClient, back to back) and
   10 taps on ``session.*`` (1 process of 10 threads, each its own
@@ -486,14 +486,14 @@ def report(cr: CrashResult, ld: LoadResult, ctx: BenchContext, rate: float) -> i
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parse = parser(__doc__, "30 rounds, 10 s of load (within 90 s on 2 cores)")
-    parse.add_argument("--rounds", type=int, help="crash rounds (default 100, quick 30)")
-    parse.add_argument("--seconds", type=float, help="seconds of load (default 20, quick 10)")
+    parse = parser(__doc__, "20 rounds, 8 s of load (within 90 s on 2 cores)")
+    parse.add_argument("--rounds", type=int, help="crash rounds (default 100, quick 20)")
+    parse.add_argument("--seconds", type=float, help="seconds of load (default 20, quick 8)")
     parse.add_argument("--rate", type=float, default=AIM_RATE, help="commands/s aimed at")
     parse.add_argument("--seed", type=int, default=16, help="of the random kills")
     args = parse.parse_args(argv)
-    rounds = args.rounds if args.rounds is not None else (30 if args.quick else 100)
-    seconds = args.seconds if args.seconds is not None else (10.0 if args.quick else 20.0)
+    rounds = args.rounds if args.rounds is not None else (20 if args.quick else 100)
+    seconds = args.seconds if args.seconds is not None else (8.0 if args.quick else 20.0)
     if rounds < 1 or seconds <= 0 or args.rate <= 0:
         parse.error("--rounds, --seconds and --rate must be positive")
     with bench_context("lumfault-", args.quick) as ctx:

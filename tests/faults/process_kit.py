@@ -31,18 +31,23 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lumiera import shm
 from lumiera.testing import Instance, RuntimeDir, Tap, leftovers, synced_tap, wait_for
+from tests.support import build
+from tests.unit.vault.mediakit import write_video
 
 # Tight enough that a hung process is seen soon, loose enough for a loaded 2-core machine.
 FAST = ["appstate.heartbeat_interval=0.1", "appstate.watchdog_timeout=1.5"]
 # Holding a phase: the bounds that would end it are far away.
 HOLD = ["appstate.barrier_timeout=60", "appstate.grace_period=60"]
 GONE_BOUND_S = 5.0  # every process of an instance gone this long after its end (or its kill)
-HOLDER_LIFETIME_S = 60.0  # a Holder never outlives this, whatever happens
+HOLDER_LIFETIME_S = 60.0
+PHASES = ["starting", "barrier", "idle", "render", "playback", "stopping"]
+CLIP_FRAMES = 40  # a Holder never outlives this, whatever happens
 
 HOLD_BARRIER = "hold-barrier"  # READY, then never ack ON_SESSION_START
 HOLD_CLOSING = "hold-closing"  # READY, ack the opening events, never ack ON_SESSION_CLOSE
@@ -139,6 +144,113 @@ def tapped(inst: Instance) -> Iterator[Tap]:
         yield tap
     finally:
         tap.close()
+
+
+@dataclass
+class Setup:
+    """How to start the instance for one cell, and which subsystem holds its phase."""
+
+    args: list[str]
+    holder: str | None = None
+    mode: str = ""
+    defs: list[str] = field(default_factory=list)
+
+
+def setup_for(victim: str, phase: str, script: Path) -> Setup:
+    """The command line that lets ``phase`` be held with ``victim`` in it (process_kit)."""
+    headless = ["--headless"]
+    gui: list[str] = []
+    with_script = ["--script", str(script)]
+    if phase == "starting":  # the holder is before the victim in start order, never attached
+        args, holder = {
+            "engine": (gui, "session"),  # session, engine, player, gui
+            "session": (headless, "engine"),  # engine, session, player
+            "player": (headless, "engine"),
+            "gui": (gui, "player"),
+            "script": (headless + with_script, "player"),
+        }[victim]
+        return Setup([*args, "--debug", holder], holder)
+    if phase in ("barrier", "stopping"):
+        # The holder is the last in start order (stopped first): the script, or,
+        # for the script itself, the player holding the closing barrier instead.
+        base = gui if victim == "gui" else headless
+        if victim == "script":
+            holder, mode = "player", (HOLD_BARRIER if phase == "barrier" else HOLD_CLOSING)
+        else:
+            holder, mode = "script", (HOLD_BARRIER if phase == "barrier" else IGNORE_STOP)
+        return Setup([*base, *with_script, "--debug", holder], holder, mode, HOLD)
+    base = {"gui": gui, "script": headless + with_script}.get(victim, headless)
+    return Setup(base, defs=["debug.faults=yes", "engine.workers=2"])
+
+
+def make_media(where: Path) -> tuple[Path, Path]:
+    """A small clip, and a script that runs (sleeping) until it is stopped."""
+    script = where / "sleeper.py"
+    script.write_text("import time\ntime.sleep(60)\n")
+    return write_video(where / "v.mkv", CLIP_FRAMES, "ffv1"), script
+
+
+def render_output(inst: Instance) -> Path:
+    """Where ``reach`` has the instance render to: beside its runtime directory."""
+    return inst.rd.path.with_name(inst.rd.path.name + ".render.mkv")
+
+
+def render_files(inst: Instance) -> list[str]:
+    """What a render of ``reach`` left: the output, or its partial (``.NAME.partial``)."""
+    out = render_output(inst)
+    return [p.name for p in (out, out.with_name(f".{out.name}.partial")) if p.exists()]
+
+
+def reach(inst: Instance, phase: str, holder: Holder | None, victim: str, video: Path) -> None:
+    """Bring ``inst`` into ``phase`` (its holder, if any, attached), ready for the kill."""
+    if phase == "starting":
+        # connected (heartbeating) and waiting for its turn: welcomed, not yet READY
+        wait_for(
+            lambda: (
+                (s := sub_state(inst, victim))["state"] == "starting"
+                and s["heartbeat_age_s"] is not None
+            ),
+            10,
+            f"{victim} connected and waiting to start",
+        )
+        assert inst.status()["phase"] == "starting"
+    elif phase == "barrier":
+        wait_for(lambda: inst.status()["phase"] == "opening", 10, "the opening barrier")
+    elif phase == "stopping":
+        inst.wait_running()
+        if victim == "script":  # held in the closing barrier: the player acks nothing
+            inst.request("appstate", "stop")
+            wait_for(lambda: inst.status()["phase"] == "closing", 10, "the closing barrier")
+        else:
+            assert holder is not None
+            inst.request("appstate", "stop")
+            wait_for(
+                lambda: (
+                    inst.status()["phase"] == "stopping"
+                    and sub_state(inst, holder.name)["state"] == "stopping"
+                ),
+                10,
+                "the orderly stop, held at its first subsystem",
+            )
+        assert sub_state(inst, victim)["state"] == "running"
+    else:
+        inst.wait_running()
+        if phase in ("render", "playback"):
+            build(inst, [video], [{"media": "m1", "track": "t1", "position": 0}])
+            if phase == "render":
+                inst.request("engine", "slow", {"first": 3, "last": CLIP_FRAMES, "ms": 200})
+                out = render_output(inst)
+                inst.request("player", "render", {"output": str(out), "codec": "ffv1"})
+            else:
+                inst.request("player", "play", {"rate": "5"})  # 40 frames: 8 s
+            wait_for(
+                lambda: any(
+                    s["state"] == "running" and s["frames"] > 0
+                    for s in inst.request("player", "streams")
+                ),
+                10,
+                f"a {phase} under way",
+            )
 
 
 def _hold(name: str, path: str, mode: str) -> int:

@@ -26,132 +26,33 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from lumiera.exits import EXIT_EMERGENCY, EXIT_ERROR
-from lumiera.testing import Instance, Tap, wait_for
+from lumiera.testing import Instance, Tap
 from tests.faults.process_kit import (
     FAST,
-    HOLD,
-    HOLD_BARRIER,
-    HOLD_CLOSING,
-    IGNORE_STOP,
-    Holder,
+    PHASES,
     assert_clean,
     holding,
-    sub_state,
+    make_media,
+    reach,
+    render_files,
+    render_output,
+    setup_for,
     tapped,
 )
-from tests.support import build
-from tests.unit.vault.mediakit import write_video
 
 pytestmark = pytest.mark.integration
 
 VICTIMS = ["engine", "session", "player", "gui", "script"]
-PHASES = ["starting", "barrier", "idle", "render", "playback", "stopping"]
-CLIP_FRAMES = 40
-
-
-@dataclass
-class Setup:
-    """How to start the instance for one cell, and which subsystem holds its phase."""
-
-    args: list[str]
-    holder: str | None = None
-    mode: str = ""
-    defs: list[str] = field(default_factory=list)
-
-
-def setup_for(victim: str, phase: str, script: Path) -> Setup:
-    """The command line that lets ``phase`` be held with ``victim`` in it (process_kit)."""
-    headless = ["--headless"]
-    gui: list[str] = []
-    with_script = ["--script", str(script)]
-    if phase == "starting":  # the holder is before the victim in start order, never attached
-        args, holder = {
-            "engine": (gui, "session"),  # session, engine, player, gui
-            "session": (headless, "engine"),  # engine, session, player
-            "player": (headless, "engine"),
-            "gui": (gui, "player"),
-            "script": (headless + with_script, "player"),
-        }[victim]
-        return Setup([*args, "--debug", holder], holder)
-    if phase in ("barrier", "stopping"):
-        # The holder is the last in start order (stopped first): the script, or,
-        # for the script itself, the player holding the closing barrier instead.
-        base = gui if victim == "gui" else headless
-        if victim == "script":
-            holder, mode = "player", (HOLD_BARRIER if phase == "barrier" else HOLD_CLOSING)
-        else:
-            holder, mode = "script", (HOLD_BARRIER if phase == "barrier" else IGNORE_STOP)
-        return Setup([*base, *with_script, "--debug", holder], holder, mode, HOLD)
-    base = {"gui": gui, "script": headless + with_script}.get(victim, headless)
-    return Setup(base, defs=["debug.faults=yes", "engine.workers=2"])
 
 
 @pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    """A small clip, and a script that runs (sleeping) until it is stopped."""
-    where = tmp_path_factory.mktemp("media")
-    script = where / "sleeper.py"
-    script.write_text("import time\ntime.sleep(60)\n")
-    yield write_video(where / "v.mkv", CLIP_FRAMES, "ffv1"), script
-
-
-def reach(inst: Instance, phase: str, holder: Holder | None, victim: str, video: Path) -> None:
-    """Bring ``inst`` into ``phase`` (its holder, if any, attached), ready for the kill."""
-    if phase == "starting":
-        # connected (heartbeating) and waiting for its turn: welcomed, not yet READY
-        wait_for(
-            lambda: (
-                (s := sub_state(inst, victim))["state"] == "starting"
-                and s["heartbeat_age_s"] is not None
-            ),
-            10,
-            f"{victim} connected and waiting to start",
-        )
-        assert inst.status()["phase"] == "starting"
-    elif phase == "barrier":
-        wait_for(lambda: inst.status()["phase"] == "opening", 10, "the opening barrier")
-    elif phase == "stopping":
-        inst.wait_running()
-        if victim == "script":  # held in the closing barrier: the player acks nothing
-            inst.request("appstate", "stop")
-            wait_for(lambda: inst.status()["phase"] == "closing", 10, "the closing barrier")
-        else:
-            assert holder is not None
-            inst.request("appstate", "stop")
-            wait_for(
-                lambda: (
-                    inst.status()["phase"] == "stopping"
-                    and sub_state(inst, holder.name)["state"] == "stopping"
-                ),
-                10,
-                "the orderly stop, held at its first subsystem",
-            )
-        assert sub_state(inst, victim)["state"] == "running"
-    else:
-        inst.wait_running()
-        if phase in ("render", "playback"):
-            build(inst, [video], [{"media": "m1", "track": "t1", "position": 0}])
-            if phase == "render":
-                inst.request("engine", "slow", {"first": 3, "last": CLIP_FRAMES, "ms": 200})
-                out = inst.rd.path.with_name(inst.rd.path.name + ".render.mkv")
-                inst.request("player", "render", {"output": str(out), "codec": "ffv1"})
-            else:
-                inst.request("player", "play", {"rate": "5"})  # 40 frames: 8 s
-            wait_for(
-                lambda: any(
-                    s["state"] == "running" and s["frames"] > 0
-                    for s in inst.request("player", "streams")
-                ),
-                10,
-                f"a {phase} under way",
-            )
+def media(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_media(tmp_path_factory.mktemp("media"))
 
 
 @pytest.mark.parametrize("phase", PHASES)
@@ -178,6 +79,29 @@ def test_sigkill_of_a_subsystem_ends_as_documented_and_leaves_nothing(
         tap.poll(0.3)
         check_outcome(tap, victim, phase, code, inst.output())
         assert_clean(inst, pids)
+        left = render_files(inst)
+        if victim == "player" and phase == "render":  # see the xfail test below
+            assert left in ([], [f".{render_output(inst).name}.partial"])
+            render_output(inst).with_name(f".{render_output(inst).name}.partial").unlink(True)
+        else:
+            assert left == []  # no output, no partial: the player removed it at its stop
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a player SIGKILLed mid-render leaves its .<output>.partial beside the output: "
+    "nobody removes it (only the player knows it, and the supervisor sweeps only its "
+    "runtime directory); PROTOCOL 8.6 promises only that no file has the output's name",
+)
+def test_a_player_killed_mid_render_leaves_no_partial_file(media: tuple[Path, Path]) -> None:
+    with Instance(["--headless"], defs=["debug.faults=yes", "engine.workers=2"]) as inst:
+        reach(inst, "render", None, "player", media[0])
+        os.kill(inst.pid_of("player"), signal.SIGKILL)
+        assert inst.wait(30) == EXIT_EMERGENCY
+        partial = render_output(inst).with_name(f".{render_output(inst).name}.partial")
+        left = render_files(inst)
+        partial.unlink(missing_ok=True)
+        assert left == []
 
 
 def check_outcome(tap: Tap, victim: str, phase: str, code: int, output: str) -> None:

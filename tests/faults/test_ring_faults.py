@@ -87,7 +87,7 @@ def test_a_viewer_that_never_releases_its_frame_neither_stops_playback_nor_grows
         try:
             before = sizes(inst)
             held = hog.acquire(5.0)  # and never released while the playback runs
-            got = read(good, FRAMES - 1, timeout=15)
+            got = read(good, FRAMES - 1, timeout=5)
             wait_for(
                 lambda: inst.request("player", "streams")[0]["state"] == "done",
                 10,

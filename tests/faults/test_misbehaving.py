@@ -144,7 +144,7 @@ def test_a_sigstopped_subsystem_is_caught_by_the_watchdog_within_its_bound(when:
         victim = inst.pid_of("session")
         t0 = time.monotonic()
         os.kill(victim, signal.SIGSTOP)
-        assert state_of(victim) == "T"
+        wait_for(lambda: state_of(victim) == "T", 2, "the victim stopped", every=0.001)
         if when == "running":
             body = tap.wait_topic("lifecycle.ON_EMERGENCY_EXIT", WATCHDOG_S + 5)
         else:

@@ -156,11 +156,15 @@ class Setup:
     defs: list[str] = field(default_factory=list)
 
 
-def setup_for(victim: str, phase: str, script: Path) -> Setup:
-    """The command line that lets ``phase`` be held with ``victim`` in it (process_kit)."""
+def setup_for(victim: str, phase: str, script: Path, join: str = "") -> Setup:
+    """The command line that lets ``phase`` be held with ``victim`` in it.
+
+    ``join``: the scheduler a render node (victim ``netnode``) joins.
+    """
     headless = ["--headless"]
     gui: list[str] = []
     with_script = ["--script", str(script)]
+    node = ["--join", join]
     if phase == "starting":  # the holder is before the victim in start order, never attached
         args, holder = {
             "engine": (gui, "session"),  # session, engine, player, gui
@@ -168,18 +172,21 @@ def setup_for(victim: str, phase: str, script: Path) -> Setup:
             "player": (headless, "engine"),
             "gui": (gui, "player"),
             "script": (headless + with_script, "player"),
+            "netnode": (node, "player"),  # engine, session, player, netnode
         }[victim]
         return Setup([*args, "--debug", holder], holder)
     if phase in ("barrier", "stopping"):
-        # The holder is the last in start order (stopped first): the script, or,
-        # for the script itself, the player holding the closing barrier instead.
-        base = gui if victim == "gui" else headless
-        if victim == "script":
+        # The holder is the last in start order (stopped first): the script; for the
+        # script and the render node, which are last themselves, the player holding
+        # the closing barrier instead (the first step of an orderly stop).
+        if victim in ("script", "netnode"):
+            base = node if victim == "netnode" else [*headless, *with_script]
             holder, mode = "player", (HOLD_BARRIER if phase == "barrier" else HOLD_CLOSING)
         else:
+            base = [*(gui if victim == "gui" else headless), *with_script]
             holder, mode = "script", (HOLD_BARRIER if phase == "barrier" else IGNORE_STOP)
-        return Setup([*base, *with_script, "--debug", holder], holder, mode, HOLD)
-    base = {"gui": gui, "script": headless + with_script}.get(victim, headless)
+        return Setup([*base, "--debug", holder], holder, mode, HOLD)
+    base = {"gui": gui, "script": headless + with_script, "netnode": node}.get(victim, headless)
     return Setup(base, defs=["debug.faults=yes", "engine.workers=2"])
 
 
@@ -218,7 +225,7 @@ def reach(inst: Instance, phase: str, holder: Holder | None, victim: str, video:
         wait_for(lambda: inst.status()["phase"] == "opening", 10, "the opening barrier")
     elif phase == "stopping":
         inst.wait_running()
-        if victim == "script":  # held in the closing barrier: the player acks nothing
+        if victim in ("script", "netnode"):  # held in the closing barrier by the player
             inst.request("appstate", "stop")
             wait_for(lambda: inst.status()["phase"] == "closing", 10, "the closing barrier")
         else:

@@ -17,8 +17,8 @@ How each phase is held still is in :mod:`tests.faults.process_kit`; the
 ``idle``, ``render`` and ``playback`` phases are reached by polling the public
 state (``status``, ``player streams``), which is deterministic because each of
 them lasts (an idle instance forever, the render ~7 s, the playback 8 s) far
-longer than the poll needs. The render node (``netnode``) is not in this matrix:
-see tests/faults/README.md.
+longer than the poll needs. The render node (``netnode``) joins a Dask scheduler
+run in the test's process (tests.support.loopback_cluster).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,10 +45,11 @@ from tests.faults.process_kit import (
     setup_for,
     tapped,
 )
+from tests.support import loopback_cluster
 
 pytestmark = pytest.mark.integration
 
-VICTIMS = ["engine", "session", "player", "gui", "script"]
+VICTIMS = ["engine", "session", "player", "gui", "script", "netnode"]
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +57,20 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return make_media(tmp_path_factory.mktemp("media"))
 
 
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    """A Dask scheduler on loopback for the render node to join (in this process)."""
+    with loopback_cluster() as cluster:
+        yield str(cluster.scheduler_address)
+
+
 @pytest.mark.parametrize("phase", PHASES)
 @pytest.mark.parametrize("victim", VICTIMS)
 def test_sigkill_of_a_subsystem_ends_as_documented_and_leaves_nothing(
-    victim: str, phase: str, media: tuple[Path, Path]
+    victim: str, phase: str, media: tuple[Path, Path], request: pytest.FixtureRequest
 ) -> None:
-    setup = setup_for(victim, phase, media[1])
+    join = str(request.getfixturevalue("scheduler")) if victim == "netnode" else ""
+    setup = setup_for(victim, phase, media[1], join)
     with contextlib.ExitStack() as stack:
         inst = stack.enter_context(Instance(setup.args, defs=[*FAST, *setup.defs]))
         tap = stack.enter_context(tapped(inst))

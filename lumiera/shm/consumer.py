@@ -153,6 +153,7 @@ class Consumer(RingAccess):
             want = last + 1
         top = q[_WRITE_SEQ]
         n = self.n
+        skipped = 0  # numbers the producer passed over (their slot held by a reader)
         while want <= top:
             slot = want % n
             lock = self.slot_locks[slot]
@@ -161,8 +162,8 @@ class Consumer(RingAccess):
                     SLOT_HEADER.unpack_from(self.buf, self.bases[slot])
                 )
                 if seq == want:
-                    if want - last > 1:
-                        q[self._drops_word] += want - last - 1
+                    if want - last - 1 > skipped:
+                        q[self._drops_word] += want - last - 1 - skipped
                     self.last = want
                     g = self.geometry(FORMATS.get(fmt) or PixelFormat(fmt), w, h)
                     frame = Frame(
@@ -171,19 +172,21 @@ class Consumer(RingAccess):
                     self.held[want] = frame
                     return frame
                 lock.unlock()
+                if 0 < seq < want:  # an older frame still there: this number was skipped
+                    skipped += 1
             elif want == top:
                 break  # the newest: its producer is between the write-seq store and the unlock
             want += 1  # being rewritten, overwritten, or left torn by a dead producer: gone
-        if want - 1 > last:  # we gave up on some: they count as dropped
-            self._advance(want)
+        if want - 1 > last:  # we gave up on some: they count as dropped (not the skipped)
+            self._advance(want, skipped)
             self.last = want - 1
             if not self.held:
                 q[self._released_word] = self.last
         return None
 
-    def _advance(self, seq: int) -> None:
-        if seq - self.last > 1:
-            self.set_u64(self.off + C_DROPS, self.drops + seq - self.last - 1)
+    def _advance(self, seq: int, skipped: int = 0) -> None:
+        if seq - self.last - 1 > skipped:
+            self.set_u64(self.off + C_DROPS, self.drops + seq - self.last - 1 - skipped)
         self.last = seq
 
     def release(self, frame: Frame) -> None:

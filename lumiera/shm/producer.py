@@ -83,8 +83,9 @@ class Producer(RingAccess):
 
         Block policy: waits until every live consumer released the slot's old
         frame (RingTimeout after ``timeout``). Drop policy: never waits for a
-        slow consumer (its unread frames give way); returns None, counting a
-        drop, only when a consumer is reading the old frame in that very slot.
+        slow consumer (its unread frames give way); a slot whose frame a
+        consumer is reading is passed over (its sequence number skipped), and
+        None, counting a drop, comes only when every slot is being read.
         """
         if self._claimed is not None:
             raise RuntimeError(f"ring {self.name}: frame {self._claimed.seq} is claimed already")
@@ -101,10 +102,19 @@ class Producer(RingAccess):
             old = seq - self.n
             if not self._slot_free(old, slot):
                 self._wait_free(old, slot, timeout)
-        elif not self.slot_locks[slot].try_lock(True):
-            q[_DROPS] += 1
-            return None
         else:
+            # Drop policy: a slot whose frame a reader holds (a stalled viewer) stays
+            # that reader's; the frame goes to the next free slot, and the numbers of
+            # the slots passed over are skipped (readers read past them, not counted as
+            # drops: consumer._next). Dropped only when every slot is held.
+            for _ in range(self.n):
+                if self.slot_locks[slot].try_lock(True):
+                    break
+                seq += 1
+                slot = seq % self.n
+            else:
+                q[_DROPS] += 1
+                return None
             self._overtake(seq - self.n)
         q[self.bases[slot] >> 3] = 0  # the slot holds nothing valid until published
         frame = Frame(seq, slot, width, height, g.fmt, pts, self.slot_views(slot, g, True))

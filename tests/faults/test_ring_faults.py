@@ -68,13 +68,6 @@ def read(consumer: Consumer, until: int, timeout: float) -> list[tuple[int, int]
     return got
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: one viewer holding one frame of the drop ring viewer-64x48 (4 slots) without "
-    "releasing it makes the engine drop every frame after the ring's first 4 (player streams: "
-    "dropped 26 of 30), so a second viewer that releases each frame at once sees only frames "
-    "0..3: the drop policy gives way to the stalled reader instead of overwriting past it",
-)
 def test_a_viewer_that_never_releases_its_frame_neither_stops_playback_nor_grows_memory(
     tmp_path: Path,
 ):

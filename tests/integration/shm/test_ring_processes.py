@@ -154,21 +154,28 @@ def test_with_the_drop_policy_consumers_lose_only_overwritten_frames_and_count_e
     fast.expect("ready")
     late.expect("ready")
 
-    given_way = 0  # claims that returned None: a consumer was reading that slot's frame
+    # A slot whose frame a reader is reading is passed over: its number is skipped
+    # (no frame has it), the frame goes into the next slot. None only if all are held.
+    published: list[int] = []
     deadline = time.monotonic() + 20
     while p.write_seq < n:
         assert time.monotonic() < deadline, f"only {p.write_seq} of {n} frames published"
-        if not put(p):
-            given_way += 1
-    assert header_drops(kit) == given_way
+        if seq := put(p):
+            published.append(seq)
+    skipped = set(range(1, p.write_seq + 1)) - set(published)
+    assert header_drops(kit) == 0
 
     results = {child: result_of(child) for child in (fast, late)}
     for child, r in results.items():
         seqs = r["seqs"]
         assert seqs == sorted(set(seqs)), "frames out of order or twice"
-        assert seqs[-1] == n  # the newest frame is never lost
+        assert set(seqs) <= set(published)  # never a skipped number
+        assert seqs[-1] == published[-1]  # the newest frame is never lost
         assert r["bad"] == []
-        assert r["drops"] == n - len(seqs)  # every frame it never saw, and only those
+        # Every frame it never saw is a drop; a skipped number is not, unless the reader
+        # was overtaken past it without looking (then it cannot tell).
+        missed = len(set(published) - set(seqs))
+        assert missed <= r["drops"] <= missed + len(skipped)
         assert r["read"] == len(seqs)
         assert child.finish() == (0, "", "")
     # When the late one began, frames up to n/2 - slots had been overwritten already.
@@ -258,18 +265,22 @@ def test_a_blocking_producer_stops_waiting_for_a_consumer_once_it_is_killed(kit:
     assert take(c) == (4, 4, True)
 
 
-def test_a_dropping_producer_stops_giving_way_to_a_consumer_once_it_is_killed(kit: RingKit):
+def test_a_dropping_producer_writes_past_a_held_frame_and_uses_its_slot_once_killed(
+    kit: RingKit,
+):
     kit.create(slots=2, policy=Policy.DROP)
     p = kit.producer()
     holder = kit.spawn(HOLDER)
     holder.expect("attached")
     assert [put(p), put(p)] == [1, 2]
     assert holder.expect("holding") == ["holding", "1"]
-    assert [put(p), put(p)] == [0, 0]  # frame 3 would overwrite frame 1, which is being read
+    # 3 and 5 would overwrite frame 1, which another process reads: skipped, not dropped
+    assert [put(p), put(p)] == [4, 6]
+    assert header_drops(kit) == 0
 
-    holder.kill()
-    assert put(p) == 3
-    assert header_drops(kit) == 2
+    holder.kill()  # the kernel drops its lock on slot 1
+    assert put(p) == 7
+    assert header_drops(kit) == 0
 
 
 # -- attaching from another process ---------------------------------------------------

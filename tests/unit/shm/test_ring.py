@@ -349,24 +349,47 @@ def test_a_consumer_that_falls_behind_gets_the_newest_frames_and_counts_the_rest
     assert c.drops == 6
 
 
-def test_a_dropping_producer_gives_way_only_where_a_consumer_reads_and_counts_each_drop(
+def test_a_dropping_producer_writes_past_a_frame_a_reader_holds_and_skips_its_number(
     kit: RingKit,
 ):
     kit.create(slots=4, policy=Policy.DROP)
     c = kit.consumer()
+    other = kit.consumer()  # keeps up: it sees every frame, and no skipped number as a drop
     p = kit.producer()
     put(p)
-    held = c.acquire()  # frame 1, in slot 1
-    assert [put(p) for _ in range(3)] == [2, 3, 4]
-    assert [put(p) for _ in range(5)] == [0] * 5  # frame 5 would go into slot 1
-    assert header_drops(p) == 5
-    assert p.write_seq == 4
-    assert bool((held.array == fill_value(1)).all())
-
+    held = c.acquire()  # frame 1, in slot 1: held (a stalled viewer)
+    assert take(other) == (1, 1, True)
+    got = []
+    for _ in range(6):
+        got.append(put(p))
+        got_by_other = take(other)
+        assert got_by_other == (got[-1], got[-1], True)
+    # 5 and 9 would go into slot 1: their numbers are skipped, their frames go on
+    assert got == [2, 3, 4, 6, 7, 8]
+    assert header_drops(p) == 0 and p.write_seq == 8
+    assert other.drops == 0
+    assert bool((held.array == fill_value(1)).all())  # the held frame is untouched
     c.release(held)
-    assert put(p) == 5
-    assert [take(c) for _ in range(4)] == [(s, s, True) for s in (2, 3, 4, 5)]
-    assert (c.drops, header_drops(p)) == (0, 5)
+    # The stalled reader goes on after 1: 2-4 were overwritten (its drops), 5 skipped.
+    assert [take(c) for _ in range(3)] == [(s, s, True) for s in (6, 7, 8)]
+    assert (c.drops, header_drops(p)) == (3, 0)
+
+
+def test_a_dropping_producer_drops_only_when_every_slot_is_held(kit: RingKit):
+    kit.create(slots=2, policy=Policy.DROP)
+    c1, c2 = kit.consumer(), kit.consumer()
+    p = kit.producer()
+    put(p)
+    put(p)
+    f1 = c1.acquire()  # frame 1, slot 1
+    f2 = c2.acquire()  # frame 1 too; then c2 takes frame 2 (slot 0)
+    g2 = c2.acquire()
+    assert (f1.seq, f2.seq, g2.seq) == (1, 1, 2)
+    assert [put(p) for _ in range(3)] == [0, 0, 0]  # both slots held: dropped, counted
+    assert header_drops(p) == 3
+    for consumer, frame in ((c1, f1), (c2, f2), (c2, g2)):
+        consumer.release(frame)
+    assert put(p) == 3
 
 
 def test_with_one_slot_a_consumer_reading_the_only_frame_makes_every_write_drop(kit: RingKit):

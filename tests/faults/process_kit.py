@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -51,7 +52,9 @@ CLIP_FRAMES = 40  # a Holder never outlives this, whatever happens
 
 HOLD_BARRIER = "hold-barrier"  # READY, then never ack ON_SESSION_START
 HOLD_CLOSING = "hold-closing"  # READY, ack the opening events, never ack ON_SESSION_CLOSE
-IGNORE_STOP = "ignore-stop"  # ack everything; an orderly stop is ignored, an emergency obeyed
+IGNORE_STOP = (
+    "ignore-stop"  # ack everything; an orderly stop and SIGTERM ignored, an emergency obeyed
+)
 
 
 def state_of(pid: int) -> str:
@@ -267,6 +270,8 @@ def _hold(name: str, path: str, mode: str) -> int:
     from lumiera.bus import messages as m
     from lumiera.runtime_dir import RuntimeDir, read_pid
 
+    if mode == IGNORE_STOP:  # as a subsystem deaf to SIGTERM would be
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     rd = RuntimeDir(Path(path), "held", default_location=False)
     supervisor = read_pid(rd)
     if supervisor is None:

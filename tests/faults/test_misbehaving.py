@@ -106,6 +106,7 @@ def test_a_subsystem_ignoring_its_stop_is_killed_after_its_grace_and_up_exits_1(
             inst.wait_running()
             pids = [*pids_of(inst), holder.proc.pid]
             t0 = time.monotonic()
+            holder.proc.send_signal(signal.SIGTERM)  # ignored
             inst.request("appstate", "stop")
             code = inst.wait(20)
             took = time.monotonic() - t0

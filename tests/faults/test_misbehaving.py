@@ -237,7 +237,7 @@ def test_stale_files_of_a_dead_instance_are_swept_and_only_they():
 # -- runtime directories others can access ---------------------------------------------------
 
 
-def _unsafe(kind: str, base: Path) -> tuple[list[str], dict[str, str], Path, str]:
+def _unsafe(kind: str) -> tuple[list[str], dict[str, str], Path, str]:
     """args, env, the directory that must stay untouched, and the message, for one kind."""
     rd = unique_runtime_dir()
     where = ["--instance", rd.instance, "--runtime-dir", str(rd.path)]
@@ -275,7 +275,7 @@ def _unsafe(kind: str, base: Path) -> tuple[list[str], dict[str, str], Path, str
     ],
 )
 def test_a_runtime_directory_others_can_reach_is_refused_with_exit_1(kind: str) -> None:
-    args, env, untouched, message = _unsafe(kind, Path(os.environ["LUMIERA_TEST_BASE"]))
+    args, env, untouched, message = _unsafe(kind)
     before = sorted(p.name for p in untouched.iterdir())
     result = subprocess.run(
         [sys.executable, "-m", "lumiera", "up", "--headless", *args],
@@ -290,6 +290,8 @@ def test_a_runtime_directory_others_can_reach_is_refused_with_exit_1(kind: str) 
     assert sorted(p.name for p in untouched.iterdir()) == before  # nothing written
     if kind == "owned-by-another-user":
         os.chown(untouched, os.getuid(), os.getgid())
+    if kind == "symlink":
+        untouched.with_name(untouched.name + ".link").unlink()
 
 
 # -- a wall-clock jump --------------------------------------------------------------------

@@ -35,6 +35,7 @@ PID_TMP = f".{PID_FILE}.tmp"
 # The instance's temporary data (render intermediates): created by the supervisor,
 # removed with everything in it when the instance ends, emergency included.
 TEMP_DIR = "tmp"
+PARTIAL_MARK = "partial-"  # in the temp area: names a partial file being written
 # Sockets a subsystem may bind: svc-<name> for direct calls, ring-<name>.* for ring wake-ups.
 SERVICE_PREFIX = "svc-"
 RING_PREFIX = "ring-"
@@ -255,8 +256,31 @@ def remove_instance_files(rd: RuntimeDir) -> list[str]:
                 path.unlink()
                 removed.append(name)
             elif stat.S_ISDIR(mode) and name == TEMP_DIR:
+                removed += remove_partials(path)
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(name)
+    return removed
+
+
+def partial_mark(pid: int, key: int) -> str:
+    """The name of a marker (in the temp area) of a partial file a process is writing."""
+    return f"{PARTIAL_MARK}{pid}-{key}"
+
+
+def remove_partials(temp: Path) -> list[str]:
+    """Remove the partial files (``.NAME.partial``) the instance's processes were writing
+    when they died, as their markers in the temp area name them; the paths removed."""
+    removed = []
+    for mark in temp.glob(f"{PARTIAL_MARK}*"):
+        try:
+            target = Path(mark.read_text().strip())
+            if not (target.is_absolute() and target.name.startswith(".")):
+                continue
+            if target.name.endswith(".partial"):
+                target.unlink()
+                removed.append(str(target))
+        except (OSError, UnicodeDecodeError):
+            continue  # gone already (its writer finished), or not ours to read
     return removed
 
 

@@ -242,6 +242,7 @@ class PlayerActor(Actor):
             height,
             rate,
             audio=(out.audio_rate, out.audio_layout) if sound else None,
+            marks=self.rd.temp_dir,  # its partial file removed even if this process dies
         )
         from lumiera.shm.ring import Consumer
 

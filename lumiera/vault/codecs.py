@@ -36,6 +36,7 @@ import numpy as np
 from av.video.stream import VideoStream
 
 from lumiera.errors import CodecError
+from lumiera.runtime_dir import partial_mark
 from lumiera.vault.codecspec import EncoderSpec, Registry
 from lumiera.vault.soundout import AudioOut
 
@@ -48,15 +49,30 @@ REGISTRY = Registry()
 class _File:
     """A file written under ``.NAME.partial`` beside ``path``, renamed only when complete."""
 
-    def __init__(self, path: Path, spec: EncoderSpec) -> None:
+    def __init__(self, path: Path, spec: EncoderSpec, marks: Path | None = None) -> None:
         self.path = path
         self.spec = spec
         self.tmp = path.with_name(f".{path.name}.partial")
         self.audio: AudioOut | None = None
+        # ``marks`` (a runtime dir's temp area): a marker there names the partial file
+        # while it is written, so that it is removed even when this process dies
+        # mid-file (by the supervisor at its end, or the next `up`:
+        # runtime_dir.remove_partials).
+        self.mark = None if marks is None else marks / partial_mark(os.getpid(), id(self))
 
     def _open(self) -> av.container.OutputContainer:
+        if self.mark is not None:
+            try:
+                self.mark.write_text(str(self.tmp))
+            except OSError:  # no temp area (an actor without its supervisor): no net
+                self.mark = None
         self.container = av.open(str(self.tmp), "w", format=self.spec.container)
         return self.container
+
+    def _unmark(self) -> None:
+        if self.mark is not None:
+            with contextlib.suppress(OSError):
+                self.mark.unlink()
 
     def _add_audio(self, audio: tuple[int, str] | None) -> None:
         if audio is not None:
@@ -69,6 +85,7 @@ class _File:
                 self.container.close()
         with contextlib.suppress(OSError):
             self.tmp.unlink()
+        self._unmark()
         return CodecError(f"cannot encode {self.spec.name} to {self.path}: {e}")
 
     def close(self) -> None:
@@ -104,7 +121,12 @@ class _File:
         except av.error.FFmpegError as e:
             self.abort()
             raise CodecError(f"finishing {self.path}: {e}") from None
-        os.replace(self.tmp, self.path)
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as e:  # the name taken by a directory, the disk gone: no file
+            self.abort()
+            raise CodecError(f"finishing {self.path}: {e}") from None
+        self._unmark()
 
     def abort(self) -> None:
         """Give up: close and remove the partial file."""
@@ -112,6 +134,7 @@ class _File:
             self.container.close()
         with contextlib.suppress(OSError):
             self.tmp.unlink()
+        self._unmark()
 
 
 class Encoder(_File):
@@ -130,8 +153,9 @@ class Encoder(_File):
         rate: Fraction,
         *,
         audio: tuple[int, str] | None = None,
+        marks: Path | None = None,
     ) -> None:
-        super().__init__(path, spec)
+        super().__init__(path, spec, marks)
         try:
             container = self._open()
             self.stream = cast(VideoStream, container.add_stream(spec.codec, rate=rate))

@@ -445,3 +445,32 @@ def test_planes_that_are_not_packed_or_odd_sized_take_the_copying_path(tmp_path,
             enc.write(planes)
         for got, want in zip(planes_of(pool, tmp_path / name, 0), planes, strict=True):
             assert np.array_equal(got, want)
+
+
+def test_a_marker_names_the_partial_file_while_it_is_written_and_goes_with_it(tmp_path):
+    marks = tmp_path / "tmp"
+    marks.mkdir()
+    for ending in ("close", "abort"):
+        target = tmp_path / f"{ending}.mkv"
+        enc = Encoder(target, REGISTRY.encoder("ffv1"), W, H, Fraction(25), marks=marks)
+        (mark,) = marks.iterdir()
+        assert mark.read_text() == str(tmp_path / f".{ending}.mkv.partial")
+        enc.write(coded_planes(0))
+        getattr(enc, ending)()
+        assert list(marks.iterdir()) == []
+
+
+def test_what_a_dead_writer_left_is_removed_by_its_marker_and_nothing_else(tmp_path):
+    from lumiera.runtime_dir import partial_mark, remove_partials
+
+    marks = tmp_path / "tmp"
+    marks.mkdir()
+    partial = tmp_path / ".out.mp4.partial"
+    partial.write_bytes(b"half a file")
+    mine = tmp_path / "mine.txt"  # a marker that names anything else is not obeyed
+    mine.write_text("keep")
+    (marks / partial_mark(1, 1)).write_text(str(partial))
+    (marks / partial_mark(1, 2)).write_text(str(mine))
+    (marks / partial_mark(1, 3)).write_text(str(tmp_path / ".gone.mp4.partial"))
+    assert remove_partials(marks) == [str(partial)]
+    assert not partial.exists() and mine.read_text() == "keep"

@@ -422,6 +422,20 @@ def test_an_attached_debug_subsystem_is_stopped_in_its_turn_and_left_waiting():
     assert w.finish == 0
 
 
+def test_an_emergency_while_the_debug_subsystem_is_being_stopped_ends_once_it_detaches():
+    # Found by tests/faults (kill matrix, orderly stop): the run waited in its emergency
+    # forever, because the detach only moved the orderly stop queue on.
+    w = World(GRAPH_ORDER, GRAPH, debug="model", how={"model": Behaviour(stops=False)})
+    w.begin()
+    w.attach("model")
+    w.shutdown()
+    assert w.runner.subs["model"].state is State.STOPPING  # told to stop, not yet gone
+    w.crash("core")  # an emergency meanwhile
+    assert phase(w.runner) is Phase.EMERGENCY and w.finish is None
+    w.exit("model", 0)  # the debugged process detaches
+    assert w.finish == 2
+
+
 # -- hello refusals -------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -205,7 +206,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_signalled: int | None = None  # the first SIGINT/SIGTERM/SIGHUP a command line got
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    global _signalled
+    _signalled = _signalled or signum
+    raise KeyboardInterrupt
+
+
+def _exit_code(code: int) -> int:
+    """An interrupted command's code says which signal it was (128 + the signal)."""
+    if code == EXIT_INTERRUPTED and _signalled is not None:
+        return 128 + _signalled
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        # A command line: SIGINT, SIGTERM and SIGHUP each stop it as Ctrl-C does (its
+        # own cleanup runs), also when it was started with SIGINT ignored, as a shell
+        # starts a background job. `up` (and `render`) install their supervisor's own.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _interrupt)
     early = argv is None and sys.argv[1:2] == ["render"]
     if early:  # first thing: see zygote.prestart (render_local takes it)
         from lumiera.appstate import zygote
@@ -215,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         code: int = args.func(args)
-        return code
+        return _exit_code(code)
     except UsageError as e:
         print(f"lumiera: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -226,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lumiera: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return _exit_code(EXIT_INTERRUPTED)
     finally:
         if early:
             zygote.discard_prestarted()  # not taken (a farm render, a usage error)

@@ -5,9 +5,11 @@ its start, with exit 128 + the signal, no file, no partial file and nothing left
 from __future__ import annotations
 
 import contextlib
+import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,38 @@ def test_sigint_stops_it_even_when_it_was_started_with_sigint_ignored(session, t
     )
     assert code == 130, err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_any_command_line_stops_on_a_signal_even_started_with_sigint_ignored(sig):
+    """`lumiera tap` as a background job (SIGINT ignored) stops as Ctrl-C stops it."""
+    with Instance(["--headless"]) as inst:
+        inst.wait_running()
+        where = ["--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path)]
+        with subprocess.Popen(
+            [sys.executable, "-m", "lumiera", "tap", *where],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_ignore_sigint,  # noqa: PLW1509
+        ) as tap:
+            try:
+                _wait_tapping(inst, tap)
+                tap.send_signal(sig)
+                tap.communicate(timeout=10)
+            finally:
+                if tap.poll() is None:
+                    tap.kill()
+                    tap.communicate()
+        assert tap.returncode == 128 + sig
+
+
+def _wait_tapping(inst: Instance, tap: subprocess.Popen[str]) -> None:
+    """Until the tap prints an event (edits made meanwhile make events)."""
+    assert tap.stdout is not None
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        inst.request("session", "add_track", {"name": "V"})
+        if select.select([tap.stdout], [], [], 0.2)[0]:
+            return
+    raise AssertionError("the tap printed nothing")

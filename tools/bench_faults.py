@@ -33,7 +33,8 @@ What is measured, and how:
   answer counts as applied twice too.
 * status under load (``--seconds``, 20; quick 8): a fresh instance with a
   session file; 20 tools in helper processes: 10 ``appstate status`` pollers
-  (2 processes of 5 threads, each its own ControlClient, back to back) and
+  (2 processes of 5 threads, each its own ControlClient, back to back, or
+  each every ``--status-every`` seconds) and
   10 taps on ``session.*`` (1 process of 10 threads, each its own
   Subscriber, known subscribed before the start); session commands from a
   third helper (4 threads, paced to ``--rate``, 1,000/s in all, or as many
@@ -102,8 +103,8 @@ from lumiera.errors import LumieraError
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.testing import synced_tap
 
-path, instance, mode, threads, seconds, rate = sys.argv[1:7]
-threads, seconds, rate = int(threads), float(seconds), float(rate)
+path, instance, mode, threads, seconds, rate, every = sys.argv[1:8]
+threads, seconds, rate, every = int(threads), float(seconds), float(rate), float(every)
 rd = RuntimeDir(Path(path), instance, default_location=False)
 go, stop = threading.Event(), threading.Event()
 out = {"ms": [], "errors": 0, "acked": {}, "unknown": [], "seen": []}
@@ -112,8 +113,11 @@ lock = threading.Lock()
 def status(k):
     with ControlClient(rd, timeout=10) as c:
         go.wait()
+        last = 0.0
         while not stop.is_set():
-            t = time.perf_counter()
+            if every > 0:  # a tool polling now and then, not back to back
+                time.sleep(max(0.0, last + every - time.perf_counter()))
+            t = last = time.perf_counter()
             try:
                 c.request("appstate", "status")
             except LumieraError:
@@ -344,7 +348,7 @@ class LoadResult:
     taps_min_seen: int = 0
 
 
-def bench_load(ctx: BenchContext, seconds: float, rate: float) -> LoadResult:
+def bench_load(ctx: BenchContext, seconds: float, rate: float, every: float = 0.0) -> LoadResult:
     res = LoadResult(seconds=seconds)
     inst = Instance(["--headless", str(ctx.base / "load.lum")], rd=ctx.runtime_dir(), env=ctx.env)
     helpers: list[Child] = []
@@ -354,7 +358,7 @@ def bench_load(ctx: BenchContext, seconds: float, rate: float) -> LoadResult:
 
         def helper(name: str, mode: str, threads: int) -> Child:
             argv = [sys.executable, "-c", LOAD_SRC, str(inst.rd.path), inst.rd.instance]
-            argv += [mode, str(threads), str(seconds), str(rate)]
+            argv += [mode, str(threads), str(seconds), str(rate), str(every)]
             child = Child(name, argv, env={**os.environ, **ctx.env})
             helpers.append(child)
             return child
@@ -405,7 +409,9 @@ def figures(cr: CrashResult, ld: LoadResult) -> dict[str, float | int]:
     }
 
 
-def report(cr: CrashResult, ld: LoadResult, ctx: BenchContext, rate: float) -> int:
+def report(
+    cr: CrashResult, ld: LoadResult, ctx: BenchContext, rate: float, every: float = 0.0
+) -> int:
     fig = figures(cr, ld)
     if fig["lost_acked"]:
         ctx.problems.append(f"acknowledged commands lost: {sorted(cr.ledger.lost)[:10]}")
@@ -455,8 +461,8 @@ def report(cr: CrashResult, ld: LoadResult, ctx: BenchContext, rate: float) -> i
     t.add(
         "status under load, p50",
         f"{fig['status_ms_p50_under_load']:.2f} ms",
-        how=f"{len(ld.status_ms)} requests; {STATUS_PROCS * STATUS_THREADS} pollers,"
-        f" {TAP_THREADS} taps",
+        how=f"{len(ld.status_ms)} requests; {STATUS_PROCS * STATUS_THREADS} pollers"
+        f" ({f'each every {every:g} s' if every > 0 else 'back to back'}), {TAP_THREADS} taps",
     )
     t.add(
         "status under load, p99",
@@ -491,6 +497,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parse.add_argument("--seconds", type=float, help="seconds of load (default 20, quick 8)")
     parse.add_argument("--rate", type=float, default=AIM_RATE, help="commands/s aimed at")
     parse.add_argument("--seed", type=int, default=16, help="of the random kills")
+    parse.add_argument(
+        "--status-every",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="each status tool polls every S seconds (default 0: back to back, the harshest)",
+    )
     args = parse.parse_args(argv)
     rounds = args.rounds if args.rounds is not None else (20 if args.quick else 100)
     seconds = args.seconds if args.seconds is not None else (8.0 if args.quick else 20.0)
@@ -500,8 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"crash rounds: {rounds}")
         cr = bench_crashes(ctx, rounds, args.seed)
         say(f"load: {seconds:g} s, commands paced to {args.rate:g}/s")
-        ld = bench_load(ctx, seconds, args.rate)
-    return report(cr, ld, ctx, args.rate)
+        ld = bench_load(ctx, seconds, args.rate, args.status_every)
+    return report(cr, ld, ctx, args.rate, args.status_every)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import tempfile
 import threading
@@ -105,9 +106,14 @@ class Driver:
             self._last_line = time.monotonic()
 
     def _wait_sockets(self) -> bool:
-        """Until the supervisor has bound its sockets; False when it ended first."""
+        """Until this process's supervisor has bound its sockets; False when it ended first.
+
+        It writes the pid file after it took the instance's lock and bound them: never
+        the sockets of another instance that happens to have the same name.
+        """
+        me = os.getpid()
         while not self.ended.is_set():
-            if self.rd.socket("control").exists() and self.rd.socket("events").exists():
+            if runtime_dir.read_pid(self.rd) == me:
                 return True
             time.sleep(0.005)
         return False

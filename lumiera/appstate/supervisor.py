@@ -226,6 +226,8 @@ class Supervisor:
     def _install_signals(self, wake_w: int) -> dict[int, Any]:
         old: dict[int, Any] = {}
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal closed
+            if sig == signal.SIGHUP and signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # under nohup: the hangup was asked to be ignored
             old[sig] = signal.signal(sig, lambda s, _f: self._signals.append(s))
         old[-1] = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         return old
@@ -236,6 +238,7 @@ class Supervisor:
         self.children.kill_all()  # nothing may outlive us
         if self.children.zygote is not None:
             self.children.zygote.close()
+            self.children.reap_strays()  # what the zygote's end left re-parented to us
         signal.set_wakeup_fd(old.pop(-1))
         for sig, handler in old.items():
             signal.signal(sig, handler)

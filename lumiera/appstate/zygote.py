@@ -161,6 +161,7 @@ class Zygote:
                 answer = self._answer()
             except (OSError, ValueError) as e:
                 self.broken = f"the zygote (pid {self.pid}) does not answer: {e}"
+                self.close(wait=0.0)  # never a late fork of a request given up on
                 raise ZygoteError(self.broken) from None
         except BaseException:
             os.close(out_r)
@@ -234,6 +235,7 @@ def discard_prestarted() -> None:
     zygote = take_prestarted()
     if zygote is not None:
         zygote.close()
+        _prctl(PR_SET_CHILD_SUBREAPER, 0)  # this process supervises nothing after all
 
 
 # -- the zygote's side ----------------------------------------------------------------
@@ -258,6 +260,8 @@ def _serve(sock: socket.socket, modules: Sequence[str], supervisor: int) -> None
     if os.getppid() != supervisor:
         return  # it died before the signal was armed
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the supervisor's
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # not a command line's handlers: it just ends
+        signal.signal(sig, signal.SIG_DFL)
     _title(f"lumiera zygote (supervisor {supervisor})")
     _malloc_settings()
     problem = None

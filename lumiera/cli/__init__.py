@@ -228,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # own cleanup runs), also when it was started with SIGINT ignored, as a shell
         # starts a background job. `up` (and `render`) install their supervisor's own.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if sig == signal.SIGHUP and signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # under nohup: the hangup was asked to be ignored
             signal.signal(sig, _interrupt)
     early = argv is None and sys.argv[1:2] == ["render"]
     if early:  # first thing: see zygote.prestart (render_local takes it)

@@ -60,7 +60,10 @@ def main(args: argparse.Namespace) -> int:
     if args.farm or args.jobs:
         if args.segment_frames < 1:
             raise UsageError(f"--segment-frames {args.segment_frames}: at least 1")
+        from lumiera.appstate import zygote
         from lumiera.cli import farm_render  # Dask is imported only for a farm render
+
+        zygote.discard_prestarted()  # no instance of this process: no zygote, no subreaper
 
         return farm_render.main(args, session, output, first, count)
     job = render_local.Job(output, first, count, args.codec)

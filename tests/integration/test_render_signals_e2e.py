@@ -126,3 +126,32 @@ def _wait_tapping(inst: Instance, tap: subprocess.Popen[str]) -> None:
         if select.select([tap.stdout], [], [], 0.2)[0]:
             return
     raise AssertionError("the tap printed nothing")
+
+
+def _ignore_sighup() -> None:  # pragma: no cover - runs in the child before exec
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup starts a command
+
+
+def test_a_command_line_under_nohup_keeps_running_through_a_hangup():
+    with Instance(["--headless"]) as inst:
+        inst.wait_running()
+        where = ["--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path)]
+        with subprocess.Popen(
+            [sys.executable, "-m", "lumiera", "tap", *where],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_ignore_sighup,  # noqa: PLW1509
+        ) as tap:
+            try:
+                _wait_tapping(inst, tap)
+                tap.send_signal(signal.SIGHUP)
+                time.sleep(0.5)
+                assert tap.poll() is None  # nohup asked for the hangup to be ignored
+                tap.send_signal(signal.SIGTERM)
+                tap.communicate(timeout=10)
+            finally:
+                if tap.poll() is None:
+                    tap.kill()
+                    tap.communicate()
+        assert tap.returncode == 128 + signal.SIGTERM

@@ -37,6 +37,12 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _ignore_sigint() -> None:  # pragma: no cover - runs in the child before exec
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `cmd &` in a non-interactive shell
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)  # not under nohup (the tests may be)
+
+
+def _from_a_terminal() -> None:  # pragma: no cover - runs in the child before exec
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # the suite itself may run under nohup &
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def render_signalled(
@@ -52,7 +58,7 @@ def render_signalled(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_ignore_sigint if sigint_ignored else None,  # noqa: PLW1509
+        preexec_fn=_ignore_sigint if sigint_ignored else _from_a_terminal,  # noqa: PLW1509
     ) as proc:
         testing.CREATED_INSTANCES.append(f"render-{proc.pid}")
         try:

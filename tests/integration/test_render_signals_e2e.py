@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -99,27 +100,35 @@ def test_sigint_stops_it_even_when_it_was_started_with_sigint_ignored(session, t
     assert list(tmp_path.iterdir()) == []
 
 
+@contextlib.contextmanager
+def tapping(inst: Instance, preexec: Callable[[], None]) -> Iterator[subprocess.Popen[str]]:
+    """``lumiera tap`` on ``inst``, started with ``preexec``, once it prints events; never
+    left running."""
+    where = ["--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path)]
+    with subprocess.Popen(
+        [sys.executable, "-m", "lumiera", "tap", *where],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec,  # noqa: PLW1509
+    ) as tap:
+        try:
+            _wait_tapping(inst, tap)
+            yield tap
+        finally:
+            if tap.poll() is None:
+                tap.kill()
+            tap.communicate()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_any_command_line_stops_on_a_signal_even_started_with_sigint_ignored(sig):
     """`lumiera tap` as a background job (SIGINT ignored) stops as Ctrl-C stops it."""
     with Instance(["--headless"]) as inst:
         inst.wait_running()
-        where = ["--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path)]
-        with subprocess.Popen(
-            [sys.executable, "-m", "lumiera", "tap", *where],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=_ignore_sigint,  # noqa: PLW1509
-        ) as tap:
-            try:
-                _wait_tapping(inst, tap)
-                tap.send_signal(sig)
-                tap.communicate(timeout=10)
-            finally:
-                if tap.poll() is None:
-                    tap.kill()
-                    tap.communicate()
+        with tapping(inst, _ignore_sigint) as tap:
+            tap.send_signal(sig)
+            tap.wait(timeout=10)
         assert tap.returncode == 128 + sig
 
 
@@ -141,23 +150,10 @@ def _ignore_sighup() -> None:  # pragma: no cover - runs in the child before exe
 def test_a_command_line_under_nohup_keeps_running_through_a_hangup():
     with Instance(["--headless"]) as inst:
         inst.wait_running()
-        where = ["--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path)]
-        with subprocess.Popen(
-            [sys.executable, "-m", "lumiera", "tap", *where],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=_ignore_sighup,  # noqa: PLW1509
-        ) as tap:
-            try:
-                _wait_tapping(inst, tap)
-                tap.send_signal(signal.SIGHUP)
-                time.sleep(0.5)
-                assert tap.poll() is None  # nohup asked for the hangup to be ignored
-                tap.send_signal(signal.SIGTERM)
-                tap.communicate(timeout=10)
-            finally:
-                if tap.poll() is None:
-                    tap.kill()
-                    tap.communicate()
+        with tapping(inst, _ignore_sighup) as tap:
+            tap.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            assert tap.poll() is None  # nohup asked for the hangup to be ignored
+            tap.send_signal(signal.SIGTERM)
+            tap.wait(timeout=10)
         assert tap.returncode == 128 + signal.SIGTERM

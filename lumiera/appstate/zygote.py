@@ -264,6 +264,10 @@ def _serve(sock: socket.socket, modules: Sequence[str], supervisor: int) -> None
         signal.signal(sig, signal.SIG_DFL)
     _title(f"lumiera zygote (supervisor {supervisor})")
     _malloc_settings()
+    from lumiera.appstate.children import THREADS_ENV
+
+    for key, value in THREADS_ENV.items():  # before numpy's import (children.THREADS_ENV)
+        os.environ.setdefault(key, value)
     problem = None
     try:
         for module in modules:

@@ -1,8 +1,14 @@
 """The one writer of a frame ring: claim a slot, write into it in place, publish it.
 
-Runs in the calling thread; a Producer is used by one thread. A ring has one
-producer at a time (an OFD lock on a header byte, which the kernel drops when
-its process dies). Every wait is bounded and ends in :class:`RingTimeout`.
+Runs in the calling thread; a Producer is used by one thread (the views of a
+claimed slot may be written by others, see :meth:`Producer.claim_ahead`). A ring
+has one producer at a time (an OFD lock on a header byte, which the kernel drops
+when its process dies). Every wait is bounded and ends in :class:`RingTimeout`.
+
+A block ring's producer may hold several claims at once (:meth:`Producer.claim_ahead`:
+the Engine renders a stream's frames straight into their slots, several at a time
+on its workers); they are published in the order they were claimed, each frame's
+number one more than the one before, so consumers see them as any other frames.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import contextlib
 import os
 import struct
 import time
+from collections import deque
 from types import TracebackType
 from typing import Any
 
@@ -54,8 +61,9 @@ class Producer(RingAccess):
     def __init__(self, rd: RuntimeDir, name: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         super().__init__(rd, name)
         self.timeout = timeout
-        self._claimed: Frame | None = None
-        self._geometry: Geometry | None = None
+        # Frames claimed and not yet published, oldest first, with their geometries
+        # (one at most in a drop ring: claim_ahead is the block policy's).
+        self._claims: deque[tuple[Frame, Geometry]] = deque()
         self._capacity = self.header.slot_size - SLOT_HEADER_SIZE
         if not self.seg.try_lock(PRODUCER_LOCK, 1, exclusive=True):
             self.close_segment()
@@ -87,14 +95,11 @@ class Producer(RingAccess):
         consumer is reading is passed over (its sequence number skipped), and
         None, counting a drop, comes only when every slot is being read.
         """
-        if self._claimed is not None:
-            raise RuntimeError(f"ring {self.name}: frame {self._claimed.seq} is claimed already")
-        g = self.geometry(fmt, width, height)
-        if g.nbytes > self._capacity:
-            raise ValueError(
-                f"a {width}x{height} {fmt.name} frame ({g.nbytes} B) exceeds slot"
-                f" ({self._capacity} B)"
+        if self._claims:
+            raise RuntimeError(
+                f"ring {self.name}: frame {self._claims[0][0].seq} is claimed already"
             )
+        g = self._fits(width, height, fmt)
         q = self.q
         seq = q[_WRITE_SEQ] + 1
         slot = seq % self.n
@@ -116,10 +121,65 @@ class Producer(RingAccess):
                 q[_DROPS] += 1
                 return None
             self._overtake(seq - self.n)
-        q[self.bases[slot] >> 3] = 0  # the slot holds nothing valid until published
-        frame = Frame(seq, slot, width, height, g.fmt, pts, self.slot_views(slot, g, True))
-        self._claimed = frame
-        self._geometry = g
+        return self._take(seq, slot, g, pts)
+
+    def claim_ahead(self, width: int, height: int, fmt: PixelFormat, pts: int = 0) -> Frame | None:
+        """The slot after the ones claimed already, if it is free now (block rings); else None.
+
+        Never waits (:meth:`wait_free` does). Frames claimed ahead are published
+        in the order they were claimed (:meth:`publish` takes the oldest only);
+        their views may be written by other threads meanwhile, until the frame is
+        published or aborted. At most ``slots`` claims at a time: the next one's slot
+        would be the oldest claim's (a slot is never handed out twice).
+        """
+        if not self.block:
+            raise RuntimeError(f"ring {self.name}: claims ahead need the block policy")
+        g = self._fits(width, height, fmt)
+        seq = self._next_seq()
+        slot = seq % self.n
+        if len(self._claims) >= self.n or not self._slot_free(seq - self.n, slot):
+            return None
+        return self._take(seq, slot, g, pts)
+
+    def wait_free(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the slot :meth:`claim_ahead` would take next; free now?
+
+        Woken by a consumer's release (as a blocked :meth:`claim` is), never past
+        ``timeout``: a caller with other work polls with a short one.
+        """
+        seq = self._next_seq()
+        if len(self._claims) >= self.n:
+            return False  # every slot is claimed: only publishing one frees one
+        old, slot = seq - self.n, seq % self.n
+        try:
+            self._wait_free(old, slot, timeout)
+        except RingTimeout:
+            return False
+        self.slot_locks[slot].unlock()  # _wait_free took it; claim_ahead takes it again
+        return True
+
+    @property
+    def claims(self) -> int:
+        """Frames claimed and not yet published or aborted."""
+        return len(self._claims)
+
+    def _next_seq(self) -> int:
+        return (self._claims[-1][0].seq if self._claims else self.q[_WRITE_SEQ]) + 1
+
+    def _fits(self, width: int, height: int, fmt: PixelFormat) -> Geometry:
+        g = self.geometry(fmt, width, height)
+        if g.nbytes > self._capacity:
+            raise ValueError(
+                f"a {width}x{height} {fmt.name} frame ({g.nbytes} B) exceeds slot"
+                f" ({self._capacity} B)"
+            )
+        return g
+
+    def _take(self, seq: int, slot: int, g: Geometry, pts: int) -> Frame:
+        """Slot ``slot`` (locked by the caller) claimed for frame ``seq``."""
+        self.q[self.bases[slot] >> 3] = 0  # the slot holds nothing valid until published
+        frame = Frame(seq, slot, g.key[1], g.key[2], g.fmt, pts, self.slot_views(slot, g, True))
+        self._claims.append((frame, g))
         return frame
 
     def _wait_free(self, old: int, slot: int, timeout: float | None) -> None:
@@ -163,11 +223,15 @@ class Producer(RingAccess):
                 self.set_u64(off + C_SKIP_TO, old + 1)
 
     def publish(self, frame: Frame) -> None:
-        """Make ``frame`` visible to consumers and wake them."""
-        if frame is not self._claimed:
+        """Make ``frame`` visible to consumers and wake them (the oldest claim: in order)."""
+        if not self._claims or frame is not self._claims[0][0]:
+            if any(frame is f for f, _ in self._claims):
+                raise RuntimeError(
+                    f"ring {self.name}: frame {frame.seq} published before frame"
+                    f" {self._claims[0][0].seq}, claimed before it"
+                )
             raise RuntimeError(f"ring {self.name}: frame {frame.seq} is not the claimed one")
-        g = self._geometry
-        assert g is not None  # set by claim, with _claimed
+        g = self._claims[0][1]
         base = self.bases[frame.slot]
         frame.published = published = time.monotonic()
         t0, t1, t2, t3, t4, t5 = g.table
@@ -178,7 +242,7 @@ class Producer(RingAccess):
         )  # fmt: skip
         q = self.q
         q[base >> 3] = seq = frame.seq
-        self._claimed = None
+        self._claims.popleft()
         frame.planes = ()  # published: no more writing through our views
         q[_WRITE_SEQ] = seq
         # The unlock is also the barrier between our write-seq store and our look
@@ -193,11 +257,12 @@ class Producer(RingAccess):
         return self.anyone_waiting()
 
     def abort(self, frame: Frame) -> None:
-        """Give a claimed slot back unpublished (it stays empty)."""
-        if frame is self._claimed:
-            self._claimed = None
-            frame.planes = ()
-            self.slot_locks[frame.slot].unlock()
+        """Give a claimed slot back unpublished (it stays empty), with every slot claimed after
+        it (they could never be published in order without it). Nothing for other frames."""
+        while any(frame is f for f, _ in self._claims):
+            last, _ = self._claims.pop()
+            last.planes = ()
+            self.slot_locks[last.slot].unlock()
 
     def write(
         self,
@@ -222,8 +287,8 @@ class Producer(RingAccess):
         return True
 
     def close(self) -> None:
-        if self._claimed is not None:
-            self.abort(self._claimed)
+        if self._claims:
+            self.abort(self._claims[0][0])
         self.pub.close(linger=0)
         self.pull.close(linger=0)
         for sock_file in (f"ring-{self.name}.frames", f"ring-{self.name}.free"):

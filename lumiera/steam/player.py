@@ -85,8 +85,8 @@ class PlayerActor(Actor):
         super().__init__(ctx)
         self.codecs = Registry()
         self.streams: dict[str, PlayerStream] = {}
-        self.rings = PlayerRings(lambda: self.client)
         cfg = ctx.config
+        self.rings = PlayerRings(lambda: self.client, cfg.get_int("engine.workers"))
         self.sound = SinkConfig(
             cfg.get_str("audio.sink"),
             cfg.get_str("audio.wav_path"),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lumiera.bus.timeline import Output, Timeline, rate_text
 from lumiera.bus.topics import PlayerStreamInfo, SoundInfo
 from lumiera.errors import BadArguments
+from lumiera.vault.streamspec import engine_workers, render_slots
 
 if TYPE_CHECKING:
     from lumiera.bus.client import ControlClient
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
 
 # The Player's rings, made through appstate create_ring on first use of a frame size.
 RING_KINDS: dict[str, dict[str, Any]] = {
-    "render": {"policy": "block", "slots": 4},  # yuv420p frames for the encoder, in order
+    # yuv420p frames for the encoder, in order, rendered straight into the slots: as many
+    # slots as the Engine's window needs (PlayerRings' render_slots), at least these.
+    "render": {"policy": "block", "slots": 4},
     "viewer": {"policy": "drop", "slots": 4},  # yuv420p previews for any number of viewers
     "render-audio": {"policy": "block", "slots": 4},  # each frame's sound, after its picture
     # A playback's sound, for its sink and the viewers: 16 frames (0.64 s at 25 fps) of
@@ -68,15 +71,31 @@ def ring_slot_mb(width: int, height: int, channels: int = 3) -> int:
     return max(1, -(-width * height * channels // 2**20))
 
 
-class PlayerRings:
-    """The Player's rings (:data:`RING_KINDS`), made through appstate on first use."""
+def yuv420p_slot_mb(width: int, height: int) -> int:
+    """Slot size (MiB) of a ring for yuv420p frames of this size (chroma: half each way)."""
+    chroma = 2 * ((width + 1) // 2) * ((height + 1) // 2)
+    return max(1, -(-(width * height + chroma) // 2**20))
 
-    def __init__(self, client: Callable[[], ControlClient]) -> None:
+
+class PlayerRings:
+    """The Player's rings (:data:`RING_KINDS`), made through appstate on first use.
+
+    ``workers``: ``[engine] workers`` (0: one per core). The render ring has a slot
+    for each frame of the Engine's window (:func:`lumiera.vault.streamspec.render_slots`,
+    at least RING_KINDS'), so that it renders all of them straight into the slots.
+    """
+
+    def __init__(self, client: Callable[[], ControlClient], workers: int = 0) -> None:
         self.client = client
+        self.render_slots = render_slots(engine_workers(workers))
         self.made: set[str] = set()
 
     def frames(self, kind: str, width: int, height: int) -> str:
         """The ring of ``kind`` (render, viewer) for this frame size."""
+        if kind == "render":  # yuv420p, always
+            slots = max(int(RING_KINDS[kind]["slots"]), self.render_slots)
+            mb = yuv420p_slot_mb(width, height)
+            return self._made(kind, f"{kind}-{width}x{height}", mb, slots=slots)
         return self._made(kind, f"{kind}-{width}x{height}", ring_slot_mb(width, height))
 
     def sound(self, kind: str, output: Output) -> str:
@@ -85,9 +104,9 @@ class PlayerRings:
         mb = max(1, -(-longest * output.channels * 4 // 2**20))
         return self._made(kind, f"{kind}-{mb}mb", mb)
 
-    def _made(self, kind: str, name: str, slot_mb: int) -> str:
+    def _made(self, kind: str, name: str, slot_mb: int, **more: Any) -> str:
         if name not in self.made:
-            args = {"name": name, **RING_KINDS[kind], "slot_mb": slot_mb}
+            args = {"name": name, **RING_KINDS[kind], "slot_mb": slot_mb, **more}
             with contextlib.suppress(BadArguments):  # made by an earlier player process
                 self.client().request("appstate", "create_ring", args)
             self.made.add(name)

@@ -6,7 +6,6 @@ PyAV) so that the command line can check a codec name without importing PyAV and
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,7 +82,8 @@ BUILTIN = (
 
 
 class Registry:
-    """Encoders by name. Plugins are loaded once, on first use."""
+    """Encoders by name. Plugins are loaded once, when a name that is not built in is asked
+    for (or all names are)."""
 
     def __init__(self, load_plugins: bool = True) -> None:
         self._encoders: dict[str, EncoderSpec] = {s.name: s for s in BUILTIN}
@@ -96,8 +96,10 @@ class Registry:
         self._encoders[spec.name] = spec
 
     def encoder(self, name: str) -> EncoderSpec:
-        self._load_plugins()
         spec = self._encoders.get(name)
+        if spec is None:  # plugins add names, never replace a built-in one: loaded only now
+            self._load_plugins()
+            spec = self._encoders.get(name)
         if spec is None:
             raise CodecError(f"no encoder {name!r} (have: {', '.join(sorted(self._encoders))})")
         return spec
@@ -110,6 +112,8 @@ class Registry:
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
+        import importlib.metadata  # 30-40 ms of imports: only when a plugin is looked for
+
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             try:
                 obj: Any = ep.load()

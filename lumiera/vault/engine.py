@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import os
 import threading
 import time
 from pathlib import Path
@@ -52,7 +51,7 @@ from lumiera.vault.cache import FrameCache
 from lumiera.vault.media import MediaPool, check_sources
 from lumiera.vault.scheduler import Scheduler
 from lumiera.vault.stream import WAIT_FRAME_S, RenderStream
-from lumiera.vault.streamspec import FORMATS, MODES, StreamSpec
+from lumiera.vault.streamspec import FORMATS, MODES, StreamSpec, engine_workers
 
 PREROLL_S = 0.25  # playback: the first frame is due this long after the request, by default
 KEEP_ENDED = 64  # ended streams kept for ``streams``
@@ -65,7 +64,7 @@ class EngineActor(Actor):
     def __init__(self, ctx: ActorContext) -> None:
         super().__init__(ctx)
         cfg = ctx.config
-        self.workers = cfg.get_int("engine.workers") or os.cpu_count() or 1
+        self.workers = engine_workers(cfg.get_int("engine.workers"))
         self.lead = cfg.get_int("engine.prefetch_frames")
         self.cache = FrameCache(cfg.get_int("vault.cache_mb") * 2**20)
         self.max_open = cfg.get_int("vault.max_open_files")

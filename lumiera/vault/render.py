@@ -15,6 +15,8 @@ Runs in an engine worker thread; each worker has its own MediaPool.
 from __future__ import annotations
 
 import threading
+import traceback
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -65,6 +67,53 @@ class FrameBuffers:
         with self._lock:
             if len(self._free) < self.keep:
                 self._free.append(planes)
+
+
+class SlotWriters:
+    """The render jobs writing into claimed ring slots; none enters once the stream ended.
+
+    The stream's end waits for those inside (:meth:`close`) before its ring is
+    closed: a slot's memory stays mapped while a job writes into it.
+    """
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._inside = 0
+        self._closed = False
+
+    def enter(self) -> bool:
+        """False once closed: the job writes nothing (its slot is being given back)."""
+        with self._cv:
+            if self._closed:
+                return False
+            self._inside += 1
+            return True
+
+    def leave(self) -> None:
+        with self._cv:
+            self._inside -= 1
+            self._cv.notify_all()
+
+    def draw(self, draw: Callable[[Planes], None], slot: Any) -> bool:
+        """``draw(slot.planes)`` unless closed (False: nothing written). Raises what it raises,
+        without the traceback's frames (one holds views of the ring: kept by the job's handle
+        they would keep the ring from being closed); the traceback goes into a note."""
+        if not self.enter():
+            return False
+        try:
+            draw(slot.planes)
+        except Exception as e:  # noqa: BLE001 - raised again, its traceback a note
+            e.add_note("".join(traceback.format_tb(e.__traceback__)).rstrip())
+            raise e.with_traceback(None) from None
+        finally:
+            self.leave()
+        return True
+
+    def close(self, timeout: float) -> bool:
+        """No more writers; wait up to ``timeout`` s for those inside. True when none is left."""
+        with self._cv:
+            self._closed = True
+            return self._cv.wait_for(lambda: self._inside == 0, timeout)
 
 
 def render_frame(

@@ -27,8 +27,17 @@ frame into its dependencies:
   and a deadline before the frames they feed. Clips of sound alone have none.
 - **render**: one job per output frame, submitted once every clip visible in
   that frame has been read (at most ``window`` frames ahead of the position),
-  composites the cached frames into a buffer of its own (a cache miss, e.g.
-  after an eviction, decodes in the worker's own pool: slower, never wrong).
+  composites the cached frames (a cache miss, e.g. after an eviction, decodes
+  in the worker's own pool: slower, never wrong). **A render into a block ring
+  is rendered straight into the ring's slots**: the thread claims frame n's slot
+  (:meth:`~lumiera.shm.producer.Producer.claim_ahead`, in order, never waiting)
+  before it submits n's job, which writes into the slot's planes; publishing is
+  a header write, no copy. A frame whose slot is still read (by the encoder)
+  gets its job once one is released: the Player sizes its render ring to the
+  window (:func:`~lumiera.vault.streamspec.render_slots`). No job writes into a
+  slot once its stream ended (:class:`~lumiera.vault.render.SlotWriters`).
+  Playback renders into buffers of the stream's own, reused, copied in at the
+  frame's due time.
 - **audio** (:class:`~lumiera.vault.feeds.AudioFeed`, with an audio ring):
   the sound of each output frame, its span of samples
   ``[Output.sample_of(n), Output.sample_of(n+1))``, mixed from every sounding
@@ -36,30 +45,25 @@ frame into its dependencies:
   forward, so one job at a time mixes the next chunk of frames, in order),
   kept until the frame is published, at most ``lead`` frames ahead.
 
-The stream's own thread (the rings' one producer) submits the jobs and copies
-each finished frame into the ring in order; with an audio ring it puts the
-frame's sound into that ring too (:func:`~lumiera.vault.feeds.pcm_slot`; the
-layout is in :mod:`lumiera.shm.layout`, AUDIO RINGS) with the picture's pts.
-It is woken by every job that ends. In render mode sound n follows picture n.
+The stream's own thread (the rings' one producer), woken by every job that
+ends, submits the jobs and publishes the frames in order; with an audio ring,
+each frame's sound too (:func:`~lumiera.vault.feeds.pcm_slot`; layout in
+:mod:`lumiera.shm.layout`, AUDIO RINGS) with the picture's pts: in render mode
+sound n follows picture n. In render mode a frame read leaves the cache once
+its output frame is computed (:meth:`ClipReader.used`).
 
 In playback, sound n and picture n are due at the same time, ``due(n)``, on
 the stream's one clock, and sound n is put in just before picture n. **The
 sound is never dropped for a late picture**: a picture not computed in time
 is dropped (counted in ``dropped``) but its sound still goes into the audio
 ring (once the picture's grace of half a frame is over), so the sound runs on
-without a gap and the pictures
-follow its clock (a gap in sound is heard; a dropped picture is barely
-seen). Sound is mixed ahead (cheap beside compositing) with jobs that come
-before the pictures' by deadline; a frame of sound that is still not mixed
-when its frame is passed is dropped and counted (``sound_dropped``), never
-put in late or out of order. So the audio ring's pts rise strictly, and
-every picture n in the frames' ring has its sound n (mixed in time) in the
-audio ring, published no later than the picture.
-
-NOT BUILT: rendering straight into ring slots (the ring hands out one claimed
-slot at a time, so the jobs write buffers of the stream's own, reused, and the
-publisher copies: one memcpy per frame). In render mode a frame read leaves
-the cache once its output frame is computed (:meth:`ClipReader.used`).
+without a gap and the pictures follow its clock (a gap in sound is heard; a
+dropped picture is barely seen). Sound is mixed ahead (cheap beside
+compositing) with jobs that come before the pictures' by deadline; a frame of
+sound that is still not mixed when its frame is passed is dropped and counted
+(``sound_dropped``), never put in late or out of order. So the audio ring's pts
+rise strictly, and every picture n in the frames' ring has its sound n (mixed
+in time) in the audio ring, published no later than the picture.
 """
 
 from __future__ import annotations
@@ -75,14 +79,16 @@ from lumiera.shm.layout import PixelFormat
 from lumiera.vault.cache import FrameCache
 from lumiera.vault.feeds import AudioFeed, ClipReader, pcm_slot
 from lumiera.vault.media import MediaPool
-from lumiera.vault.render import FrameBuffers, Planes, frame_buffers, render_frame
+from lumiera.vault.render import FrameBuffers, Planes, SlotWriters, frame_buffers, render_frame
 from lumiera.vault.scheduler import JobHandle, Priority, Scheduler
-from lumiera.vault.streamspec import FORMATS, MODES, StreamSpec, StreamState
+from lumiera.vault.streamspec import FORMATS, MODES, StreamSpec, StreamState, render_window
 
 CHUNK = 4  # source frames one reader job decodes
 AUDIO_CHUNK = 8  # output frames one audio job mixes
 RENDER_DEADLINE_S = 60.0  # a render-mode job is late (counted) this long after it was queued
 WAIT_FRAME_S = 120.0  # render mode: the bound on one frame (a job that never ends)
+POLL_S = 0.05  # the thread's longest sleep: it sees a stop within this
+WRITERS_WAIT_S = 10.0  # at a stream's end: the bound on the jobs still writing into slots
 
 
 class RenderStream:
@@ -119,7 +125,7 @@ class RenderStream:
         ]
         self.audio = AudioFeed(spec) if spec.audio_ring is not None else None
         self._audio_out: Any = None  # the audio ring's producer, while run() runs
-        self.window = 2 * workers + 2  # render jobs queued or running ahead of the position
+        self.window = render_window(workers)  # render jobs queued or running ahead
         # Frames read ahead of the position: at least the window, and within half the
         # cache (read frames evicted before their render job would be decoded twice).
         # A render reads no further than its window: every frame is computed once, in
@@ -131,6 +137,7 @@ class RenderStream:
         wanted = lead if spec.mode == "playback" else self.window
         self.lead = max(self.window, min(wanted, fits))
         self.buffers = FrameBuffers(spec.fmt, spec.size, keep=self.window + 2)
+        self.writers = SlotWriters()
 
     # -- what the owner sees ----------------------------------------------------------
 
@@ -185,6 +192,11 @@ class RenderStream:
             self.status.state = "failed"
             self.status.error = f"{type(e).__name__}: {e}"
         finally:
+            if not self.writers.close(WRITERS_WAIT_S):
+                self.status.error = self.status.error or (
+                    f"render jobs still writing into ring {self.spec.ring} after"
+                    f" {WRITERS_WAIT_S:g} s"
+                )
             for reader in self.readers:
                 reader.retire()  # never waits: a stop ends the stream after its frame
             if self.audio is not None:
@@ -192,7 +204,10 @@ class RenderStream:
 
     def _run(self, producer: Any) -> None:
         spec, s = self.spec, self.status
+        # Render into a block ring: each frame's job writes into its claimed slot.
+        direct = spec.mode == "render" and bool(getattr(producer, "block", False))
         jobs: dict[int, JobHandle] = {}
+        slots: dict[int, Any] = {}  # direct: output frame -> its claimed ring frame
         queued = spec.first  # the next output frame to get a render job
         moved = time.monotonic()  # when the position last moved
         while s.position < spec.end:
@@ -207,12 +222,19 @@ class RenderStream:
             while queued < min(spec.end, pos + self.window) and all(
                 r.ready(queued) for r in self.readers
             ):
-                jobs[queued] = self._render_job(queued)
+                slot = None
+                if direct:
+                    width, height = spec.size
+                    slot = producer.claim_ahead(width, height, FORMATS[spec.fmt], pts=queued)
+                    if slot is None:
+                        break  # its slot is still read: once a reader releases it
+                    slots[queued] = slot
+                jobs[queued] = self._render_job(queued, slot)
                 queued += 1
             handle = jobs.get(pos)
             if handle is not None and handle.done and (self.audio is None or self.audio.has(pos)):
                 del jobs[pos]
-                self._publish(producer, pos, handle)
+                self._publish(producer, pos, handle, slots.pop(pos, None))
                 s.position += 1
                 moved = time.monotonic()
                 continue
@@ -227,8 +249,16 @@ class RenderStream:
                 self.woken.wait(min(0.05, -late_by))
             else:
                 if time.monotonic() - moved > WAIT_FRAME_S:
+                    if direct and handle is None and queued == pos:
+                        raise TimeoutError(
+                            f"ring {spec.ring}: no slot for frame {pos} released by its"
+                            f" readers within {WAIT_FRAME_S:g} s"
+                        )
                     raise TimeoutError(f"frame {pos} not computed within {WAIT_FRAME_S:g} s")
-                self.woken.wait(0.05)
+                if direct and queued == pos and all(r.ready(pos) for r in self.readers):
+                    producer.wait_free(POLL_S)  # no job in flight: woken by a reader's release
+                else:
+                    self.woken.wait(POLL_S)
         s.state = "done"
 
     @property
@@ -292,15 +322,22 @@ class RenderStream:
             self.status.failed += 1  # the sound cannot be mixed: the stream fails
             raise
 
-    def _render_job(self, index: int) -> JobHandle:
+    def _render_job(self, index: int, slot: Any = None) -> JobHandle:
+        """Frame ``index``'s job: into ``slot`` (a claimed ring frame), else a buffer it returns."""
         spec = self.spec
 
-        def job() -> Planes:
+        def job() -> Planes | None:
+            def draw(out: Planes) -> None:
+                render_frame(spec.timeline, index, self.pool(), out, fmt=spec.fmt, cache=self.cache)
+
             try:
                 if pause := self.delay(index):
                     time.sleep(pause)
-                out = self.buffers.take()
-                render_frame(spec.timeline, index, self.pool(), out, fmt=spec.fmt, cache=self.cache)
+                out = None
+                if slot is None:
+                    draw(out := self.buffers.take())
+                elif not self.writers.draw(draw, slot):
+                    return None  # the stream ended: its slot is given back unwritten
                 for reader in self.readers:
                     reader.used(index)
                 return out
@@ -313,11 +350,14 @@ class RenderStream:
             deadline = time.monotonic() + RENDER_DEADLINE_S
         return self.scheduler.submit(job, deadline, self.priority, f"{spec.id} frame {index}")
 
-    def _publish(self, producer: Any, index: int, handle: JobHandle | None) -> None:
+    def _publish(
+        self, producer: Any, index: int, handle: JobHandle | None, slot: Any = None
+    ) -> None:
         """Frame ``index`` into the ring(s): its picture (None: not computed in time), its sound.
 
-        Playback: at its due time, the sound first; a picture that is not there
-        is counted as dropped, a sound that is not there as ``sound_dropped``.
+        ``slot``: the ring frame the job rendered into (render mode), published as
+        it is. Playback: at its due time, the sound first; a picture that is not
+        there is counted as dropped, a sound that is not there as ``sound_dropped``.
         """
         spec, s = self.spec, self.status
         planes = None
@@ -332,6 +372,12 @@ class RenderStream:
             except Exception:
                 s.failed += 1  # this frame's job raised: the stream ends here
                 raise
+        if slot is not None:  # rendered in place: a block ring, render mode
+            producer.publish(slot)
+            s.frames += 1
+            if self.audio is not None:
+                self._sound(index)
+            return
         if spec.mode == "playback":
             due = spec.due(index)
             if self.stopping.wait(max(0.0, due - time.monotonic())):

@@ -4,6 +4,7 @@ handlers and the feeds use too."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -12,6 +13,22 @@ from lumiera.shm.layout import PixelFormat
 
 FORMATS = {"rgb24": PixelFormat.RGB24, "gray": PixelFormat.GRAY, "yuv420p": PixelFormat.YUV420P}
 MODES = ("render", "playback")
+
+
+def engine_workers(configured: int) -> int:
+    """The Engine's worker threads for ``[engine] workers`` (0: one per core)."""
+    return configured or os.cpu_count() or 1
+
+
+def render_window(workers: int) -> int:
+    """Render jobs a stream keeps queued or running ahead of its position."""
+    return 2 * workers + 2
+
+
+def render_slots(workers: int) -> int:
+    """Slots of a render ring that let a stream render its whole window straight into them:
+    the window, the frame its reader (the encoder) holds, and one that is being released."""
+    return render_window(workers) + 2
 
 
 @dataclass

@@ -331,11 +331,12 @@ def test_an_encoder_from_a_plugin_encodes(install, tmp_path, pool):
     assert [code_at(pool, target, i) for i in range(3)] == [0, 1, 2]
 
 
-def test_plugins_are_loaded_once_on_first_use(install):
+def test_plugins_are_loaded_once_when_a_name_not_built_in_is_first_asked_for(install):
     install({**GOOD, "explodes": "lumtestcodec:explode"})
     registry = Registry()
     assert "lumtestcodec" not in sys.modules  # nothing loaded before the first use
     registry.encoder("h264")
+    assert "lumtestcodec" not in sys.modules  # a built-in name: no plugin needed (nor imports)
     registry.names()
     registry.encoder("test-ffv1")
     assert len(sys.modules["lumtestcodec"].CALLS) == 1

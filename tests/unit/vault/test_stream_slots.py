@@ -202,13 +202,6 @@ def test_a_ring_with_few_slots_and_a_slow_reader_still_gets_every_frame_exactly(
     clean_close(kit, producer, reader)
 
 
-@pytest.mark.xfail(
-    reason="Producer.claim_ahead allows slots - 1 claims: none in a ring of one slot, so"
-    " RenderStream._run (direct: any block ring) never gets a slot; wait_free returns False"
-    " at once, the thread spins (100 % CPU) for WAIT_FRAME_S, then fails 'no slot for frame"
-    " ... released by its readers'. The copy path (Producer.write) rendered into it",
-    strict=True,
-)
 def test_a_ring_of_one_slot_still_gets_every_frame(
     engine: Engine, kit: RingKit, timeline, monkeypatch
 ):
@@ -308,15 +301,6 @@ def test_a_render_job_that_raises_fails_the_stream_after_the_frames_before_it(
     clean_close(kit, producer, reader)
 
 
-@pytest.mark.xfail(
-    reason="a failed render job's exception keeps its slot's views alive: its traceback"
-    " holds stream.py's draw frame (`out` is slot.planes); the exception is held by its"
-    " handle, which the idle worker's `job` (Scheduler._work) and the _publish frame in the"
-    " traceback (a cycle, re-raised by handle.result) hold; so Producer.close raises"
-    " BufferError and leaves the segment's fd, with the ring's producer lock, open",
-    raises=BufferError,
-    strict=True,
-)
 def test_the_producer_closes_at_once_after_a_render_job_raised(
     engine: Engine, kit: RingKit, timeline, monkeypatch
 ):

@@ -216,16 +216,26 @@ class Subscriber(_Receiving):
         self._sock.connect(rd.endpoint("events"))
         self.subscribe(*prefixes)
 
-    def receive(self, timeout: float) -> Event | None:
+    def receive(self, timeout: float, wake: int | None = None) -> Event | None:
         """The next valid event, or None when none came within ``timeout`` seconds.
 
         A malformed event is dropped with one warning in the log and counted in
-        :attr:`dropped`; it is never raised.
+        :attr:`dropped`; it is never raised. ``wake``: a file descriptor (a pipe's
+        read end) that ends the wait early, with None, once it is readable.
         """
         deadline = time.monotonic() + timeout
+        poller = None
+        if wake is not None:
+            poller = zmq.Poller()
+            poller.register(self._sock, zmq.POLLIN)
+            poller.register(wake, zmq.POLLIN)
         while True:
-            left = max(0.0, deadline - time.monotonic())
-            if not self._sock.poll(math.ceil(left * 1000)):
+            left = math.ceil(max(0.0, deadline - time.monotonic()) * 1000)
+            if poller is not None:
+                ready = dict(poller.poll(left))
+                if wake in ready or self._sock not in ready:
+                    return None
+            elif not self._sock.poll(left):
                 return None
             event = self._accept(*recv_bounded(self._sock, 2))
             if event is not None:

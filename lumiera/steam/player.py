@@ -53,7 +53,6 @@ from typing import Any
 
 from lumiera.actors import Actor, ActorContext, command
 from lumiera.bus.client import ControlClient
-from lumiera.bus.events import Subscriber
 from lumiera.bus.timeline import Timeline, rate_of, rate_text
 from lumiera.bus.topics import EngineRenderEnded, PlayerRenderEnded, StatsPlayer
 from lumiera.errors import (
@@ -63,7 +62,13 @@ from lumiera.errors import (
     Unavailable,
 )
 from lumiera.runtime_dir import RuntimeDir
-from lumiera.steam.playout import PlayerRings, PlayerStream, parse_range, preview
+from lumiera.steam.playout import (
+    EngineWatcher,
+    PlayerRings,
+    PlayerStream,
+    parse_range,
+    preview,
+)
 from lumiera.steam.renderloop import FRAME_WAIT_S, encode
 from lumiera.steam.soundsink import SinkConfig, SoundOut
 from lumiera.vault.codecs import Encoder
@@ -72,9 +77,6 @@ from lumiera.vault.feeds import timeline_sounds
 
 KEEP_ENDED = 64  # ended streams (and engine stream ends) kept
 SOUND_END_WAIT_S = 1.0  # a stop waits this long for the sound's thread to read what is left
-# The engine watcher sees a stop within this long; on_stop waits for it, so an emergency's
-# "every process gone" waits for it too (at 0.2 s it was most of that time).
-WATCH_EVERY_S = 0.02
 
 
 class PlayerActor(Actor):
@@ -97,8 +99,7 @@ class PlayerActor(Actor):
         self._threads: list[threading.Thread] = []
         self.engine_ended: dict[str, EngineRenderEnded] = {}  # engine stream id -> its end
         self._stopping = threading.Event()
-        self._monitor = threading.Thread(target=self._watch_engine, name="engine-events")
-        self._monitor.daemon = True
+        self._monitor = EngineWatcher(self._engine_stream_ended)
         self.tick_interval = ctx.config.get_float("engine.stats_interval")
         self.preview = (
             ctx.config.get_int("gui.preview_width"),
@@ -129,12 +130,13 @@ class PlayerActor(Actor):
         # loop past the heartbeat watchdog (the request fails instead).
         watchdog = self.ctx.config.get_float("appstate.watchdog_timeout")
         self._client = ControlClient(self._rd, timeout=watchdog / 2)
-        self._monitor.start()
+        self._monitor.start(self._rd)
 
     def on_stop(self) -> None:
         if self._client is None:  # stopped before it was started
             return
         self._stopping.set()
+        self._monitor.stop()
         for stream in self.streams.values():
             stream.cancel.set()
             if stream.sound is not None:
@@ -142,11 +144,12 @@ class PlayerActor(Actor):
         # A render's thread removes its partial file; waited for within half the
         # grace period of an orderly stop (the process still waits for it at exit).
         deadline = time.monotonic() + self.ctx.config.get_float("appstate.grace_period") / 2
-        for t in [*self._threads, self._monitor]:
+        for t in [*self._threads, self._monitor.thread]:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
         for stream in self.streams.values():
             if stream.sound is not None:
                 stream.sound.finish(max(0.0, deadline - time.monotonic()))
+        self._monitor.close()
         self.client.close()
 
     def on_tick(self) -> None:
@@ -168,17 +171,6 @@ class PlayerActor(Actor):
     def _timeline(self) -> Timeline:
         """The session's edit now (BadTimeline if what the session sent breaks the contract)."""
         return Timeline.from_wire(self.client.request("session", "timeline"))
-
-    def _watch_engine(self) -> None:
-        """Collect the engine's stream ends (for the render threads and for drops).
-
-        Runs in its own thread; a malformed event is dropped (and logged) by the Subscriber.
-        """
-        with Subscriber(self.rd, "engine.render.") as sub:
-            while not self._stopping.is_set():
-                event = sub.receive(WATCH_EVERY_S)
-                if event is not None and isinstance(event.body, EngineRenderEnded):
-                    self._engine_stream_ended(event.body)
 
     def _engine_stream_ended(self, ended: EngineRenderEnded) -> None:
         self.engine_ended[ended.id] = ended

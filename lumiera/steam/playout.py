@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Callable
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from lumiera.bus.events import Subscriber
 from lumiera.bus.timeline import Output, Timeline, rate_text
-from lumiera.bus.topics import PlayerStreamInfo, SoundInfo
+from lumiera.bus.topics import EngineRenderEnded, PlayerStreamInfo, SoundInfo
 from lumiera.errors import BadArguments
 from lumiera.vault.streamspec import engine_workers, render_slots
 
@@ -111,6 +113,44 @@ class PlayerRings:
                 self.client().request("appstate", "create_ring", args)
             self.made.add(name)
         return name
+
+
+class EngineWatcher:
+    """The Player's thread that collects the Engine's stream ends (``engine.render.*``) for
+    ``on_end``; :meth:`stop` wakes it at once (a pipe), so a stop never waits on a poll."""
+
+    WAIT_S = 1.0  # its longest wait for an event (a stop ends it sooner)
+
+    def __init__(self, on_end: Callable[[EngineRenderEnded], None]) -> None:
+        self.on_end = on_end
+        self.thread = threading.Thread(target=self._run, name="engine-events", daemon=True)
+        self._stopping = threading.Event()
+        self._rd: Any = None
+        self._pipe: tuple[int, int] | None = None
+
+    def start(self, rd: Any) -> None:
+        self._rd, self._pipe = rd, os.pipe2(os.O_CLOEXEC)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._pipe is not None:
+            os.write(self._pipe[1], b"!")
+
+    def close(self) -> None:
+        """Its pipe closed, once its thread has ended (else the process's end closes it)."""
+        if self._pipe is not None and not self.thread.is_alive():
+            for fd in self._pipe:
+                os.close(fd)
+            self._pipe = None
+
+    def _run(self) -> None:
+        assert self._pipe is not None
+        with Subscriber(self._rd, "engine.render.") as sub:
+            while not self._stopping.is_set():
+                event = sub.receive(self.WAIT_S, wake=self._pipe[0])
+                if event is not None and isinstance(event.body, EngineRenderEnded):
+                    self.on_end(event.body)
 
 
 class PlayerStream:

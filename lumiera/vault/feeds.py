@@ -114,6 +114,8 @@ class ClipReader:
                         if self.owned is not None:
                             self.owned.add(key)
                     self.next += 1
+                    if self.decoded == 1:  # a stream's first frame waits for no whole chunk
+                        woken.set()
             finally:
                 with self._lock:
                     self._running = False

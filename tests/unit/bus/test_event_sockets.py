@@ -8,6 +8,7 @@ against a real instance in tests/integration/test_tools_e2e.py.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -121,6 +122,23 @@ def test_receive_with_nothing_there_returns_none_within_its_timeout(rd):
         started = time.monotonic()
         assert sub.receive(0.1) is None
         assert time.monotonic() - started < 1.0
+
+
+def test_a_wake_fd_ends_the_wait_at_once_and_events_still_arrive_with_one_given(rd):
+    r, w = os.pipe()
+    try:
+        with Publisher(rd, "session") as pub, Subscriber(rd, "session.") as sub:
+            synced(rd, pub, sub)
+            pub.publish("session.changed", SessionChanged(command="x", id="c", revision=1))
+            event = sub.receive(SYNC_S, wake=r)  # not woken: the event comes
+            assert event is not None and event.topic == "session.changed"
+            threading.Timer(0.1, os.write, (w, b"!")).start()
+            started = time.monotonic()
+            assert sub.receive(SYNC_S, wake=r) is None  # woken, long before its timeout
+            assert 0.05 <= time.monotonic() - started < SYNC_S / 2
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 def test_a_malformed_event_is_dropped_counted_and_logged_once_not_raised(rd, caplog):

@@ -240,8 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from lumiera.subsystems import Options
 
         zygote.prestart(Options(session="-", headless=True))
+    quick = False  # a local render ends without the interpreter's teardown (_exit_now)
     try:
         args = build_parser().parse_args(argv)
+        quick = early and not (args.farm or args.jobs)  # a farm's clients close as they like
         code: int = _exit_code(args.func(args))
     except UsageError as e:
         print(f"lumiera: {e}", file=sys.stderr)
@@ -257,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if early:
             zygote.discard_prestarted()  # not taken (a farm render, a usage error)
-    if early:
+    if quick:
         _exit_now(code)
     return code
 

@@ -121,7 +121,6 @@ class ClipReader:
                     self._running = False
                     if self.retired:  # the stream ended meanwhile: this job closes the pool
                         self._close()
-                woken.set()
 
         return job
 
@@ -227,13 +226,14 @@ class AudioFeed:
             return
         upto = min(target, self.next + chunk)
         self.job = scheduler.submit(
-            self.mix(upto, woken),
+            self.mix(upto),
             deadline(self.next),
             priority,
             f"{spec.id} audio {self.next}..{upto - 1}",
+            on_done=woken.set,
         )
 
-    def mix(self, upto: int, woken: threading.Event) -> Callable[[], None]:
+    def mix(self, upto: int) -> Callable[[], None]:
         """A job: the sound of output frames ``next .. upto-1``."""
 
         def job() -> None:
@@ -255,7 +255,6 @@ class AudioFeed:
                     self._running = False
                     if self.retired:
                         self._close()
-                woken.set()
 
         return job
 

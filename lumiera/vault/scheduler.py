@@ -39,8 +39,9 @@ class Priority(enum.IntEnum):
 class JobHandle:
     """The outcome of a job, once it ran (or was dropped)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, on_done: Callable[[], None] | None = None) -> None:
         self.name = name
+        self.on_done = on_done  # called once the outcome is there (done is True)
         self._done = threading.Event()
         self._result: Any = None
         self._error: BaseException | None = None
@@ -49,6 +50,11 @@ class JobHandle:
     def _finish(self, result: Any = None, error: BaseException | None = None) -> None:
         self._result, self._error = result, error
         self._done.set()
+        if self.on_done is not None:
+            try:
+                self.on_done()
+            except Exception:
+                log.exception("job %s: its on_done failed", self.name)
 
     @property
     def done(self) -> bool:
@@ -90,10 +96,19 @@ class Scheduler:
             t.start()
 
     def submit(
-        self, fn: Callable[[], Any], deadline: float, priority: Priority, name: str = "job"
+        self,
+        fn: Callable[[], Any],
+        deadline: float,
+        priority: Priority,
+        name: str = "job",
+        on_done: Callable[[], None] | None = None,
     ) -> JobHandle:
-        """Queue ``fn`` to run by ``deadline`` (on this scheduler's clock)."""
-        handle = JobHandle(name)
+        """Queue ``fn`` to run by ``deadline`` (on this scheduler's clock).
+
+        ``on_done`` is called once the job's handle says ``done`` (it ran, raised, was
+        dropped or shut down): a waiter it wakes always finds the outcome there.
+        """
+        handle = JobHandle(name, on_done)
         with self._cv:
             if self._closed:
                 raise ShuttingDown("the scheduler is shut down")

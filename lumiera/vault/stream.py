@@ -297,6 +297,7 @@ class RenderStream:
                 deadline,
                 self.priority,
                 f"{spec.id} read {reader.clip.id} {reader.next}..{upto - 1}",
+                on_done=self.woken.set,
             )
 
     def _feed_audio(self, feed: AudioFeed, pos: int) -> None:
@@ -330,25 +331,23 @@ class RenderStream:
             def draw(out: Planes) -> None:
                 render_frame(spec.timeline, index, self.pool(), out, fmt=spec.fmt, cache=self.cache)
 
-            try:
-                if pause := self.delay(index):
-                    time.sleep(pause)
-                out = None
-                if slot is None:
-                    draw(out := self.buffers.take())
-                elif not self.writers.draw(draw, slot):
-                    return None  # the stream ended: its slot is given back unwritten
-                for reader in self.readers:
-                    reader.used(index)
-                return out
-            finally:
-                self.woken.set()
+            if pause := self.delay(index):
+                time.sleep(pause)
+            out = None
+            if slot is None:
+                draw(out := self.buffers.take())
+            elif not self.writers.draw(draw, slot):
+                return None  # the stream ended: its slot is given back unwritten
+            for reader in self.readers:
+                reader.used(index)
+            return out
 
         if spec.mode == "playback":
             deadline = spec.due(index) - self._grace
         else:
             deadline = time.monotonic() + RENDER_DEADLINE_S
-        return self.scheduler.submit(job, deadline, self.priority, f"{spec.id} frame {index}")
+        name = f"{spec.id} frame {index}"
+        return self.scheduler.submit(job, deadline, self.priority, name, on_done=self.woken.set)
 
     def _publish(
         self, producer: Any, index: int, handle: JobHandle | None, slot: Any = None

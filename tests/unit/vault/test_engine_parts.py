@@ -101,6 +101,40 @@ def test_a_job_that_raises_is_reported_and_the_scheduler_goes_on(caplog):
     assert "job bad failed" in caplog.text and "ZeroDivisionError" in caplog.text
 
 
+def test_on_done_is_called_once_the_handle_says_done_whatever_the_outcome(caplog):
+    """A waiter woken by on_done always finds the outcome there (it ran, raised, was
+    dropped late or shut down); an on_done that raises is logged, the scheduler goes on."""
+    sched = Scheduler(0)
+    seen: list[tuple[str, bool]] = []
+
+    def submit(fn: Any, name: str, deadline: float = 10.0, prio=Priority.RENDER) -> Any:
+        handle = None
+
+        def done() -> None:
+            assert handle is not None
+            seen.append((name, handle.done))
+
+        handle = sched.submit(fn, time.monotonic() + deadline, prio, name, on_done=done)
+        return handle
+
+    submit(lambda: 42, "ran")
+    submit(lambda: 1 / 0, "raised")
+    submit(lambda: None, "late", deadline=-1.0, prio=Priority.PLAYBACK)
+
+    def fails() -> None:
+        raise RuntimeError("a broken waiter")
+
+    sched.submit(lambda: 7, time.monotonic() + 10, Priority.RENDER, "bad", on_done=fails)
+    while sched.step():
+        pass
+    submit(lambda: None, "queued at shutdown")
+    sched.shutdown()
+    assert sorted(seen) == sorted(
+        [("ran", True), ("raised", True), ("late", True), ("queued at shutdown", True)]
+    )
+    assert "job bad: its on_done failed" in caplog.text
+
+
 def test_worker_threads_run_jobs_in_parallel_and_shutdown_answers_what_is_queued():
     sched = Scheduler(2)
     gate = threading.Barrier(2, timeout=5)

@@ -8,7 +8,8 @@ Run from the repository root with the project's interpreter::
 Prints a table (figures beside the aim, pass/MISS) and, as the very last line
 of stdout, one JSON object with the headline figures. Progress goes to stderr.
 
-What is measured, and how:
+What is measured, and how (lumiera's modules are compiled to bytecode first, as
+pip does for an installed package: ``harness.context.precompile``):
 
 * media: two 1080p (1920x1080) H.264 files in MP4 at 25 fps, 250 frames (10 s)
   each, written with PyAV (libx264, preset ultrafast, yuv420p). Picture: a

@@ -145,7 +145,8 @@ class PlayerActor(Actor):
         # grace period of an orderly stop (the process still waits for it at exit).
         deadline = time.monotonic() + self.ctx.config.get_float("appstate.grace_period") / 2
         for t in [*self._threads, self._monitor.thread]:
-            t.join(timeout=max(0.0, deadline - time.monotonic()))
+            if t.ident is not None:  # started (the monitor, unless on_start failed first)
+                t.join(timeout=max(0.0, deadline - time.monotonic()))
         for stream in self.streams.values():
             if stream.sound is not None:
                 stream.sound.finish(max(0.0, deadline - time.monotonic()))

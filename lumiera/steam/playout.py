@@ -73,6 +73,11 @@ def ring_slot_mb(width: int, height: int, channels: int = 3) -> int:
     return max(1, -(-width * height * channels // 2**20))
 
 
+# The render ring's /dev/shm, reserved when it is made: its slots beyond RING_KINDS' 4 stop
+# here (Docker gives a container 64 MiB of /dev/shm; 1080p: 10 slots, 4K: 4).
+RENDER_RING_MB = 32
+
+
 def yuv420p_slot_mb(width: int, height: int) -> int:
     """Slot size (MiB) of a ring for yuv420p frames of this size (chroma: half each way)."""
     chroma = 2 * ((width + 1) // 2) * ((height + 1) // 2)
@@ -84,7 +89,8 @@ class PlayerRings:
 
     ``workers``: ``[engine] workers`` (0: one per core). The render ring has a slot
     for each frame of the Engine's window (:func:`lumiera.vault.streamspec.render_slots`,
-    at least RING_KINDS'), so that it renders all of them straight into the slots.
+    at least RING_KINDS'), so that it renders all of them straight into the slots, within
+    :data:`RENDER_RING_MB` (the Engine then keeps fewer frames in flight).
     """
 
     def __init__(self, client: Callable[[], ControlClient], workers: int = 0) -> None:
@@ -95,8 +101,9 @@ class PlayerRings:
     def frames(self, kind: str, width: int, height: int) -> str:
         """The ring of ``kind`` (render, viewer) for this frame size."""
         if kind == "render":  # yuv420p, always
-            slots = max(int(RING_KINDS[kind]["slots"]), self.render_slots)
             mb = yuv420p_slot_mb(width, height)
+            fits = min(self.render_slots, RENDER_RING_MB // mb)
+            slots = max(int(RING_KINDS[kind]["slots"]), fits)
             return self._made(kind, f"{kind}-{width}x{height}", mb, slots=slots)
         return self._made(kind, f"{kind}-{width}x{height}", ring_slot_mb(width, height))
 

@@ -206,8 +206,12 @@ class EngineActor(Actor):
                     )
                 stream.run(producer, audio)
         except Exception as e:  # noqa: BLE001 - e.g. no such ring: this stream fails
+            said = f"{type(e).__name__}: {e}"
+            failed = stream.status.state == "failed" and stream.status.error
             stream.status.state = "failed"
-            stream.status.error = f"{type(e).__name__}: {e}"
+            # Closing a ring can fail after the stream did (a job still in it): the first
+            # reason is the one to tell.
+            stream.status.error = f"{stream.status.error}; then {said}" if failed else said
         info = stream.info()
         if info.state == "failed":
             self.log.error("stream %s failed: %s", info.id, info.error)

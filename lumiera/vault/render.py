@@ -103,7 +103,8 @@ class SlotWriters:
         try:
             draw(slot.planes)
         except Exception as e:  # noqa: BLE001 - raised again, its traceback a note
-            e.add_note("".join(traceback.format_tb(e.__traceback__)).rstrip())
+            e.add_note("".join(traceback.format_exception(e)).rstrip())
+            e.__context__ = e.__cause__ = None  # their tracebacks could hold the views too
             raise e.with_traceback(None) from None
         finally:
             self.leave()

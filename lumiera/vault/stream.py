@@ -88,7 +88,9 @@ AUDIO_CHUNK = 8  # output frames one audio job mixes
 RENDER_DEADLINE_S = 60.0  # a render-mode job is late (counted) this long after it was queued
 WAIT_FRAME_S = 120.0  # render mode: the bound on one frame (a job that never ends)
 POLL_S = 0.05  # the thread's longest sleep: it sees a stop within this
-WRITERS_WAIT_S = 10.0  # at a stream's end: the bound on the jobs still writing into slots
+# At a stream's end: the bound on the jobs still writing into slots, as long as a render
+# job may take (a ring is never closed under a job: that would keep its segment open).
+WRITERS_WAIT_S = WAIT_FRAME_S
 
 
 class RenderStream:

@@ -16,8 +16,9 @@ MODES = ("render", "playback")
 
 
 def engine_workers(configured: int) -> int:
-    """The Engine's worker threads for ``[engine] workers`` (0: one per core)."""
-    return configured or os.cpu_count() or 1
+    """The Engine's worker threads for ``[engine] workers`` (0: one per core it may use:
+    its affinity, which a container's cpuset narrows, not every core of the host)."""
+    return configured or len(os.sched_getaffinity(0)) or 1
 
 
 def render_window(workers: int) -> int:

@@ -152,6 +152,7 @@ function socket(Kind) {
 const events = [];
 let eventWaiter = null;
 const sub = socket(zmq.Subscriber);
+sub.reconnectInterval = 10; // started before the instance: it binds within 0.2 s of running (5)
 sub.connect(endpoint("events"));
 for (const prefix of ["lifecycle.", "appstate.", "subsystem.", "session."]) sub.subscribe(prefix);
 process.stderr.write("subscribed\n"); // so a caller may start the instance now

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from lumiera.shm import producer as producer_module
 from lumiera.shm import ring
 from lumiera.shm.layout import PixelFormat, Policy
 from lumiera.shm.ring import RingTimeout
@@ -148,8 +149,11 @@ def test_claim_ahead_gives_none_while_the_slots_old_frame_is_held_and_the_slot_o
 
 
 def test_wait_free_gives_up_after_its_timeout_while_held_and_returns_soon_after_a_release(
-    kit: RingKit,
+    kit: RingKit, monkeypatch: pytest.MonkeyPatch
 ):
+    # Its periodic re-check comes only after WAIT_S here: a return before that is the
+    # release's wake-up, not the re-check finding the slot free.
+    monkeypatch.setattr(producer_module, "RECHECK_S", WAIT_S)
     kit.create(slots=2)
     c = kit.consumer()
     p = kit.producer()
@@ -174,7 +178,7 @@ def test_wait_free_gives_up_after_its_timeout_while_held_and_returns_soon_after_
         waited = time.monotonic() - start
     finally:
         releaser.join(WAIT_S)
-    assert 0.15 <= waited < WAIT_S / 2  # woken by the release, well before the timeout
+    assert 0.15 <= waited < WAIT_S / 2  # woken by the release, long before any re-check
     third = ahead(p, 3)  # wait_free left the slot for claim_ahead to take
     assert third.seq == 3
     fill(third)

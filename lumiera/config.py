@@ -183,7 +183,7 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
         "cache_mb": Key(_positive_int, "frame cache size"),
     },
     "engine": {
-        "workers": Key(_count, "render worker threads (0: one per core)"),
+        "workers": Key(_count, "render worker threads (0: one per core it may use)"),
         "prefetch_frames": Key(_positive_int, "frames each stream decodes ahead of its position"),
         "stats_interval": Key(_positive_float, "period of stats.engine events"),
     },

@@ -253,9 +253,6 @@ class Producer(RingAccess):
             with contextlib.suppress(zmq.Again):  # a hint; readers re-check anyway
                 self.pub.send(U64.pack(seq), zmq.NOBLOCK)
 
-    def _anyone_waiting(self) -> bool:
-        return self.anyone_waiting()
-
     def abort(self, frame: Frame) -> None:
         """Give a claimed slot back unpublished (it stays empty), with every slot claimed after
         it (they could never be published in order without it). Nothing for other frames."""

@@ -19,6 +19,7 @@ from lumiera.bus.events import Subscriber
 from lumiera.bus.timeline import Output, Timeline, rate_text
 from lumiera.bus.topics import EngineRenderEnded, PlayerStreamInfo, SoundInfo
 from lumiera.errors import BadArguments
+from lumiera.shm.layout import PixelFormat, frame_bytes
 from lumiera.vault.streamspec import engine_workers, render_slots
 
 if TYPE_CHECKING:
@@ -80,8 +81,7 @@ RENDER_RING_MB = 32
 
 def yuv420p_slot_mb(width: int, height: int) -> int:
     """Slot size (MiB) of a ring for yuv420p frames of this size (chroma: half each way)."""
-    chroma = 2 * ((width + 1) // 2) * ((height + 1) // 2)
-    return max(1, -(-(width * height + chroma) // 2**20))
+    return max(1, -(-frame_bytes(PixelFormat.YUV420P, width, height) // 2**20))
 
 
 class PlayerRings:

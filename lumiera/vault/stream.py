@@ -75,11 +75,11 @@ from typing import Any
 
 from lumiera.bus.topics import EngineStreamInfo
 from lumiera.errors import DeadlineMissed
-from lumiera.shm.layout import PixelFormat
+from lumiera.shm.layout import PixelFormat, frame_bytes
 from lumiera.vault.cache import FrameCache
 from lumiera.vault.feeds import AudioFeed, ClipReader, pcm_slot
 from lumiera.vault.media import MediaPool
-from lumiera.vault.render import FrameBuffers, Planes, SlotWriters, frame_buffers, render_frame
+from lumiera.vault.render import FrameBuffers, Planes, SlotWriters, render_frame
 from lumiera.vault.scheduler import JobHandle, Priority, Scheduler
 from lumiera.vault.streamspec import FORMATS, MODES, StreamSpec, StreamState, render_window
 
@@ -134,8 +134,8 @@ class RenderStream:
         # order, as fast as the workers go, so a longer lead would only hold decoded
         # frames (3 MB each at 1080p, per clip) longer; playback's lead rides out a
         # slow stretch of decoding (``lead``, [engine] prefetch_frames).
-        frame_bytes = sum(p.nbytes for p in frame_buffers(spec.fmt, spec.size))
-        fits = cache.max_bytes // (2 * frame_bytes * max(1, len(self.readers)))
+        size = frame_bytes(FORMATS[spec.fmt], *spec.size)
+        fits = cache.max_bytes // (2 * size * max(1, len(self.readers)))
         wanted = lead if spec.mode == "playback" else self.window
         self.lead = max(self.window, min(wanted, fits))
         self.buffers = FrameBuffers(spec.fmt, spec.size, keep=self.window + 2)

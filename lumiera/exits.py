@@ -22,3 +22,13 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C before the supervisor could stop 
 # a subsystem process (lumiera.actors.process)
 EXIT_CRASH = 70  # EX_SOFTWARE: an uncaught exception, or no welcome from the supervisor
 EXIT_NO_SUPERVISOR = 71  # the supervisor went away
+
+
+def stop_signals(*signals: int) -> list[int]:
+    """The signals a command line stops on, of ``signals`` (default SIGINT, SIGTERM, SIGHUP):
+    all but a SIGHUP it was started with ignored (``nohup`` asked for the hang-up to be
+    ignored). It then exits 128 + the signal (docs/PROTOCOL.md, section 14)."""
+    import signal
+
+    chosen = signals or (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    return [s for s in chosen if not (s == signal.SIGHUP and signal.getsignal(s) is signal.SIG_IGN)]

@@ -14,16 +14,21 @@ import signal
 from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def prctl(option: int, value: int) -> bool:
+    """``prctl(option, value)`` (Linux); whether it took. Elsewhere: False, nothing done."""
+    try:
+        return int(ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def signal_on_parent_death(sig: int = signal.SIGTERM) -> Callable[[], None]:
     """A ``preexec_fn`` that asks for ``sig`` when the parent dies."""
 
     def arm() -> None:  # pragma: no cover - runs in the child, before exec
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
+        prctl(PR_SET_PDEATHSIG, sig)
 
     return arm

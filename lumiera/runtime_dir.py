@@ -269,9 +269,16 @@ def partial_mark(pid: int, key: int) -> str:
 
 def remove_partials(temp: Path) -> list[str]:
     """Remove the partial files (``.NAME.partial``) the instance's processes were writing
-    when they died, as their markers in the temp area name them; the paths removed."""
+    when they died, as their markers in the temp area name them; the paths removed.
+
+    A marker whose writer (the pid in its name) still runs is left: that file is being
+    written, perhaps by another instance to the same output path.
+    """
     removed = []
     for mark in temp.glob(f"{PARTIAL_MARK}*"):
+        writer = mark.name.removeprefix(PARTIAL_MARK).split("-")[0]
+        if writer.isdigit() and Path(f"/proc/{writer}").exists():
+            continue
         try:
             target = Path(mark.read_text().strip())
             if not (target.is_absolute() and target.name.startswith(".")):

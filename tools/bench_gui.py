@@ -261,7 +261,7 @@ def report(ctx: BenchContext, media: Media, preview: str, run: Run) -> int:
         "frames not shown",
         f"{run.drops}",
         "0",
-        "pass" if run.drops == 0 else "MISS",
+        verdict(run.drops, 1, below=True),
         how=f"engine dropped {run.engine_dropped}, GUI dropped {run.gui_dropped} (latest wins"
         f" or its reader fell behind), page skipped {run.page_skipped};"
         f" {run.decode_errors} pictures not decoded",

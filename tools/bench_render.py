@@ -948,7 +948,7 @@ def playback_rows(t: Table, pb: PlaybackResult) -> None:
         "  dropped (engine.render.done)",
         f"{pb.dropped}",
         "0",
-        "pass" if pb.dropped == 0 else "MISS",
+        verdict(pb.dropped, 1, below=True),
         how=f"not computed in time; {e.get('missed')} late jobs; this reader missed"
         f" {pb.reader_drops} in the ring"
         + (f"; frames missing: {pb.missing()}" if got < pb.count else ""),

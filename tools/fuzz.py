@@ -22,8 +22,10 @@ Prints a summary and, as the very last line of stdout, one JSON object:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -49,24 +51,41 @@ def run_round(scale: float, live_s: float, budget: float) -> tuple[int, dict[str
         )
         cmd = [sys.executable, "-m", "pytest", "-q", "-n0", "-p", "no:cacheprovider"]
         cmd += [f"--timeout={int(budget + 120)}", "tests/fuzz"]
+        # Its own session: a round that hangs is ended with everything it started (a live
+        # test's `lumiera up` has no parent-death signal), not pytest alone.
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         try:
-            done = subprocess.run(
-                cmd,
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=budget + 180,
-                check=False,
-            )
-            code, output = done.returncode, done.stdout + done.stderr
-        except subprocess.TimeoutExpired as e:
-            out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else ""
-            code, output = 124, f"{out}\nthe round hung: no end within {budget + 180:.0f} s"
+            output, _ = proc.communicate(timeout=budget + 180)
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            _end_group(proc)
+            output, _ = proc.communicate()
+            code = 124
+            output += f"\nthe round hung: no end within {budget + 180:.0f} s"
         cases: dict[str, int] = {}
         if report.exists():
             cases = json.loads(report.read_text()).get("cases", {})
         return code, cases, output
+
+
+def _end_group(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM to the round's process group (its instances stop in order), SIGKILL after 10 s."""
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def main(argv: list[str] | None = None) -> int:

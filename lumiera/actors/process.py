@@ -26,7 +26,6 @@ supervisor removes a crashed one's); a bind that fails costs only speed.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib
 import logging
 import os
@@ -47,6 +46,7 @@ from lumiera.config import Config
 from lumiera.errors import BadMessage, InternalError, LumieraError, ShuttingDown, Unreachable
 from lumiera.exits import EXIT_CRASH, EXIT_ERROR, EXIT_NO_SUPERVISOR
 from lumiera.lifecycle import Hooks, Lifecycle
+from lumiera.parentdeath import PR_SET_PDEATHSIG, prctl
 from lumiera.runtime_dir import ENV_SUPERVISOR_PID, RuntimeDir, read_pid
 
 log = logging.getLogger("lumiera.actors")
@@ -55,7 +55,6 @@ log = logging.getLogger("lumiera.actors")
 WELCOME_TIMEOUT_S = 10.0
 # Most requests answered as one batch (one group commit in the session).
 MAX_BATCH = 256
-PR_SET_PDEATHSIG = 1
 
 
 class _End(Exception):
@@ -67,9 +66,7 @@ class _End(Exception):
 
 def die_with_parent(expected_parent: int) -> None:
     """Have the kernel SIGKILL us when the supervisor dies (Linux), and check it still lives."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != expected_parent:  # it died before prctl took effect
         os._exit(EXIT_NO_SUPERVISOR)
 

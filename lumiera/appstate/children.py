@@ -131,8 +131,13 @@ def _env(base: dict[str, str]) -> dict[str, str]:
 
 
 def spawn_forked(name: str, rd: RuntimeDir, zygote: Zygote) -> Proc:
-    """Start subsystem ``name``'s process by the zygote. Raises ZygoteError, OSError."""
-    return _proc(name, zygote.spawn(name, str(rd.path), rd.instance, _env({})))
+    """Start subsystem ``name``'s process by the zygote. Raises ZygoteError, OSError.
+
+    It gets what an exec'd one would get beyond this process's environment, which the
+    zygote has: never over a value the user set.
+    """
+    env = {k: v for k, v in _env(dict(os.environ)).items() if os.environ.get(k) != v}
+    return _proc(name, zygote.spawn(name, str(rd.path), rd.instance, env))
 
 
 def spawn(name: str, rd: RuntimeDir) -> Proc:
@@ -306,8 +311,17 @@ class Children:
                 found = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:
                 return
-            if found is None or found.si_pid in known:
+            if found is None:
                 return
+            if found.si_pid in known:
+                if self.zygote is None or found.si_pid != self.zygote.pid:
+                    return  # a watched one: its status is read where it is handled
+                # The zygote died (killed): reaped here, so it never hides a stray from
+                # waitid again; spawns then exec (it says why: broken).
+                self.zygote.close()
+                self.zygote.broken = f"the zygote (pid {found.si_pid}) ended"
+                known.discard(found.si_pid)
+                continue
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(found.si_pid, 0)
             log.info("reaped an orphaned descendant (pid %d)", found.si_pid)

@@ -52,11 +52,11 @@ from lumiera.bus.events import (
     encode_event,
     prepare_kinds,
 )
-from lumiera.bus.recording import running_recordings
+from lumiera.bus.recording import remove_dead_markers, running_recordings
 from lumiera.bus.sockets import configure_bounded, recv_bounded
 from lumiera.config import Config
 from lumiera.errors import BadMessage, RuntimeDirError
-from lumiera.exits import EXIT_EMERGENCY_FAILED
+from lumiera.exits import EXIT_EMERGENCY_FAILED, stop_signals
 from lumiera.lifecycle import Lifecycle
 from lumiera.runtime_dir import (
     InstanceLock,
@@ -202,7 +202,7 @@ class Supervisor:
         )
 
     def _sweep_stale(self) -> None:
-        files = remove_instance_files(self.rd)
+        files = remove_instance_files(self.rd) + remove_dead_markers(self.rd)
         segments = shm.sweep(self.rd.instance)
         if files or segments:
             log.warning("removed what a dead instance left behind: %s", ", ".join(files + segments))
@@ -225,9 +225,7 @@ class Supervisor:
 
     def _install_signals(self, wake_w: int) -> dict[int, Any]:
         old: dict[int, Any] = {}
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal closed
-            if sig == signal.SIGHUP and signal.getsignal(sig) is signal.SIG_IGN:
-                continue  # under nohup: the hangup was asked to be ignored
+        for sig in stop_signals():  # SIGHUP: the terminal closed (unless under nohup)
             old[sig] = signal.signal(sig, lambda s, _f: self._signals.append(s))
         old[-1] = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         return old

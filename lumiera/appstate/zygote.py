@@ -49,12 +49,12 @@ import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from lumiera.exits import stop_signals
+from lumiera.parentdeath import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, prctl
 from lumiera.subsystems import SUBSYSTEMS, Options, start_order
 
 log = logging.getLogger("lumiera.appstate")
 
-PR_SET_PDEATHSIG = 1
-PR_SET_CHILD_SUBREAPER = 36
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt
 ANSWER_WAIT_S = 10.0  # a spawn's answer (the zygote may still be importing)
 REPARENT_WAIT_S = 5.0  # the new process's wait to become the supervisor's child
@@ -78,9 +78,8 @@ class ZygoteError(Exception):
 
 
 def become_subreaper() -> None:
-    """Have orphaned descendants re-parented to this process (Linux)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    """Have orphaned descendants re-parented to this process (Linux). Raises OSError."""
+    if not prctl(PR_SET_CHILD_SUBREAPER, 1):
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
@@ -135,7 +134,13 @@ class Zygote:
         become_subreaper()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         parent = os.getpid()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            prctl(PR_SET_CHILD_SUBREAPER, 0)
+            raise
         if pid == 0:  # pragma: no cover - the zygote (its own process, measured by e2e tests)
             ours.close()
             code = 0
@@ -161,7 +166,7 @@ class Zygote:
                 answer = self._answer()
             except (OSError, ValueError) as e:
                 self.broken = f"the zygote (pid {self.pid}) does not answer: {e}"
-                self.close(wait=0.0)  # never a late fork of a request given up on
+                self.close()  # never a late fork of a request given up on
                 raise ZygoteError(self.broken) from None
         except BaseException:
             os.close(out_r)
@@ -189,25 +194,19 @@ class Zygote:
             raise ValueError("not a JSON object")
         return answer
 
-    def close(self, wait: float = 2.0) -> None:
-        """Tell the zygote to end (its socket closed), and reap it; SIGKILL past ``wait``."""
+    def close(self) -> None:
+        """End the zygote (SIGKILL) and reap it; a second call does nothing.
+
+        It holds nothing to save, and it forks only while a :meth:`spawn` waits for
+        its answer, so a kill never cuts a fork in two; it need not finish its imports
+        first (a usage error would otherwise wait for them).
+        """
         with contextlib.suppress(OSError):
             self.sock.close()
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                pid, _ = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid:
-                return
-            if time.monotonic() >= deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.pid, signal.SIGKILL)
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(self.pid, 0)
-                return
-            time.sleep(0.002)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
 
 
 # -- a zygote started before its supervisor ---------------------------------------------
@@ -235,15 +234,10 @@ def discard_prestarted() -> None:
     zygote = take_prestarted()
     if zygote is not None:
         zygote.close()
-        _prctl(PR_SET_CHILD_SUBREAPER, 0)  # this process supervises nothing after all
+        prctl(PR_SET_CHILD_SUBREAPER, 0)  # this process supervises nothing after all
 
 
 # -- the zygote's side ----------------------------------------------------------------
-
-
-def _prctl(option: int, value: int) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
 
 
 def _title(text: str) -> None:
@@ -256,12 +250,12 @@ def _title(text: str) -> None:
 
 def _serve(sock: socket.socket, modules: Sequence[str], supervisor: int) -> None:
     """The zygote's life: import ``modules``, then fork a subsystem per request."""
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != supervisor:
         return  # it died before the signal was armed
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the supervisor's
-    for sig in (signal.SIGTERM, signal.SIGHUP):  # not a command line's handlers: it just ends
-        signal.signal(sig, signal.SIG_DFL)
+    for sig in stop_signals(signal.SIGTERM, signal.SIGHUP):  # not a command line's handlers:
+        signal.signal(sig, signal.SIG_DFL)  # it just ends (a SIGHUP nohup ignores stays so)
     _title(f"lumiera zygote (supervisor {supervisor})")
     _malloc_settings()
     from lumiera.appstate.children import THREADS_ENV
@@ -274,8 +268,9 @@ def _serve(sock: socket.socket, modules: Sequence[str], supervisor: int) -> None
             importlib.import_module(module)
     except Exception as e:  # noqa: BLE001 - said in every answer; the supervisor execs
         problem = f"the zygote could not import: {type(e).__name__}: {e}"
-    if problem is None and threading.active_count() != 1:
-        problem = f"importing left {threading.active_count()} threads: forking is not safe"
+    threads = _threads()  # native ones too (a library's pool), which threading cannot see
+    if problem is None and threads != 1:
+        problem = f"importing left {threads} threads: forking is not safe"
     while True:
         data, fds, _flags, _addr = socket.recv_fds(sock, MAX_REQUEST, 2)
         if not data:
@@ -330,6 +325,14 @@ def _fork_one(
     return {"pid": int(said)}
 
 
+def _threads() -> int:
+    """This process's threads, as the kernel counts them (``/proc/self/task``)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
 def _exec_title(request: dict[str, object]) -> str:
     """The command line exec would have given subsystem ``request["name"]``."""
     words = (request.get("name"), request.get("path"), request.get("instance"))
@@ -382,7 +385,7 @@ def _become(
                 sys.stderr = stream
         if isinstance(env, dict):
             os.environ.update({str(k): str(v) for k, v in env.items()})
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig in stop_signals():  # as exec leaves them: default, an ignored SIGHUP ignored
             signal.signal(sig, signal.SIG_DFL)
         logging.root.handlers.clear()
         import lumiera.actors.__main__ as entry

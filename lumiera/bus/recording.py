@@ -40,7 +40,6 @@ VERSION = 1
 KINDS = ("event", "request", "reply")
 END = "end"
 MARKER_PREFIX = "recording-"  # recording-<pid> in the runtime dir: the path, one line
-MAX_OBJECT_BYTES = 64 << 20  # one record at most (a bus message is at most 1 MiB by default)
 
 
 @dataclass(frozen=True)
@@ -104,10 +103,15 @@ class RecordingWriter:
         self._f: BinaryIO | None = path.open("xb")  # never over another file
         self._write(head)
 
-    def write(self, kind: str, topic: str, body: dict[str, Any]) -> None:
+    def now(self) -> float:
+        """Seconds since the recording began: a record's ``t``."""
+        return float(self._clock() - self._t0)
+
+    def write(self, kind: str, topic: str, body: dict[str, Any], t: float | None = None) -> None:
+        """A record at ``t`` (default: now); records that belong together share one ``t``."""
         if kind not in KINDS:
             raise ValueError(f"record kind {kind!r}: one of {', '.join(KINDS)}")
-        self._write(Record(self._clock() - self._t0, kind, topic, body).to_wire())
+        self._write(Record(self.now() if t is None else t, kind, topic, body).to_wire())
         self.count += 1
 
     def close(self) -> None:
@@ -243,22 +247,43 @@ def remove_marker(marker: Path) -> None:
         marker.unlink()
 
 
-def running_recordings(rd: RuntimeDir) -> list[Path]:
-    """The recordings of ``rd`` whose recorder still runs, oldest marker first.
-
-    A marker whose process is gone (a recorder killed before it could remove
-    it) is passed over, not removed: it is not the supervisor's file.
-    """
-    found: list[tuple[float, Path]] = []
+def _markers(rd: RuntimeDir) -> list[tuple[Path, bool]]:
+    """Each recording marker of ``rd``, and whether its recorder still runs."""
     try:
         entries = list(rd.path.iterdir())
     except OSError:
         return []
+    found = []
     for entry in entries:
         pid_text = entry.name.removeprefix(MARKER_PREFIX)
-        if entry.name == pid_text or not pid_text.isdigit():
-            continue
-        if not Path(f"/proc/{pid_text}").exists():
+        if entry.name != pid_text and pid_text.isdigit():
+            found.append((entry, Path(f"/proc/{pid_text}").exists()))
+    return found
+
+
+def remove_dead_markers(rd: RuntimeDir) -> list[str]:
+    """Remove the markers of recorders that are gone (killed before they could); their names.
+
+    The supervisor sweeps them at its start, with the instance's lock held.
+    """
+    removed = []
+    for entry, alive in _markers(rd):
+        if not alive:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+                removed.append(entry.name)
+    return removed
+
+
+def running_recordings(rd: RuntimeDir) -> list[Path]:
+    """The recordings of ``rd`` whose recorder still runs, oldest marker first.
+
+    A marker whose process is gone (a recorder killed before it could remove
+    it) is passed over here; :func:`remove_dead_markers` removes it.
+    """
+    found: list[tuple[float, Path]] = []
+    for entry, alive in _markers(rd):
+        if not alive:
             continue
         try:
             text = entry.read_text().strip()

@@ -19,7 +19,13 @@ from typing import NoReturn
 from lumiera import __version__
 from lumiera.bus import DEFAULT_TIMEOUT
 from lumiera.errors import LumieraError, NotRunning, UsageError
-from lumiera.exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_UNAVAILABLE, EXIT_USAGE
+from lumiera.exits import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    stop_signals,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -230,9 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A command line: SIGINT, SIGTERM and SIGHUP each stop it as Ctrl-C does (its
         # own cleanup runs), also when it was started with SIGINT ignored, as a shell
         # starts a background job. `up` (and `render`) install their supervisor's own.
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            if sig == signal.SIGHUP and signal.getsignal(sig) is signal.SIG_IGN:
-                continue  # under nohup: the hangup was asked to be ignored
+        for sig in stop_signals():  # not a SIGHUP that nohup asked to be ignored
             signal.signal(sig, _interrupt)
     early = argv is None and sys.argv[1:2] == ["render"]
     if early:  # first thing: see zygote.prestart (render_local takes it)

@@ -35,6 +35,7 @@ from lumiera.bus import recording as rec
 from lumiera.bus.client import ControlClient
 from lumiera.bus.events import Event, ExtBody, Publisher, Subscriber
 from lumiera.errors import LumieraError, NotRunning, UsageError
+from lumiera.exits import stop_signals
 from lumiera.parentdeath import signal_on_parent_death
 
 # Recorded whatever the prefixes: the commands to replay, and the instance's end.
@@ -64,9 +65,10 @@ def tap(args: argparse.Namespace) -> int:
     if not runtime_dir.is_locked(rd):
         raise NotRunning(f"no lumiera instance {rd.instance!r} is running at {rd.path}")
     prefixes = list(args.prefixes or [""])
-    stop: list[int] = []
+    stop: list[int] = []  # SIGTERM, SIGHUP: the recording ends in order, exit 128 + the signal
     old = {
-        s: signal.signal(s, lambda n, _f: stop.append(n)) for s in (signal.SIGTERM, signal.SIGHUP)
+        s: signal.signal(s, lambda n, _f: stop.append(n))
+        for s in stop_signals(signal.SIGTERM, signal.SIGHUP)
     }
     try:
         with Subscriber(rd, *prefixes, *ALWAYS, SYNC_TOPIC) as events:
@@ -90,7 +92,7 @@ def tap(args: argparse.Namespace) -> int:
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
-    return 0
+    return 128 + stop[0] if stop else 0
 
 
 def _sync(rd: runtime_dir.RuntimeDir, events: Subscriber) -> None:
@@ -154,14 +156,15 @@ def _record(
 
 def _write_event(writer: rec.RecordingWriter, event: Event) -> None:
     body = {"sender": event.sender, "ts": event.ts, **event.data()}
-    writer.write("event", event.topic, body)
+    t = writer.now()  # a command's event, request and reply share it (docs/RECORDING.md)
+    writer.write("event", event.topic, body, t)
     if event.topic != "session.changed" or "args" not in body:
         return
     cid = body["id"]
     request = {"id": cid, "to": "session", "command": body["command"], "args": body["args"]}
-    writer.write("request", "session", request)
+    writer.write("request", "session", request, t)
     result = {k: body[k] for k in ("id", "command", "revision", "applied") if k in body}
-    writer.write("reply", "session", {"id": cid, "result": result})
+    writer.write("reply", "session", {"id": cid, "result": result}, t)
 
 
 # -- replay ---------------------------------------------------------------------------

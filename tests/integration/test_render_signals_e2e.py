@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from lumiera import testing
+from lumiera.bus import recording
 from lumiera.testing import Instance, unique_runtime_dir
 from tests.support import build, stop
 from tests.unit.vault.mediakit import write_video
@@ -101,12 +102,14 @@ def test_sigint_stops_it_even_when_it_was_started_with_sigint_ignored(session, t
 
 
 @contextlib.contextmanager
-def tapping(inst: Instance, preexec: Callable[[], None]) -> Iterator[subprocess.Popen[str]]:
-    """``lumiera tap`` on ``inst``, started with ``preexec``, once it prints events; never
-    left running."""
+def tapping(
+    inst: Instance, preexec: Callable[[], None], *more: str
+) -> Iterator[subprocess.Popen[str]]:
+    """``lumiera tap [MORE]`` on ``inst``, started with ``preexec``, once it prints events;
+    never left running."""
     where = ["--instance", inst.rd.instance, "--runtime-dir", str(inst.rd.path)]
     with subprocess.Popen(
-        [sys.executable, "-m", "lumiera", "tap", *where],
+        [sys.executable, "-m", "lumiera", "tap", *where, *more],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -157,3 +160,30 @@ def test_a_command_line_under_nohup_keeps_running_through_a_hangup():
             tap.send_signal(signal.SIGTERM)
             tap.wait(timeout=10)
         assert tap.returncode == 128 + signal.SIGTERM
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_recording_tap_ends_its_recording_on_a_signal_and_exits_128_plus_it(sig, tmp_path):
+    path = tmp_path / "bus.rec"
+    with Instance(["--headless"]) as inst:
+        inst.wait_running()
+        with tapping(inst, _ignore_sigint, "--record", str(path)) as tap:
+            tap.send_signal(sig)
+            tap.wait(timeout=10)
+        assert tap.returncode == 128 + sig
+        assert not recording.marker_path(inst.rd, tap.pid).exists()
+    assert recording.read_recording(path).complete  # its end record written
+
+
+def test_a_recording_tap_under_nohup_records_on_through_a_hangup(tmp_path):
+    path = tmp_path / "bus.rec"
+    with Instance(["--headless"]) as inst:
+        inst.wait_running()
+        with tapping(inst, _ignore_sighup, "--record", str(path)) as tap:
+            tap.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            assert tap.poll() is None  # nohup asked for the hangup to be ignored
+            tap.send_signal(signal.SIGTERM)
+            tap.wait(timeout=10)
+        assert tap.returncode == 128 + signal.SIGTERM
+    assert recording.read_recording(path).complete

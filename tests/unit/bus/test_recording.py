@@ -132,7 +132,9 @@ def test_ext_types_are_refused(tmp_path: Path) -> None:
         r.read_recording(path)
 
 
-def test_the_marker_names_a_running_recording_until_removed(tmp_path: Path) -> None:
+def test_the_marker_names_a_running_recording_until_removed_and_a_dead_recorder_s_is_swept(
+    tmp_path: Path,
+) -> None:
     rd = RuntimeDir(tmp_path, "i", default_location=False)
     marker = r.write_marker(rd, tmp_path / "rec")
     assert marker.name == f"recording-{os.getpid()}"
@@ -140,6 +142,8 @@ def test_the_marker_names_a_running_recording_until_removed(tmp_path: Path) -> N
     stale = r.marker_path(rd, pid=2**22 + 7)  # no such process: its recorder is gone
     stale.write_text("/old/rec\n")
     assert r.running_recordings(rd) == [tmp_path / "rec"]
+    assert r.remove_dead_markers(rd) == [stale.name]  # the dead recorder's alone
+    assert not stale.exists() and marker.exists()
     r.remove_marker(marker)
     assert r.running_recordings(rd) == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == [stale.name]
+    assert list(tmp_path.iterdir()) == []  # neither marker is left

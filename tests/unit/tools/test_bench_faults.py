@@ -59,7 +59,7 @@ def test_the_report_ends_in_the_json_line_with_the_issues_keys_and_names_a_loss(
     cr.exit_codes[2] += 3
     cr.ledger.acked.update({"r0c0-0": 1, "r0c0-1": 2})
     ld = bench.LoadResult(
-        status_ms=[1.0] * 99 + [30.0], acked=500, seconds=2.0, lost=0, taps_min_seen=500
+        status_ms=[1.0] * 99 + [30.0], acked=500, seconds=2.0, lost=set(), taps_min_seen=500
     )
     assert bench.report(cr, ld, ctx, 1000.0) == 0
     out = capsys.readouterr().out.splitlines()
@@ -79,3 +79,10 @@ def test_the_report_ends_in_the_json_line_with_the_issues_keys_and_names_a_loss(
     assert figures["lost_acked"] == 1 and figures["events_lost_under_load"] == 2
     assert any("acknowledged commands lost: ['r0c0-1']" in line for line in out)
     assert any("2 session.changed missed" in line for line in out)
+
+    cr.ledger.lost.clear()
+    ld.lost.add("load-7")  # lost under the load alone: named too
+    assert bench.report(cr, ld, h.BenchContext(tmp_path, {}), 1000.0) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert json.loads(out[-1])["lost_acked"] == 1
+    assert any("acknowledged commands lost: ['load-7']" in line for line in out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -470,8 +471,13 @@ def test_what_a_dead_writer_left_is_removed_by_its_marker_and_nothing_else(tmp_p
     partial.write_bytes(b"half a file")
     mine = tmp_path / "mine.txt"  # a marker that names anything else is not obeyed
     mine.write_text("keep")
-    (marks / partial_mark(1, 1)).write_text(str(partial))
-    (marks / partial_mark(1, 2)).write_text(str(mine))
-    (marks / partial_mark(1, 3)).write_text(str(tmp_path / ".gone.mp4.partial"))
+    dead = 2**22 + 7  # no such process: the writer died
+    (marks / partial_mark(dead, 1)).write_text(str(partial))
+    (marks / partial_mark(dead, 2)).write_text(str(mine))
+    (marks / partial_mark(dead, 3)).write_text(str(tmp_path / ".gone.mp4.partial"))
+    writing = tmp_path / ".other.mp4.partial"  # a live writer's (this process): still written
+    writing.write_bytes(b"in progress")
+    (marks / partial_mark(os.getpid(), 4)).write_text(str(writing))
     assert remove_partials(marks) == [str(partial)]
     assert not partial.exists() and mine.read_text() == "keep"
+    assert writing.exists()

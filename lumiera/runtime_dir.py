@@ -262,6 +262,16 @@ def remove_instance_files(rd: RuntimeDir) -> list[str]:
     return removed
 
 
+def process_runs(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (a dead process not yet reaped,
+    which /proc still lists)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return False
+    return stat[stat.rindex(")") + 2 :].split(" ", 1)[0] != "Z"
+
+
 def partial_mark(pid: int, key: int) -> str:
     """The name of a marker (in the temp area) of a partial file a process is writing."""
     return f"{PARTIAL_MARK}{pid}-{key}"
@@ -277,7 +287,7 @@ def remove_partials(temp: Path) -> list[str]:
     removed = []
     for mark in temp.glob(f"{PARTIAL_MARK}*"):
         writer = mark.name.removeprefix(PARTIAL_MARK).split("-")[0]
-        if writer.isdigit() and Path(f"/proc/{writer}").exists():
+        if writer.isdigit() and process_runs(int(writer)):
             continue
         try:
             target = Path(mark.read_text().strip())

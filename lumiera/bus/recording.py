@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 import msgpack
 
 from lumiera.errors import UsageError
-from lumiera.runtime_dir import RuntimeDir
+from lumiera.runtime_dir import RuntimeDir, process_runs
 
 FORMAT = "lumiera-recording"
 VERSION = 1
@@ -257,7 +257,7 @@ def _markers(rd: RuntimeDir) -> list[tuple[Path, bool]]:
     for entry in entries:
         pid_text = entry.name.removeprefix(MARKER_PREFIX)
         if entry.name != pid_text and pid_text.isdigit():
-            found.append((entry, Path(f"/proc/{pid_text}").exists()))
+            found.append((entry, process_runs(int(pid_text))))
     return found
 
 

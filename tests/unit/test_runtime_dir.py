@@ -7,6 +7,9 @@ import fcntl
 import os
 import socket
 import stat
+import subprocess
+import sys
+import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -352,3 +355,17 @@ def test_an_explicit_runtime_directory_is_never_removed(tmp_path: Path):
     rd.path.mkdir()
     remove_dir_if_empty(rd)
     assert rd.path.is_dir()
+
+
+def test_a_zombie_does_not_run_and_neither_does_a_pid_that_is_gone():
+    assert runtime_dir.process_runs(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # exited, not reaped yet: listed in /proc, a zombie
+        if Path(f"/proc/{child.pid}/stat").read_text().split(") ", 1)[1][0] == "Z":
+            break
+        time.sleep(0.01)
+    assert not runtime_dir.process_runs(child.pid)
+    child.wait()
+    assert not runtime_dir.process_runs(child.pid)
+    assert not runtime_dir.process_runs(2**22 + 7)

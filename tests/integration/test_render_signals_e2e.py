@@ -150,18 +150,6 @@ def _ignore_sighup() -> None:  # pragma: no cover - runs in the child before exe
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup starts a command
 
 
-def test_a_command_line_under_nohup_keeps_running_through_a_hangup():
-    with Instance(["--headless"]) as inst:
-        inst.wait_running()
-        with tapping(inst, _ignore_sighup) as tap:
-            tap.send_signal(signal.SIGHUP)
-            time.sleep(0.5)
-            assert tap.poll() is None  # nohup asked for the hangup to be ignored
-            tap.send_signal(signal.SIGTERM)
-            tap.wait(timeout=10)
-        assert tap.returncode == 128 + signal.SIGTERM
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_a_recording_tap_ends_its_recording_on_a_signal_and_exits_128_plus_it(sig, tmp_path):
     path = tmp_path / "bus.rec"
@@ -175,15 +163,18 @@ def test_a_recording_tap_ends_its_recording_on_a_signal_and_exits_128_plus_it(si
     assert recording.read_recording(path).complete  # its end record written
 
 
-def test_a_recording_tap_under_nohup_records_on_through_a_hangup(tmp_path):
+@pytest.mark.parametrize("record", [False, True], ids=["tap", "tap --record"])
+def test_a_command_line_under_nohup_keeps_running_through_a_hangup(record, tmp_path):
     path = tmp_path / "bus.rec"
+    more = ["--record", str(path)] if record else []
     with Instance(["--headless"]) as inst:
         inst.wait_running()
-        with tapping(inst, _ignore_sighup, "--record", str(path)) as tap:
+        with tapping(inst, _ignore_sighup, *more) as tap:
             tap.send_signal(signal.SIGHUP)
             time.sleep(0.5)
             assert tap.poll() is None  # nohup asked for the hangup to be ignored
             tap.send_signal(signal.SIGTERM)
             tap.wait(timeout=10)
         assert tap.returncode == 128 + signal.SIGTERM
-    assert recording.read_recording(path).complete
+    if record:
+        assert recording.read_recording(path).complete  # recorded on, then ended in order

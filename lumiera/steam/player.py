@@ -58,6 +58,7 @@ from lumiera.bus.topics import EngineRenderEnded, PlayerRenderEnded, StatsPlayer
 from lumiera.errors import (
     BadArguments,
     Conflict,
+    LumieraError,
     NotFound,
     Unavailable,
 )
@@ -228,17 +229,11 @@ class PlayerActor(Actor):
         out = timeline.output
         sound = timeline_sounds(timeline) if audio is None else audio
         audio_ring = self.rings.sound("render-audio", out) if sound else None
-        encoder = Encoder(  # CodecError: nothing started
-            target,
-            spec,
-            width,
-            height,
-            rate,
-            audio=(out.audio_rate, out.audio_layout) if sound else None,
-            marks=self.rd.temp_dir,  # its partial file removed even if this process dies
-        )
         from lumiera.shm.ring import Consumer
 
+        # The consumers first (a block ring waits only for the consumers it has), then
+        # the engine's stream, then the encoder: the x264 start (about 5 ms) and the
+        # file's header overlap the engine's media opening and first decode.
         consumers = [Consumer(self.rd, stream.ring, timeout=FRAME_WAIT_S)]
         args: dict[str, Any] = {
             "timeline": timeline,
@@ -247,15 +242,27 @@ class PlayerActor(Actor):
             "ring": stream.ring,
             "fmt": "yuv420p",
         }
+        reply: dict[str, Any] | None = None
         try:
             if audio_ring is not None:
                 consumers.append(Consumer(self.rd, audio_ring, timeout=FRAME_WAIT_S))
                 args["audio_ring"] = audio_ring
             reply = self.client.request("engine", "render", args)
+            encoder = Encoder(  # CodecError: the engine's stream is stopped, nothing written
+                target,
+                spec,
+                width,
+                height,
+                rate,
+                audio=(out.audio_rate, out.audio_layout) if sound else None,
+                marks=self.rd.temp_dir,  # its partial file removed even if this process dies
+            )
         except BaseException:
             for c in consumers:
                 c.close()
-            encoder.abort()
+            if reply is not None:
+                with contextlib.suppress(LumieraError):
+                    self.client.request("engine", "stop_stream", {"stream": reply["stream"]})
             raise
         stream.engine_stream = reply["stream"]
         stream.state = "running"

@@ -167,6 +167,9 @@ class Encoder(_File):
             # slower in wall time on 2 cores for the same CPU (and the same quality).
             self.stream.thread_type = "AUTO"
             self._add_audio(audio)
+            # The codecs open now, not at the first frame: a bad option fails here, and
+            # a caller can overlap the start (x264's takes about 5 ms) with other work.
+            self.container.start_encoding()
         except (av.error.FFmpegError, OSError, ValueError) as e:
             raise self._refuse(e) from None
         self.frames = 0

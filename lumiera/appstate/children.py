@@ -23,7 +23,7 @@ import zmq
 
 from lumiera.appstate.actions import ExitStatus
 from lumiera.appstate.output import Output
-from lumiera.appstate.zygote import ForkedChild, Zygote, ZygoteError
+from lumiera.appstate.zygote import MALLOC_ENV, THREADS_ENV, ForkedChild, Zygote, ZygoteError
 from lumiera.runtime_dir import ENV_SUPERVISOR_PID, RuntimeDir, remove_service_socket
 
 log = logging.getLogger("lumiera.appstate")
@@ -102,19 +102,6 @@ class Proc:
             for stream in (self.popen.stdout, self.popen.stderr):
                 if stream is not None:
                     stream.close()
-
-
-# glibc: frame-sized buffers (1-12 MB: decoded frames, the composite's temporaries)
-# come from the heap and stay there, instead of an mmap/munmap per buffer, which
-# page-faults every frame in again (measured by tools/bench_render.py: 700-2,000
-# minor faults per frame in the engine without this, about 20-150 with it). A user's own
-# settings of these variables are kept.
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
-# numpy's OpenBLAS starts a thread per core at import, which spins for about 0.1 s of
-# CPU before it sleeps: at every subsystem's start, beside the imports it delays (measured:
-# ``python -c "import numpy"`` 0.46 s of CPU against 0.38 with one thread). No subsystem
-# does linear algebra; a user's own setting is kept.
-THREADS_ENV = {"OPENBLAS_NUM_THREADS": "1"}
 
 
 def _cut(line: bytes) -> bytes:

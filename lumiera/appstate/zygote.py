@@ -63,6 +63,15 @@ EXIT_SETUP_FAILED = 70  # the forked process could not become a subsystem
 MAX_REQUEST = 64 * 1024
 
 
+# glibc: frame-sized buffers (1-12 MB: decoded frames, composite temporaries) come
+# from the heap and stay there, not an mmap/munmap each that page-faults every frame
+# in again (tools/bench_render.py: 700-2,000 minor faults per frame in the engine
+# without this, 20-150 with it). numpy's OpenBLAS would start a thread per core at
+# import that spins for 0.1 s of CPU; no subsystem does linear algebra. For exec'd
+# and forked subsystems alike (children._env, _malloc_settings); a user's own wins.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
+THREADS_ENV = {"OPENBLAS_NUM_THREADS": "1"}
+
 # Subsystems whose modules the zygote does not import ahead: Dask's may start threads.
 NOT_PRELOADED = ("netnode",)
 
@@ -260,9 +269,7 @@ def _serve(sock: socket.socket, modules: Sequence[str], supervisor: int) -> None
     gc.disable()  # for its imports (below)
     _title(f"lumiera zygote (supervisor {supervisor})")
     _malloc_settings()
-    from lumiera.appstate.children import THREADS_ENV
-
-    for key, value in THREADS_ENV.items():  # before numpy's import (children.THREADS_ENV)
+    for key, value in THREADS_ENV.items():  # before numpy's import
         os.environ.setdefault(key, value)
     problem = None
     # The imports make some 300,000 objects and hardly any garbage: the cyclic
@@ -348,11 +355,9 @@ def _exec_title(request: dict[str, object]) -> str:
 
 
 def _malloc_settings() -> None:
-    """What ``MALLOC_*_`` in the environment gives an exec'd subsystem (children.MALLOC_ENV),
+    """What ``MALLOC_*_`` in the environment gives an exec'd subsystem (MALLOC_ENV),
     set with mallopt: a forked process's allocator was set up long ago. Unless the user set
     them (then they apply already, read at this process's start)."""
-    from lumiera.appstate.children import MALLOC_ENV
-
     libc = ctypes.CDLL(None, use_errno=True)
     for key, option in (
         ("MALLOC_MMAP_THRESHOLD_", M_MMAP_THRESHOLD),

@@ -91,6 +91,13 @@ def _changed(path: str, expected: Identity, now: Identity) -> str:
     )
 
 
+def round_ratio(n: int, d: int) -> int:
+    """``round(Fraction(n, d))`` (halves to even) for ``d > 0``, in integers alone."""
+    q, r = divmod(n, d)
+    twice = 2 * r
+    return q + 1 if twice > d or (twice == d and q & 1) else q
+
+
 class _Open:
     """One open container and where its decoder stands."""
 
@@ -124,13 +131,19 @@ class _Open:
         self.rate = Fraction(rate)
         self.time_base = Fraction(self.stream.time_base or Fraction(1, 1))
         self.start = self.stream.start_time or 0
+        # index_of's (pts - start) * time_base * rate as one integer ratio: Fraction
+        # arithmetic cost some 10 us a frame, on the decoding worker's thread.
+        per = self.time_base * self.rate
+        self._num, self._den = per.numerator, per.denominator
         self.frames = None
         self.next_index = 0
 
     def index_of(self, pts: int | None) -> int:
+        """The frame number of ``pts``: ``round((pts - start) * time_base * rate)``, exactly
+        (halves to even, as ``round`` does a Fraction)."""
         if pts is None:
             return -1
-        return round((pts - self.start) * self.time_base * self.rate)
+        return round_ratio((pts - self.start) * self._num, self._den)
 
     def pts_of(self, index: int) -> int:
         return self.start + round(index / (self.rate * self.time_base))
@@ -209,7 +222,8 @@ class MediaPool:
             raise MediaError(f"media {path}: decoding frame {index} failed ({e})") from None
         width, height = size or (frame.width, frame.height)
         if fmt == "yuv420p":
-            out = frame.reformat(width=width, height=height, format="yuv420p")
+            same = frame.format.name == "yuv420p" and (frame.width, frame.height) == (width, height)
+            out = frame if same else frame.reformat(width=width, height=height, format="yuv420p")
             return tuple(_plane(out, i) for i in range(3))
         pixels: np.ndarray[Any, np.dtype[np.uint8]] = np.asarray(
             frame.to_ndarray(width=width, height=height, format=fmt), np.uint8

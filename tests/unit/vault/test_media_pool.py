@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lumiera.errors import MediaChanged, MediaError
-from lumiera.vault.media import SEEK_AHEAD, Identity, MediaPool
+from lumiera.vault.media import SEEK_AHEAD, Identity, MediaPool, round_ratio
 from tests.support import write_audio_only
 
 from .mediakit import (
@@ -685,3 +685,15 @@ def test_a_frame_decoded_into_a_ring_slot_reaches_a_consumer_exactly(media, pool
             assert read_code(got.planes[0]) == 5
         finally:
             consumer.release(got)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(-(10**15), 10**15), st.integers(1, 10**9))
+def test_round_ratio_is_rounding_the_fraction_halves_to_even(n, d):
+    # a frame's number from its pts: the pool's integer form of round(Fraction(n, d))
+    assert round_ratio(n, d) == round(Fraction(n, d))
+
+
+@pytest.mark.parametrize("n", range(-7, 8))
+def test_round_ratio_rounds_exact_halves_to_the_even_neighbour(n):
+    assert round_ratio(n, 2) == round(n / 2) == round(Fraction(n, 2))

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 from typing import Any, TextIO
 
@@ -85,8 +86,11 @@ class Supervisor:
         options: Options,
         out: TextIO,
         zygote: Zygote | None = None,
+        *,
+        bound: threading.Event | None = None,  # set once the sockets are bound (the pid file)
     ) -> None:
         self.rd = rd
+        self.bound = bound
         self.config = config
         self.options = options
         self.output = Output(out, log_dir_for(config, rd.instance), self._publish)
@@ -180,6 +184,8 @@ class Supervisor:
             self.rd.temp_dir.mkdir(mode=0o700)
             self._bind(zctx)
             write_pid(self.rd)
+            if self.bound is not None:
+                self.bound.set()
         except (OSError, zmq.ZMQError) as e:
             raise RuntimeDirError(f"cannot set up the bus in {self.rd.path}: {e}") from e
         cfg = self.config

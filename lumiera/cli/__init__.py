@@ -239,15 +239,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for sig in stop_signals():  # not a SIGHUP that nohup asked to be ignored
             signal.signal(sig, _interrupt)
     early = argv is None and sys.argv[1:2] == ["render"]
-    if early:  # first thing: see zygote.prestart (render_local takes it)
+    if early:  # first thing: see zygote.prestart (lumiera.cli.hosted takes it)
         from lumiera.appstate import zygote
         from lumiera.subsystems import Options
 
         zygote.prestart(Options(session="-", headless=True))
-    quick = False  # a local render ends without the interpreter's teardown (_exit_now)
+    args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
-        quick = early and not (args.farm or args.jobs)  # a farm's clients close as they like
         code: int = _exit_code(args.func(args))
     except UsageError as e:
         print(f"lumiera: {e}", file=sys.stderr)
@@ -263,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if early:
             zygote.discard_prestarted()  # not taken (a farm render, a usage error)
-    if quick:
+    if early and getattr(args, "exit_now", False):  # render.main asks for it (a local render)
         _exit_now(code)
     return code
 

@@ -7,44 +7,54 @@ command as a ``request`` and its answer as a ``reply``. While it records, a
 ``recording-<pid>`` file in the runtime directory names the recording, so
 that ``lumiera up`` names it in an emergency's report.
 
-The replay starts a headless instance of its own on a new session file,
+The replay supervises a headless instance of its own on a new session file
+(:mod:`lumiera.cli.hosted`, in this process, as ``lumiera render`` does),
 sends the recorded session commands in order (each with its recorded id as
 ``command_id``), and compares each answer with the recorded one: the command,
 the revision (counted from where the recording began) and what it applied.
 It stops at the first difference and says where it is. Exits 0 when the
-replay is identical, 1 when it differs; a bad recording, or a SESSION that
-exists, is refused before anything runs (64).
+replay is identical, 1 when it differs or its instance failed (with the
+instance's last lines of output), 128 + the signal when SIGINT, SIGTERM or
+SIGHUP stopped it; a bad recording, or a SESSION that exists, is refused
+before anything runs (64).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lumiera import __version__, runtime_dir
 from lumiera.bus import recording as rec
 from lumiera.bus.client import ControlClient
 from lumiera.bus.events import Event, ExtBody, Publisher, Subscriber
-from lumiera.errors import LumieraError, NotRunning, UsageError
+from lumiera.errors import (
+    LumieraError,
+    NotRunning,
+    RequestTimeout,
+    ShuttingDown,
+    SubsystemGone,
+    Unreachable,
+    UsageError,
+)
 from lumiera.exits import stop_signals
-from lumiera.parentdeath import signal_on_parent_death
+
+if TYPE_CHECKING:
+    from lumiera.api import App
 
 # Recorded whatever the prefixes: the commands to replay, and the instance's end.
 ALWAYS = ("session.changed", "appstate.phase")
 SYNC_TOPIC = "ext.record.sync"  # the recorder's probe: its subscription is in place
 SYNC_TIMEOUT_S = 5.0
 LOCK_CHECK_S = 1.0  # how often the recorder looks whether the instance still runs
-START_TIMEOUT_S = 60.0  # the replay's instance: running within this
-STOP_WAIT_S = 30.0
+# What the replay's instance no longer answering raises (not a refusal of a command).
+GONE = (NotRunning, RequestTimeout, ShuttingDown, SubsystemGone, Unreachable)
 
 
 # -- tap --record ---------------------------------------------------------------------
@@ -181,32 +191,29 @@ def replay(args: argparse.Namespace) -> int:
     commands, gap = commands_of(recording, base)
     if not recording.complete:
         print(f"lumiera replay: {args.file} has no end record (its recorder was killed)")
-    instance = f"replay-{os.getpid()}"
-    rd = runtime_dir.resolve(instance, args.runtime_dir)
-    cmd = [sys.executable, "-m", "lumiera", "up", str(session), "--headless"]
-    cmd += ["--instance", instance]
-    if args.runtime_dir:
-        cmd += ["--runtime-dir", args.runtime_dir]
-    with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=signal_on_parent_death(signal.SIGTERM),  # noqa: PLW1509 - prctl only
-        )
-        try:
-            if not _wait_running(proc, rd):
-                log.seek(0)
-                print("\n".join(log.read().splitlines()[-25:]), file=sys.stderr)
-                print("lumiera replay: the replay's instance did not start", file=sys.stderr)
-                return 1
-            with ControlClient(rd, timeout=args.timeout) as client:
-                difference = _replay(client, commands, base)
-        finally:
-            _stop(proc, rd)
-    if difference is None and gap:
-        difference = gap
+    from lumiera import config as config_mod
+    from lumiera.cli import hosted
+    from lumiera.subsystems import Options
+
+    rd = runtime_dir.resolve(f"replay-{os.getpid()}", args.runtime_dir)
+    options = Options(session=str(session), headless=True)
+    outcome = hosted.run(
+        config_mod.load(None, ()),
+        rd,
+        options,
+        lambda app: _replay(app, commands, base),
+        timeout=args.timeout,
+    )
+    if outcome.signalled is not None:
+        print(f"lumiera replay: interrupted ({outcome.signalled.name})", file=sys.stderr)
+        return 128 + int(outcome.signalled)
+    if not outcome.done:
+        print("\n".join(outcome.log), file=sys.stderr)
+        said = "ended during the replay" if outcome.running else "did not start"
+        why = f": {outcome.failure}" if outcome.failure else ""
+        print(f"lumiera replay: the replay's instance {said}{why}", file=sys.stderr)
+        return 1
+    difference = outcome.result if outcome.result is not None else (gap or None)
     if difference is not None:
         print(f"lumiera replay: {difference}")
         print(f"lumiera replay: the replayed session is {session}")
@@ -245,10 +252,12 @@ def commands_of(
     return out, ""
 
 
-def _replay(
-    client: ControlClient, commands: list[tuple[rec.Record, dict[str, Any]]], base: int
-) -> str | None:
-    """Send each command; the first difference, said in words, or None."""
+def _replay(app: App, commands: list[tuple[rec.Record, dict[str, Any]]], base: int) -> str | None:
+    """Send each command; the first difference, said in words, or None.
+
+    A command the session refuses is a difference; an instance that no longer
+    answers (it ended, or hangs) is not, and raises.
+    """
     for n, (request, recorded) in enumerate(commands, start=1):
         body = request.body
         name = body.get("command")
@@ -257,7 +266,9 @@ def _replay(
             args["command_id"] = body["id"]
         where = f"command {n} of {len(commands)} ({name}, recorded at {request.t:.3f} s)"
         try:
-            got = client.request("session", str(name), args)
+            got = app.request("session", str(name), **args)
+        except GONE:
+            raise
         except LumieraError as e:
             return f"{where}: recorded as applied, the replay refused it: {e.code}: {e}"
         replayed = {**got, "revision": got.get("revision", 0) + base}
@@ -295,33 +306,3 @@ def first_difference(recorded: Any, replayed: Any, path: str) -> str | None:
 
 def _show(value: Any) -> str:
     return json.dumps(value, default=str)[:200]
-
-
-def _wait_running(proc: subprocess.Popen[bytes], rd: runtime_dir.RuntimeDir) -> bool:
-    """Until the replay's instance runs; False when it ended (or stays down) first."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while proc.poll() is None and time.monotonic() < deadline:
-        with contextlib.suppress(LumieraError):
-            with ControlClient(rd, timeout=1.0) as client:
-                phase = client.request("appstate", "status")["phase"]
-            if phase == "running":
-                return True
-            if phase not in ("starting", "opening"):
-                return False
-        time.sleep(0.05)
-    return False
-
-
-def _stop(proc: subprocess.Popen[bytes], rd: runtime_dir.RuntimeDir) -> None:
-    """Stop the replay's instance in order; SIGTERM, then SIGKILL, as the last resorts."""
-    if proc.poll() is None:
-        try:
-            with ControlClient(rd, timeout=2.0) as client:
-                client.request("appstate", "stop")
-        except (LumieraError, OSError):
-            proc.terminate()
-    try:
-        proc.wait(timeout=STOP_WAIT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()

@@ -67,4 +67,8 @@ def main(args: argparse.Namespace) -> int:
 
         return farm_render.main(args, session, output, first, count)
     job = render_local.Job(output, first, count, args.codec)
+    # Ended without the interpreter's teardown once this returns (lumiera.cli._exit_now):
+    # the instance is down and the file closed. Not a farm render: its clients close
+    # as they like.
+    args.exit_now = True
     return render_local.run(args, session, job, f"render-{os.getpid()}")

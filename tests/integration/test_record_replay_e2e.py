@@ -164,3 +164,34 @@ def test_an_emergency_report_names_the_running_recording(tmp_path):
         assert f"emergency while the bus was being recorded to {rec_path}" in inst.output()
     topics = [r.topic for r in recording.read_recording(rec_path).of_kind("event")]
     assert "lifecycle.ON_EMERGENCY_EXIT" in topics
+
+
+def test_a_replay_whose_instance_cannot_start_says_so_with_the_instances_output(recorded):
+    _, rec_path = recorded
+    out = replay(rec_path, Path("/proc/self/replayed.lum"))  # no file can be made there
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "the replay's instance did not start" in out.stderr
+    assert "cannot open session file /proc/self/replayed.lum" in out.stderr  # its log
+    assert "Traceback" not in out.stderr.split("appstate|")[-1]
+
+
+def test_a_replay_stopped_by_sigterm_exits_143_and_leaves_nothing(recorded, tmp_path):
+    _, rec_path = recorded
+    rd = unique_runtime_dir()
+    into = tmp_path / "stopped.lum"
+    cmd = [sys.executable, "-m", "lumiera", "replay", str(rec_path), "--into", str(into)]
+    proc = subprocess.Popen(
+        [*cmd, "--runtime-dir", str(rd.path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        wait_for(lambda: (rd.path / "appstate.pid").exists(), 20, "the replay's instance")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted" in err.decode()
+    assert list(rd.path.iterdir()) == []  # the supervisor's end removed what it made
+    os.rmdir(rd.path)

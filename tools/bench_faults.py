@@ -59,7 +59,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,8 +78,8 @@ from harness import (
     verdict,
 )
 
-from lumiera.errors import LumieraError
 from lumiera.testing import Instance
+from lumiera.testing.ledger import Ledger, audit, check_and_retry, send, tracks
 
 VICTIMS = ("engine", "session", "player")
 CLIENTS = 2
@@ -185,58 +185,10 @@ print("result", json.dumps(out), flush=True)
 # -- the audit of a session file ---------------------------------------------------------
 
 
-@dataclass
-class Ledger:
-    """What the crash rounds' clients know, and what the audits found."""
-
-    acked: dict[str, int] = field(default_factory=dict)  # id -> revision answered
-    unknown: set[str] = field(default_factory=set)  # sent, no answer
-    lost: set[str] = field(default_factory=set)
-    doubled: set[str] = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def audit(acked: Iterable[str], seen: Counter[str]) -> tuple[set[str], set[str]]:
-    """(acknowledged ids missing from the session, ids present more than once)."""
-    return {cid for cid in acked if seen[cid] == 0}, {cid for cid, n in seen.items() if n > 1}
-
-
-def tracks(inst: Instance) -> Counter[str]:
-    session = inst.request("session", "describe")["session"]
-    return Counter(t["name"] for t in session["tracks"])
-
-
 def check(inst: Instance, ledger: Ledger, rng: random.Random) -> None:
     """The audit of the rounds before, then the retries (see the module's doc)."""
-    lost, doubled = audit(ledger.acked, tracks(inst))
-    ledger.lost |= lost
-    ledger.doubled |= doubled
-    with inst.client(timeout=10) as c:
-        for cid in rng.sample(sorted(ledger.acked), min(RETRY_ACKED, len(ledger.acked))):
-            again = c.request("session", "add_track", {"name": cid, "command_id": cid})
-            if not again.get("duplicate") or again["revision"] != ledger.acked[cid]:
-                ledger.doubled.add(cid)
-        for cid in sorted(ledger.unknown):
-            ledger.acked[cid] = c.request("session", "add_track", {"name": cid, "command_id": cid})[
-                "revision"
-            ]
-    ledger.unknown.clear()
-
-
-def sender(inst: Instance, tag: str, ledger: Ledger, stop: threading.Event) -> None:
-    with contextlib.suppress(LumieraError), inst.client(timeout=5) as c:
-        for i in range(1_000_000):
-            if stop.is_set():
-                return
-            cid = f"{tag}-{i}"
-            try:
-                answer = c.request("session", "add_track", {"name": cid, "command_id": cid})
-            except LumieraError:
-                with ledger.lock:
-                    ledger.unknown.add(cid)
-                return
-            with ledger.lock:
-                ledger.acked[cid] = answer["revision"]
+    sample = rng.sample(sorted(ledger.acked), min(RETRY_ACKED, len(ledger.acked)))
+    check_and_retry(inst, ledger, sample)
 
 
 # -- crash rounds ------------------------------------------------------------------------
@@ -290,7 +242,7 @@ def crash_round(
         st = inst.status()
         pids = {s["name"]: int(s["pid"]) for s in st["subsystems"] if s["pid"]}
         threads = [
-            threading.Thread(target=sender, args=(inst, f"r{r}c{k}", res.ledger, stop))
+            threading.Thread(target=send, args=(inst, f"r{r}c{k}", res.ledger, stop))
             for k in range(CLIENTS)
         ]
         for t in threads:

@@ -28,14 +28,14 @@ import signal
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lumiera.errors import LumieraError
 from lumiera.testing import Instance, Tap, synced_tap
+from lumiera.testing.ledger import Ledger, send, tracks
+from lumiera.testing.ledger import check_and_retry as ledger_check_and_retry
 
 pytestmark = pytest.mark.integration
 
@@ -43,55 +43,15 @@ ROUNDS = 5
 CLIENTS = 3
 
 
-@dataclass
-class Ledger:
-    """What the clients of all rounds know: acknowledged ids (-> revision) and unknown ids."""
-
-    acked: dict[str, int] = field(default_factory=dict)
-    unknown: set[str] = field(default_factory=set)
-    unknown_total: int = 0  # over all rounds: commands in flight when the session died
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def client(inst: Instance, tag: str, ledger: Ledger, stop: threading.Event) -> None:
-    """Send add_track commands until the first one that is not answered."""
-    with inst.client(timeout=5) as c:
-        for i in range(100_000):
-            if stop.is_set():
-                return
-            cid = f"{tag}-{i}"
-            try:
-                answer = c.request("session", "add_track", {"name": cid, "command_id": cid})
-            except LumieraError:  # gone, shutting down, no reply: applied or not, unknown
-                with ledger.lock:
-                    ledger.unknown.add(cid)
-                    ledger.unknown_total += 1
-                return
-            with ledger.lock:
-                ledger.acked[cid] = answer["revision"]
-
-
-def names(inst: Instance) -> Counter[str]:
-    """The session's tracks by name (one per applied add_track; the history keeps 1000)."""
-    tracks = inst.request("session", "describe")["session"]["tracks"]
-    return Counter(t["name"] for t in tracks)
-
-
 def check_and_retry(inst: Instance, ledger: Ledger, rng: random.Random) -> None:
     """Every acknowledged id there once; retries: duplicates for the acknowledged, once for all."""
-    seen = names(inst)
+    seen = tracks(inst)
     lost = sorted(cid for cid in ledger.acked if seen[cid] != 1)
     assert not lost, f"acknowledged commands lost or doubled: {[(c, seen[c]) for c in lost]}"
     sample = rng.sample(sorted(ledger.acked), min(10, len(ledger.acked)))
-    with inst.client(timeout=10) as c:
-        for cid in sample:
-            again = c.request("session", "add_track", {"name": cid, "command_id": cid})
-            assert again["duplicate"] is True and again["revision"] == ledger.acked[cid], cid
-        for cid in sorted(ledger.unknown):
-            again = c.request("session", "add_track", {"name": cid, "command_id": cid})
-            ledger.acked[cid] = again["revision"]  # acknowledged now, applied or found
-    ledger.unknown.clear()
-    seen = names(inst)
+    ledger_check_and_retry(inst, ledger, sample)
+    assert not ledger.lost and not ledger.doubled, (ledger.lost, ledger.doubled)
+    seen = tracks(inst)
     assert all(n == 1 for n in seen.values()), [c for c, n in seen.items() if n != 1]
     assert set(seen) == set(ledger.acked)
     described = inst.request("session", "describe")["session"]
@@ -106,7 +66,7 @@ def kill_round(inst: Instance, ledger: Ledger, rnd: int, rng: random.Random) -> 
     try:
         victim = inst.pid_of("session")
         workers = [
-            threading.Thread(target=client, args=(inst, f"r{rnd}w{n}", ledger, stop))
+            threading.Thread(target=send, args=(inst, f"r{rnd}w{n}", ledger, stop))
             for n in range(CLIENTS)
         ]
         for w in workers:
@@ -160,4 +120,4 @@ def test_a_retry_after_the_restart_is_answered_with_the_first_answer_not_applied
         again.wait_running()
         retried = again.request("session", "add_track", {"name": "V1", "command_id": "once"})
         assert retried == {**first, "duplicate": True}
-        assert names(again) == Counter({"V1": 1})
+        assert tracks(again) == Counter({"V1": 1})

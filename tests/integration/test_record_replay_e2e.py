@@ -184,7 +184,7 @@ def test_a_replay_stopped_by_sigterm_exits_143_and_leaves_nothing(recorded, tmp_
         [*cmd, "--runtime-dir", str(rd.path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        wait_for(lambda: (rd.path / "appstate.pid").exists(), 20, "the replay's instance")
+        wait_for((rd.path / "appstate.pid").exists, 20, "the replay's instance")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:

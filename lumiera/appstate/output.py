@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from lumiera.bus.topics import EventBody, LogLine
 from lumiera.config import Config
@@ -72,3 +72,19 @@ class Output:
             with contextlib.suppress(OSError):
                 f.close()
         self._files.clear()
+
+    def show_running(self, instance: str, path: Path, rows: list[dict[str, Any]]) -> None:
+        """The instance runs: its subsystems (``rows``: the runner's snapshot), and what next."""
+        lines = [f"lumiera: instance {instance!r} running (pid {os.getpid()}, {path})"]
+        for s in rows:
+            lines.append(f"  {s['name']:<8} {s['layer']:<6} {s['state']:<9} pid {s['pid']}")
+        lines.append("  (lumiera status | lumiera tap | lumiera stop, or Ctrl-C)")
+        self.show("\n".join(lines))
+
+    def name_recordings(self, recordings: list[Path]) -> None:
+        """An emergency's report names the recordings of the bus running now (RECORDING.md)."""
+        for rec in recordings:
+            self.show(
+                f"lumiera: emergency while the bus was being recorded to {rec} "
+                f"(lumiera replay {rec} --into NEW-SESSION)"
+            )

@@ -403,18 +403,8 @@ class Supervisor:
         self.runner.spawned(name, proc.pid)
 
     def _name_recordings(self) -> None:
-        """An emergency's report names the recordings of the bus running now (RECORDING.md)."""
-        for path in running_recordings(self.rd):
-            self.output.show(
-                f"lumiera: emergency while the bus was being recorded to {path} "
-                f"(lumiera replay {path} --into NEW-SESSION)"
-            )
+        self.output.name_recordings(running_recordings(self.rd))
 
     def _print_status(self) -> None:
-        lines = [
-            f"lumiera: instance {self.rd.instance!r} running (pid {os.getpid()}, {self.rd.path})"
-        ]
-        for s in self.runner.snapshot(time.monotonic()):
-            lines.append(f"  {s['name']:<8} {s['layer']:<6} {s['state']:<9} pid {s['pid']}")
-        lines.append("  (lumiera status | lumiera tap | lumiera stop, or Ctrl-C)")
-        self.output.show("\n".join(lines))
+        snapshot = self.runner.snapshot(time.monotonic())
+        self.output.show_running(self.rd.instance, self.rd.path, snapshot)

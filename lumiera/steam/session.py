@@ -34,8 +34,11 @@ from lumiera.steam.core import SessionCore
 
 IN_MEMORY = ":memory:"
 # session.changed carries a command's args and what it applied (for a recording's replay,
-# docs/RECORDING.md) up to this size; larger ones are announced without them.
+# docs/RECORDING.md) up to this size, and never more than the bus takes in one frame
+# (bus.max_message_bytes, less room for the rest of the event); larger ones are
+# announced without them, so that the event itself always travels.
 MAX_ANNOUNCED_ARGS_BYTES = 256 * 1024
+EVENT_ROOM_BYTES = 4096
 
 
 class SessionActor(Actor):
@@ -43,10 +46,13 @@ class SessionActor(Actor):
     summary = "session model, command dispatcher, durable journal"
 
     core: SessionCore | None = None
+    announced_cap = MAX_ANNOUNCED_ARGS_BYTES  # set at the start from bus.max_message_bytes
 
     def on_start(self) -> None:
         """Open (or create) the session file and replay it; a refused file fails the start."""
         path = self.ctx.options.get("session") or IN_MEMORY
+        frame = self.ctx.config.get_int("bus.max_message_bytes") - EVENT_ROOM_BYTES
+        self.announced_cap = max(0, min(MAX_ANNOUNCED_ARGS_BYTES, frame))
         self.core = SessionCore(Path(path))
         self.log.info(
             "session %s: %d journal rows replayed, revision %d",
@@ -109,7 +115,7 @@ class SessionActor(Actor):
         outcomes = self._core().execute_many(run)
         for (_, args, _), outcome in zip(run, outcomes, strict=True):
             if isinstance(outcome, dict) and not outcome.get("duplicate"):
-                self.ctx.publish("session.changed", _changed(outcome, args))
+                self.ctx.publish("session.changed", _changed(outcome, args, self.announced_cap))
         return list(outcomes)
 
     def _core(self) -> SessionCore:
@@ -145,14 +151,15 @@ class SessionActor(Actor):
         return {"built": True}
 
 
-def _changed(outcome: dict[str, Any], args: dict[str, Any]) -> SessionChanged:
-    """The announcement of an applied command: with its arguments unless they are too large."""
+def _changed(outcome: dict[str, Any], args: dict[str, Any], cap: int) -> SessionChanged:
+    """The announcement of an applied command: with its arguments unless together with what
+    it applied they pack to more than ``cap`` bytes."""
     applied = outcome["applied"]
     try:
         size = len(msgpack.packb([args, applied], use_bin_type=True))
     except (TypeError, ValueError):  # not plain values: announced without them
-        size = MAX_ANNOUNCED_ARGS_BYTES + 1
-    carried = size <= MAX_ANNOUNCED_ARGS_BYTES
+        size = cap + 1
+    carried = size <= cap
     return SessionChanged(
         command=outcome["command"],
         id=outcome["id"],

@@ -28,9 +28,9 @@ from .kit import make_video
 Events = list[tuple[str, dict[str, Any]]]
 
 
-def actor_on(session: Path | None, events: Events) -> SessionActor:
+def actor_on(session: Path | None, events: Events, defs: tuple[str, ...] = ()) -> SessionActor:
     options = {} if session is None else {"session": str(session)}
-    ctx = ActorContext(name="session", instance="t1", config=load(), options=options)
+    ctx = ActorContext(name="session", instance="t1", config=load(None, defs), options=options)
 
     def publish(topic: str, body: EventBody) -> None:
         assert isinstance(body, kind_of(topic))  # the topic's declared kind
@@ -66,11 +66,31 @@ def test_an_edit_is_answered_and_announced_with_its_id_and_revision(actor, event
 
 
 def test_arguments_too_large_to_announce_are_left_out_of_session_changed(
-    actor, events, monkeypatch
+    tmp_path, events, monkeypatch
 ):
     monkeypatch.setattr(session_module, "MAX_ANNOUNCED_ARGS_BYTES", 16)
-    actor.handle("add_track", {"name": "a name longer than that", "command_id": "c"})
+    a = actor_on(tmp_path / "s.lum", events)
+    a.on_start()
+    try:
+        a.handle("add_track", {"name": "a name longer than that", "command_id": "c"})
+    finally:
+        a.on_stop()
     assert events == [("session.changed", {"command": "add_track", "id": "c", "revision": 1})]
+
+
+def test_arguments_larger_than_the_bus_takes_are_left_out_so_the_event_still_travels(
+    tmp_path, events
+):
+    frame = session_module.EVENT_ROOM_BYTES + 64  # a bus configured for small frames
+    a = actor_on(tmp_path / "s.lum", events, (f"bus.max_message_bytes={frame}",))
+    a.on_start()
+    try:
+        a.handle("add_track", {"name": "short", "command_id": "c1"})
+        a.handle("add_track", {"name": "n" * 200, "command_id": "c2"})
+    finally:
+        a.on_stop()
+    assert events[0][1]["args"] == {"name": "short"}
+    assert events[1] == ("session.changed", {"command": "add_track", "id": "c2", "revision": 2})
 
 
 def test_a_retry_with_the_same_command_id_is_answered_again_but_not_announced(actor, events):

@@ -96,6 +96,8 @@ def tap(args: argparse.Namespace) -> int:
                     _record(args, rd, events, writer, prefixes=prefixes, stop=stop)
                 finally:
                     rec.remove_marker(marker)
+                    if not runtime_dir.is_locked(rd):  # its instance ended first, and left
+                        runtime_dir.remove_dir_if_empty(rd)  # the directory for this marker
                     print(
                         f"lumiera tap: recorded {writer.count} records to {path}", file=sys.stderr
                     )

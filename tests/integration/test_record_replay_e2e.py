@@ -195,3 +195,35 @@ def test_a_replay_stopped_by_sigterm_exits_143_and_leaves_nothing(recorded, tmp_
     assert "interrupted" in err.decode()
     assert list(rd.path.iterdir()) == []  # the supervisor's end removed what it made
     os.rmdir(rd.path)
+
+
+def test_a_recorder_outliving_its_instance_leaves_no_default_runtime_directory(tmp_path):
+    xdg = tmp_path / "xdg"
+    xdg.mkdir(mode=0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(xdg)}
+    name = f"outlived{os.getpid()}"
+    where = xdg / "lumiera" / name  # the default location: its supervisor removes it at its end
+    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    up = subprocess.Popen(
+        [sys.executable, "-m", "lumiera", "up", "--headless", "--instance", name], env=env, **quiet
+    )
+    recorder = None
+    try:
+        wait_for((where / "appstate.pid").exists, 30, "the instance")
+        recorder = subprocess.Popen(
+            [*TAP, "--record", str(tmp_path / "r.rec"), "--instance", name], env=env, **quiet
+        )
+        wait_for(lambda: list(where.glob("recording-*")), 30, "the recorder's marker")
+        os.kill(recorder.pid, signal.SIGSTOP)  # a slow recorder: it ends after its instance
+        stop = [sys.executable, "-m", "lumiera", "stop", "--instance", name]
+        assert subprocess.run(stop, check=False, env=env, timeout=30, **quiet).returncode == 0
+        assert up.wait(timeout=30) == 0
+        assert [p.name for p in where.iterdir()] == [m.name for m in where.glob("recording-*")]
+        os.kill(recorder.pid, signal.SIGCONT)
+        assert recorder.wait(timeout=30) == 0
+    finally:
+        for proc in (up, recorder):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert not where.exists()  # the recorder removed its marker, then the empty directory

@@ -266,7 +266,7 @@ def _serve(sock: socket.socket, modules: Sequence[str], supervisor: int) -> None
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the supervisor's
     for sig in stop_signals(signal.SIGTERM, signal.SIGHUP):  # not a command line's handlers:
         signal.signal(sig, signal.SIG_DFL)  # it just ends (a SIGHUP nohup ignores stays so)
-    gc.disable()  # for its imports (below)
+    gc.disable()  # while it imports (below)
     _title(f"lumiera zygote (supervisor {supervisor})")
     _malloc_settings()
     for key, value in THREADS_ENV.items():  # before numpy's import
@@ -283,6 +283,7 @@ def _serve(sock: socket.socket, modules: Sequence[str], supervisor: int) -> None
     except Exception as e:  # noqa: BLE001 - said in every answer; the supervisor execs
         problem = f"the zygote could not import: {type(e).__name__}: {e}"
     gc.freeze()
+    gc.enable()  # for what it makes from here on; the frozen objects are never scanned
     threads = _threads()  # native ones too (a library's pool), which threading cannot see
     if problem is None and threads != 1:
         problem = f"importing left {threads} threads: forking is not safe"

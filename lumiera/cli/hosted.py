@@ -5,8 +5,8 @@ This process *is* the instance's supervisor (AppState, in its main thread, as
 Script runner), and a driver thread waits until the instance runs, does the
 job on an :class:`lumiera.api.App` (direct calls), and asks the supervisor to
 stop in order at the end. One process less than ``lumiera up`` in a child: its
-interpreter start and imports (0.1-0.15 s of CPU), and the zygote is forked
-sooner.
+interpreter start and imports (0.1-0.15 s of CPU); ``lumiera render`` forks
+its zygote first thing, before its own imports (:func:`take_zygote`).
 
 Signals: the supervisor's handlers take SIGINT, SIGTERM and SIGHUP sent to this
 process (a terminal's Ctrl-C, ``kill``, systemd, a job runner) and stop the
@@ -27,9 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import zmq
+
 from lumiera import config as config_mod
 from lumiera import runtime_dir
-from lumiera.bus import DEFAULT_TIMEOUT
 from lumiera.errors import LumieraError, RequestTimeout, Unreachable
 from lumiera.subsystems import Options
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 STATUS_EVERY_S = 0.25  # while the instance starts: ask its phase this often
 STOP_ASK_S = 5.0  # the driver asks the supervisor to stop for at most this long
+STOP_REQUEST_S = 0.25  # each ask: short, so that a supervisor that ended is not waited for
 RETRY_S = 0.05  # between two of its asks
 DRIVER_END_WAIT_S = 10.0  # after the supervisor ended: the driver's own end
 LOG_TAIL = 25  # lines of the instance's output kept for the command to show
@@ -63,7 +65,7 @@ class Driver:
     """The job, run in a thread beside the supervisor: wait, do it, stop the instance."""
 
     def __init__(
-        self, rd: runtime_dir.RuntimeDir, job: Callable[[App], Any], timeout: float
+        self, rd: runtime_dir.RuntimeDir, job: Callable[[App], Any], timeout: float | None
     ) -> None:
         self.rd = rd
         self.job = job
@@ -80,7 +82,7 @@ class Driver:
         except Exception as e:  # noqa: BLE001 - said in the outcome; the instance stops in order
             self.failure = f"{type(e).__name__}: {e}"
         finally:
-            if self.running:  # else it never ran, or is ending already: nothing to stop
+            if self.bound.is_set():  # it may run (or be ending: then it just ends)
                 self._stop()
 
     def _do(self) -> None:
@@ -89,7 +91,8 @@ class Driver:
         while not self.bound.wait(STATUS_EVERY_S):
             if self.ended.is_set():
                 return  # it ended before it could be reached (its log says why)
-        with api.App(self.rd, self.timeout) as app:
+        app_ = api.App(self.rd) if self.timeout is None else api.App(self.rd, self.timeout)
+        with app_ as app:
             if not self._wait_running(app):
                 return
             self.running = True
@@ -131,9 +134,9 @@ class Driver:
         deadline = time.monotonic() + STOP_ASK_S
         while not self.ended.is_set() and time.monotonic() < deadline:
             try:
-                with ControlClient(self.rd, STATUS_EVERY_S) as client:
+                with ControlClient(self.rd, STOP_REQUEST_S) as client:
                     client.request("appstate", "stop")
-            except (Unreachable, RequestTimeout, OSError):
+            except (Unreachable, RequestTimeout, OSError, zmq.ZMQError):
                 self.ended.wait(RETRY_S)  # not answered (yet, or any more): again, unless ended
                 continue
             except LumieraError:
@@ -163,13 +166,14 @@ def run(
     rd: runtime_dir.RuntimeDir,
     options: Options,
     job: Callable[[App], Any],
-    timeout: float = DEFAULT_TIMEOUT,
+    timeout: float | None = None,
 ) -> Outcome:
     """Supervise an instance for ``options`` here, do ``job`` on it, stop it: the outcome.
 
     ``job`` runs in the driver thread once the instance runs; ``timeout`` is its
-    App's request timeout. Raises InstanceRunning when ``rd``'s instance is up
-    already (nothing was started), RuntimeDirError for an unsafe runtime directory.
+    App's request timeout (None: the App's own, ``api.REQUEST_TIMEOUT_S``). Raises
+    InstanceRunning when ``rd``'s instance is up already (nothing was started),
+    RuntimeDirError for an unsafe runtime directory.
     """
     zygote, why_not = take_zygote(cfg, options)  # before any thread or ZeroMQ context
     started = time.monotonic()

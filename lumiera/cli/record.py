@@ -53,7 +53,8 @@ ALWAYS = ("session.changed", "appstate.phase")
 SYNC_TOPIC = "ext.record.sync"  # the recorder's probe: its subscription is in place
 SYNC_TIMEOUT_S = 5.0
 LOCK_CHECK_S = 1.0  # how often the recorder looks whether the instance still runs
-# What the replay's instance no longer answering raises (not a refusal of a command).
+# What an instance that ended, is ending or does not answer raises: not a refusal of a
+# command (said as the instance's failure, with its last output).
 GONE = (NotRunning, RequestTimeout, ShuttingDown, SubsystemGone, Unreachable)
 
 
@@ -209,9 +210,14 @@ def replay(args: argparse.Namespace) -> int:
     if outcome.signalled is not None:
         print(f"lumiera replay: interrupted ({outcome.signalled.name})", file=sys.stderr)
         return 128 + int(outcome.signalled)
-    if not outcome.done:
+    if not outcome.done or outcome.code != 0:
         print("\n".join(outcome.log), file=sys.stderr)
-        said = "ended during the replay" if outcome.running else "did not start"
+        if outcome.done:
+            said = f"ended with exit {outcome.code}"
+        elif outcome.running:
+            said = "failed during the replay"
+        else:
+            said = "did not start"
         why = f": {outcome.failure}" if outcome.failure else ""
         print(f"lumiera replay: the replay's instance {said}{why}", file=sys.stderr)
         return 1

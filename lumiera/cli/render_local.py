@@ -40,10 +40,10 @@ class Job:
     out: TextIO = field(default_factory=lambda: sys.stderr)
     _last_line: float = field(default=0.0, init=False, repr=False)
 
-    def __call__(self, app: App) -> dict[str, Any] | None:
+    def __call__(self, app: App) -> dict[str, Any]:
         """Render on ``app``'s instance: the ``player.render.done`` body."""
         try:
-            done: dict[str, Any] | None = app.render(
+            done: dict[str, Any] = app.render(
                 self.output,
                 first=self.first,
                 count=self.count,

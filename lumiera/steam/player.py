@@ -58,7 +58,6 @@ from lumiera.bus.topics import EngineRenderEnded, PlayerRenderEnded, StatsPlayer
 from lumiera.errors import (
     BadArguments,
     Conflict,
-    LumieraError,
     NotFound,
     Unavailable,
 )
@@ -260,8 +259,8 @@ class PlayerActor(Actor):
         except BaseException:
             for c in consumers:
                 c.close()
-            if reply is not None:
-                with contextlib.suppress(LumieraError):
+            if reply is not None:  # the engine's stream runs: stopped, the first error said
+                with contextlib.suppress(Exception):
                     self.client.request("engine", "stop_stream", {"stream": reply["stream"]})
             raise
         stream.engine_stream = reply["stream"]

@@ -23,7 +23,7 @@ import pytest
 
 from lumiera import shm
 from lumiera.bus.timeline import Timeline
-from lumiera.errors import MediaChanged, RingTimeout
+from lumiera.errors import LumieraError, MediaChanged, RingTimeout
 from lumiera.shm.ring import Consumer
 from lumiera.testing import Instance, synced_tap, wait_for
 from lumiera.vault.media import MediaPool
@@ -260,6 +260,26 @@ def test_a_render_stopped_by_the_user_ends_stopped_and_leaves_no_file(tmp_path):
         assert again["state"] == "running"
         stop(inst)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv", "v.mkv"]
+
+
+def test_an_output_the_encoder_cannot_open_is_refused_and_stops_the_engines_stream(tmp_path):
+    # The Player starts the Engine's stream before it opens the encoder (their starts
+    # overlap): an encoder that then fails must stop that stream and leave nothing.
+    video = write_video(tmp_path / "v.mkv", 40, "ffv1")
+    bad = tmp_path / ("n" * 248 + ".mkv")  # its partial, ".NAME.partial", is too long a name
+    with one_clip(video) as inst:
+        with pytest.raises(LumieraError, match="cannot encode"):
+            inst.request("player", "render", {"output": str(bad), "codec": "ffv1"})
+        streams = inst.request("engine", "streams")
+        assert len(streams) == 1  # the one the refused render had started
+        wait_for(lambda: inst.request("engine", "streams")[0]["state"] == "stopped", 10, "stopped")
+        assert inst.request("player", "streams") == []
+        ok = tmp_path / "ok.mkv"
+        again = inst.request("player", "render", {"output": str(ok), "codec": "ffv1"})
+        assert again["state"] == "running"
+        wait_for(ok.exists, 20, "the next render's file")
+        stop(inst)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.mkv", "v.mkv"]
 
 
 def test_a_render_onto_a_full_disk_fails_clearly_leaves_nothing_and_the_player_goes_on(tmp_path):

@@ -272,11 +272,10 @@ def _serve(sock: socket.socket, modules: Sequence[str], supervisor: int) -> None
     for key, value in THREADS_ENV.items():  # before numpy's import
         os.environ.setdefault(key, value)
     problem = None
-    # The imports make some 300,000 objects and hardly any garbage: the cyclic
-    # collector, run every 700 allocations, only slows them (by about 10%).
-    # Frozen, they are never scanned again, here or in a child, whose
-    # collections would otherwise write into every inherited object's header
-    # and copy its page (the gc module's advice for a process that forks).
+    # The imports make some 300,000 objects and hardly any garbage: the cyclic collector,
+    # run every 700 allocations, only slows them (by about 10%). Frozen, they are never
+    # scanned again, here or in a child (forked with the collector on), whose collections
+    # would write into every inherited object's header and copy its page (gc's advice).
     try:
         for module in modules:
             importlib.import_module(module)
@@ -402,7 +401,6 @@ def _become(
         for sig in stop_signals():  # as exec leaves them: default, an ignored SIGHUP ignored
             signal.signal(sig, signal.SIG_DFL)
         logging.root.handlers.clear()
-        gc.enable()  # the zygote's imports stay frozen (see _serve)
         import lumiera.actors.__main__ as entry
 
         sys.argv = [str(Path(entry.__file__ or "")), name, path, instance]

@@ -107,8 +107,8 @@ class Driver:
         """
         app.subscribe("appstate.phase")
         while not self.ended.is_set():
-            try:
-                phase = app.request("appstate", "status")["phase"]
+            try:  # short: a supervisor that ends meanwhile is not waited for
+                phase = app.client.request("appstate", "status", timeout=STATUS_EVERY_S)["phase"]
             except LumieraError:  # not answering yet (or no longer)
                 phase = None
             if phase == "running":

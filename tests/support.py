@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,14 @@ import pytest
 from lumiera.bus.timeline import Timeline
 from lumiera.errors import MediaError
 from lumiera.steam.probe import probe_media
-from lumiera.testing import CREATED_INSTANCES, Instance, run_cli, unique_runtime_dir
+from lumiera.testing import (
+    CREATED_INSTANCES,
+    Instance,
+    RuntimeDir,
+    run_cli,
+    unique_runtime_dir,
+    wait_for,
+)
 
 
 def write_audio_only(path: Path) -> Path:
@@ -69,34 +76,76 @@ CUT_AND_OVERLAY: list[dict[str, Any]] = [
 ]
 
 
-def render_cli(
-    *args: str, timeout: float = 60.0, left: list[str] | None = None
+def own_instance_cli(
+    command: str, *args: str, timeout: float = 60.0, left: list[str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """``lumiera render ARGS`` to completion, its instance's runtime directory in the suite's.
+    """``lumiera COMMAND ARGS`` to completion, for a command that supervises an instance of
+    its own (``render``, ``replay``: ``COMMAND-PID``), in a runtime directory of the suite's.
 
-    Its instance (``render-PID``) is registered for the shm leak check; a render
-    that runs over ``timeout`` is killed and fails the test. ``left``, when
-    given, gets the names of what the render left in its runtime directory.
+    Its instance is registered for the shm leak check; a command that runs over
+    ``timeout`` is killed and fails the test. ``left``, when given, gets the
+    names of what the command left in its runtime directory.
     """
     rd = unique_runtime_dir()
-    cmd = [sys.executable, "-m", "lumiera", "render", *args, "--runtime-dir", str(rd.path)]
+    cmd = [sys.executable, "-m", "lumiera", command, *args, "--runtime-dir", str(rd.path)]
     try:
         with subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         ) as proc:
-            CREATED_INSTANCES.append(f"render-{proc.pid}")  # for the shm leak check
+            CREATED_INSTANCES.append(f"{command}-{proc.pid}")  # for the shm leak check
             try:
                 out, err = proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 out, err = proc.communicate()
-                raise AssertionError(f"lumiera render ran over {timeout} s:\n{err}") from None
+                raise AssertionError(f"lumiera {command} ran over {timeout} s:\n{err}") from None
         return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     finally:
         if left is not None:
             left += sorted(p.name for p in rd.path.iterdir())
         with contextlib.suppress(OSError):
             rd.path.rmdir()  # the instance removed what it made in it
+
+
+def render_cli(
+    *args: str, timeout: float = 60.0, left: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``lumiera render ARGS`` (:func:`own_instance_cli`)."""
+    return own_instance_cli("render", *args, timeout=timeout, left=left)
+
+
+def own_instance_signalled(
+    command: str,
+    args: Sequence[str],
+    sig: int,
+    ready: Callable[[RuntimeDir], bool],
+    preexec: Callable[[], None] | None = None,
+) -> tuple[int, str, list[str]]:
+    """``lumiera COMMAND ARGS`` (see :func:`own_instance_cli`) sent ``sig`` alone once
+    ``ready(its runtime directory)``: (its exit code, its stderr, what it left in the
+    runtime directory). ``preexec``: the signal dispositions it starts with."""
+    rd = unique_runtime_dir()
+    cmd = [sys.executable, "-m", "lumiera", command, *args, "--runtime-dir", str(rd.path)]
+    with subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec,  # noqa: PLW1509 - signal dispositions only
+    ) as proc:
+        CREATED_INSTANCES.append(f"{command}-{proc.pid}")  # for the shm leak check
+        try:
+            wait_for(lambda: ready(rd), 30, f"lumiera {command} to be ready for the signal")
+            proc.send_signal(sig)  # to this process alone
+            _out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    left = sorted(p.name for p in rd.path.iterdir()) if rd.path.exists() else []
+    with contextlib.suppress(OSError):
+        rd.path.rmdir()
+    return proc.returncode, err, left
 
 
 def rendering(*nodes: Instance) -> Instance | None:

@@ -15,8 +15,9 @@ import pytest
 
 from lumiera.bus import recording
 from lumiera.steam.core import SessionCore
-from lumiera.testing import Instance, unique_runtime_dir, wait_for
+from lumiera.testing import Instance, wait_for
 from lumiera.testing import run_cli as lumiera
+from tests.support import own_instance_cli, own_instance_signalled
 
 pytestmark = pytest.mark.integration
 
@@ -95,11 +96,7 @@ def state_of(session: Path) -> dict[str, Any]:
 
 
 def replay(rec_path: Path, into: Path) -> subprocess.CompletedProcess[str]:
-    rd = unique_runtime_dir()
-    try:
-        return lumiera("replay", str(rec_path), "--into", str(into), "--runtime-dir", str(rd.path))
-    finally:
-        os.rmdir(rd.path)
+    return own_instance_cli("replay", str(rec_path), "--into", str(into))
 
 
 def test_a_recorded_session_replays_into_a_new_one_identically(recorded, tmp_path):
@@ -177,24 +174,16 @@ def test_a_replay_whose_instance_cannot_start_says_so_with_the_instances_output(
 
 def test_a_replay_stopped_by_sigterm_exits_143_and_leaves_nothing(recorded, tmp_path):
     _, rec_path = recorded
-    rd = unique_runtime_dir()
     into = tmp_path / "stopped.lum"
-    cmd = [sys.executable, "-m", "lumiera", "replay", str(rec_path), "--into", str(into)]
-    proc = subprocess.Popen(
-        [*cmd, "--runtime-dir", str(rd.path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    code, err, left = own_instance_signalled(
+        "replay",
+        [str(rec_path), "--into", str(into)],
+        signal.SIGTERM,
+        lambda rd: (rd.path / "appstate.pid").exists(),
     )
-    try:
-        wait_for((rd.path / "appstate.pid").exists, 20, "the replay's instance")
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 128 + signal.SIGTERM, err
-    assert "interrupted" in err.decode()
-    assert list(rd.path.iterdir()) == []  # the supervisor's end removed what it made
-    os.rmdir(rd.path)
+    assert code == 128 + signal.SIGTERM, err
+    assert "interrupted" in err
+    assert left == []  # the supervisor's end removed what it made
 
 
 def test_a_recorder_outliving_its_instance_leaves_no_default_runtime_directory(tmp_path):

@@ -17,8 +17,8 @@ import pytest
 
 from lumiera import testing
 from lumiera.bus import recording
-from lumiera.testing import Instance, unique_runtime_dir
-from tests.support import build, stop
+from lumiera.testing import Instance
+from tests.support import build, own_instance_signalled, stop
 from tests.unit.vault.mediakit import write_video
 
 pytestmark = pytest.mark.integration
@@ -52,31 +52,20 @@ def render_signalled(
 ) -> tuple[int, str]:
     out = out_dir / "out.mkv"
     partial = out_dir / ".out.mkv.partial"
-    rd = unique_runtime_dir()
-    cmd = [sys.executable, "-m", "lumiera", "render", str(session), "-o", str(out)]
-    cmd += ["--codec", "ffv1", "--runtime-dir", str(rd.path)]
-    with subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_ignore_sigint if sigint_ignored else _from_a_terminal,  # noqa: PLW1509
-    ) as proc:
-        testing.CREATED_INSTANCES.append(f"render-{proc.pid}")
-        try:
-            if when == "mid-way":
-                testing.wait_for(partial.exists, 30, "the render to be under way")
-            else:  # at start-up: once its instance has bound its sockets
-                testing.wait_for(rd.socket("control").exists, 30, "the instance to start")
-            proc.send_signal(sig)  # to this process alone
-            _out, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    with contextlib.suppress(OSError):
-        rd.path.rmdir()
-    return proc.returncode, err
+
+    def ready(rd: testing.RuntimeDir) -> bool:
+        if when == "mid-way":
+            return partial.exists()
+        return rd.socket("control").exists()  # at start-up: its instance has bound its sockets
+
+    code, err, _left = own_instance_signalled(
+        "render",
+        [str(session), "-o", str(out), "--codec", "ffv1"],
+        sig,
+        ready,
+        _ignore_sigint if sigint_ignored else _from_a_terminal,
+    )
+    return code, err
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])

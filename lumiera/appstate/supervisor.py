@@ -39,6 +39,7 @@ from lumiera.appstate.model import State
 from lumiera.appstate.output import Output, log_dir_for
 from lumiera.appstate.rings import Rings
 from lumiera.appstate.runner import MAX_REASON, Phase, Runner, Timeouts
+from lumiera.appstate.stops import Stops
 from lumiera.appstate.zygote import Zygote
 from lumiera.bus import messages as m
 from lumiera.bus.codec import Limits
@@ -57,7 +58,7 @@ from lumiera.bus.recording import remove_dead_markers, running_recordings
 from lumiera.bus.sockets import configure_bounded, recv_bounded
 from lumiera.config import Config
 from lumiera.errors import BadMessage, RuntimeDirError
-from lumiera.exits import EXIT_EMERGENCY_FAILED, stop_signals
+from lumiera.exits import EXIT_EMERGENCY_FAILED
 from lumiera.lifecycle import Lifecycle
 from lumiera.runtime_dir import (
     InstanceLock,
@@ -133,7 +134,7 @@ class Supervisor:
         self.exit_code: int | None = None
         self.xsub: zmq.Socket[bytes] | None = None
         self.xpub: zmq.Socket[bytes] | None = None
-        self._signals: list[int] = []
+        self.stops = Stops()  # signals and other threads' requests to stop
         self.signalled: signal.Signals | None = None  # the first SIGINT/SIGTERM/SIGHUP taken
 
     # -- the whole life -------------------------------------------------------------
@@ -148,8 +149,7 @@ class Supervisor:
         lock = InstanceLock(self.rd)
         lock.acquire()
         zctx = zmq.Context()
-        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        old_handlers = self._install_signals(wake_w)
+        wake_r = self.stops.install()
         try:
             self._setup(zctx, wake_r)  # a failure here is a clear error (exit 1), nothing ran yet
             try:
@@ -172,7 +172,7 @@ class Supervisor:
                 self._name_recordings()
                 self.exit_code = EXIT_EMERGENCY_FAILED
         finally:
-            self._teardown(zctx, old_handlers, wake_r, wake_w)
+            self._teardown(zctx)
             lock.release()
             remove_dir_if_empty(self.rd)
         assert self.exit_code is not None
@@ -229,25 +229,12 @@ class Supervisor:
         for sock in (control, xsub, xpub):
             self.poller.register(sock, zmq.POLLIN)
 
-    def _install_signals(self, wake_w: int) -> dict[int, Any]:
-        old: dict[int, Any] = {}
-        for sig in stop_signals():  # SIGHUP: the terminal closed (unless under nohup)
-            old[sig] = signal.signal(sig, lambda s, _f: self._signals.append(s))
-        old[-1] = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        return old
-
-    def _teardown(
-        self, zctx: zmq.Context[zmq.Socket[bytes]], old: dict[int, Any], r: int, w: int
-    ) -> None:
+    def _teardown(self, zctx: zmq.Context[zmq.Socket[bytes]]) -> None:
         self.children.kill_all()  # nothing may outlive us
         if self.children.zygote is not None:
             self.children.zygote.close()
             self.children.reap_strays()  # what the zygote's end left re-parented to us
-        signal.set_wakeup_fd(old.pop(-1))
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        os.close(r)
-        os.close(w)
+        self.stops.uninstall()
         self.output.close()
         self.control.close()  # what is still asked is answered, bounded
         # Give the last events (ON_GLOBAL_SHUTDOWN, the final phase) a bounded
@@ -258,6 +245,7 @@ class Supervisor:
         zctx.destroy(linger=0)
         self.rings.close()
         remove_instance_files(self.rd)
+        remove_dead_markers(self.rd)  # a killed recorder's: the directory can go
         shm.sweep(self.rd.instance)
 
     # -- the loop -------------------------------------------------------------------
@@ -299,16 +287,17 @@ class Supervisor:
             self._on_fd(item)
 
     def _on_signal(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            os.read(self._wake_r, 512)
-        while self._signals:
-            sig = signal.Signals(self._signals.pop(0))
+        sigs, requests = self.stops.take()
+        for sig in sigs:
             self.signalled = self.signalled or sig  # the first one: how `lumiera render` exits
             if self.runner.phase.ending:
                 log.warning("%s: already shutting down", sig.name)
                 continue
             log.info("%s: shutting down in order", sig.name)
             self._execute(self.runner.shutdown(f"{sig.name} received", time.monotonic()))
+        for reason in requests:
+            if not self.runner.phase.ending:
+                self._execute(self.runner.shutdown(reason, time.monotonic()))
 
     def _on_fd(self, fd: int) -> None:
         exited = self.children.on_fd(fd)

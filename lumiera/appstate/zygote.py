@@ -63,12 +63,10 @@ EXIT_SETUP_FAILED = 70  # the forked process could not become a subsystem
 MAX_REQUEST = 64 * 1024
 
 
-# glibc: frame-sized buffers (1-12 MB: decoded frames, composite temporaries) come
-# from the heap and stay there, not an mmap/munmap each that page-faults every frame
-# in again (tools/bench_render.py: 700-2,000 minor faults per frame in the engine
-# without this, 20-150 with it). numpy's OpenBLAS would start a thread per core at
-# import that spins for 0.1 s of CPU; no subsystem does linear algebra. For exec'd
-# and forked subsystems alike (children._env, _malloc_settings); a user's own wins.
+# Frame-sized buffers stay on glibc's heap, not an mmap each that page-faults every
+# frame in again (700-2,000 minor faults per frame in the engine, 20-150 without);
+# numpy's OpenBLAS starts no thread pool (0.1 s of CPU spinning; no linear algebra
+# here). For exec'd and forked subsystems (children._env, _malloc_settings); a user's wins.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
 THREADS_ENV = {"OPENBLAS_NUM_THREADS": "1"}
 
@@ -134,6 +132,7 @@ class Zygote:
         self.pid = pid
         self.sock = sock
         self.broken: str | None = None  # why it can no longer spawn
+        self.reaped = False  # by close(): from then on its pid may be another process's
 
     @classmethod
     def start(cls, modules: Sequence[str]) -> Zygote:
@@ -207,16 +206,18 @@ class Zygote:
     def close(self) -> None:
         """End the zygote (SIGKILL) and reap it; a second call does nothing.
 
-        It holds nothing to save, and it forks only while a :meth:`spawn` waits for
-        its answer, so a kill never cuts a fork in two; it need not finish its imports
-        first (a usage error would otherwise wait for them).
+        It holds nothing to save and forks only while a :meth:`spawn` waits for its
+        answer (a kill never cuts a fork in two), nor need it finish its imports.
         """
+        if self.reaped:
+            return
         with contextlib.suppress(OSError):
             self.sock.close()
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
+        self.reaped = True
 
 
 # -- a zygote started before its supervisor ---------------------------------------------

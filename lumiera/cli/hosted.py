@@ -27,22 +27,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import zmq
-
 from lumiera import config as config_mod
 from lumiera import runtime_dir
-from lumiera.errors import LumieraError, RequestTimeout, Unreachable
+from lumiera.errors import LumieraError
 from lumiera.subsystems import Options
 
 if TYPE_CHECKING:
     from lumiera.api import App
-    from lumiera.appstate.supervisor import Supervisor
     from lumiera.appstate.zygote import Zygote
 
 STATUS_EVERY_S = 0.25  # while the instance starts: ask its phase this often
-STOP_ASK_S = 5.0  # the driver asks the supervisor to stop for at most this long
-STOP_REQUEST_S = 0.25  # each ask: short, so that a supervisor that ended is not waited for
-RETRY_S = 0.05  # between two of its asks
 DRIVER_END_WAIT_S = 10.0  # after the supervisor ended: the driver's own end
 LOG_TAIL = 25  # lines of the instance's output kept for the command to show
 
@@ -72,6 +66,7 @@ class Driver:
         self.timeout = timeout
         self.bound = threading.Event()  # the supervisor has bound its sockets
         self.ended = threading.Event()  # the supervisor's run returned
+        self.stop: Callable[[], object] = lambda: None  # asks the supervisor to stop in order
         self.running = self.done = False
         self.result: Any = None
         self.failure = ""
@@ -82,8 +77,7 @@ class Driver:
         except Exception as e:  # noqa: BLE001 - said in the outcome; the instance stops in order
             self.failure = f"{type(e).__name__}: {e}"
         finally:
-            if self.bound.is_set():  # it may run (or be ending: then it just ends)
-                self._stop()
+            self.stop()  # in this process: never waits (an ending supervisor just ends)
 
     def _do(self) -> None:
         from lumiera import api
@@ -122,26 +116,6 @@ class Driver:
             if event.data().get("phase") == "running":
                 return True
         return False
-
-    def _stop(self) -> None:
-        """Ask the supervisor to stop in order, until it ends (or says it is ending).
-
-        Short requests, so that a supervisor that ends meanwhile (a signal, an
-        emergency) is not waited for past its end.
-        """
-        from lumiera.bus.client import ControlClient
-
-        deadline = time.monotonic() + STOP_ASK_S
-        while not self.ended.is_set() and time.monotonic() < deadline:
-            try:
-                with ControlClient(self.rd, STOP_REQUEST_S) as client:
-                    client.request("appstate", "stop")
-            except (Unreachable, RequestTimeout, OSError, zmq.ZMQError):
-                self.ended.wait(RETRY_S)  # not answered (yet, or any more): again, unless ended
-                continue
-            except LumieraError:
-                pass  # answered with a refusal: it is stopping already
-            return
 
 
 def take_zygote(cfg: config_mod.Config, options: Options) -> tuple[Zygote | None, str]:
@@ -187,11 +161,11 @@ def run(
             logging.getLogger("lumiera.appstate").warning("%s", why_not)
         driver = Driver(rd, job, timeout)
         thread = threading.Thread(target=driver.run, name="driver", daemon=True)
-        supervisor: Supervisor | None = None
         try:
             from lumiera.appstate.supervisor import Supervisor
 
             supervisor = Supervisor(rd, cfg, options, log, zygote, bound=driver.bound)
+            driver.stop = lambda: supervisor.stops.request("the job is done")
             thread.start()
             code = supervisor.run()
         finally:

@@ -12,10 +12,11 @@ pipeline, playback and sound parts, so that one figure can be followed quickly
 and at other lengths: two generated 1080p H.264 sources of ``--frames`` frames,
 B at opacity 0.5 over A, rendered by ``lumiera render SESSION -o OUT --codec
 h264`` (its own instance, start to exit) and by ``ffmpeg -filter_complex
-blend=all_opacity=0.5 -c:v libx264 -preset ultrafast``, alternating, for
-``--rounds`` rounds. Each command's wall time, the CPU of its whole process
-tree (wait4) and its peak memory (PSS of the tree, sampled) are shown; the
-verdict is best against best, beside the median of the rounds' ratios.
+blend=all_opacity=0.5 -c:v libx264 -preset ultrafast``, alternating (whoever
+went second goes first in the next round), for ``--rounds`` rounds. Each
+command's wall time, the CPU of its whole process tree (wait4) and its peak
+memory (PSS of the tree, sampled) are shown; the verdict is best against
+best, beside the median of the rounds' ratios.
 
 Prints a table and, as the very last line of stdout, one JSON object. Without
 ffmpeg installed the report says so and its figures are null.
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from statistics import median
+from math import nan
 
 from bench_render import (
     CommandRun,
@@ -33,8 +34,19 @@ from bench_render import (
     cli_session,
     ffmpeg_run,
     make_media,
+    say_command,
 )
-from harness import ABSENT_FFMPEG, bench_context, bench_main, parser, say, which_ffmpeg
+from harness import (
+    ABSENT_FFMPEG,
+    alternate,
+    bench_context,
+    bench_main,
+    paired,
+    parser,
+    say,
+    verdict,
+    which_ffmpeg,
+)
 
 
 def _row(what: str, runs: Sequence[CommandRun]) -> str:
@@ -56,24 +68,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     ffmpeg = which_ffmpeg()
     if ffmpeg is None:
         say(ABSENT_FFMPEG)
-    cli: list[CommandRun] = []
-    ff: list[CommandRun] = []
     with bench_context("lumcli-", args.quick) as ctx:
         say(f"media: 2 x {frames} frames of 1080p H.264")
         a = make_media(ctx.base / "a.mp4", frames, 1)
         b = make_media(ctx.base / "b.mp4", frames, 2)
         session = cli_session(ctx, a, b, frames)
-        for k in range(rounds):
+
+        def lumiera(k: int) -> CommandRun | None:
             run = cli_run(ctx, session, frames, k)
-            if run is not None:
-                cli.append(run)
-                say(f"  {k + 1}/{rounds} lumiera render {run.seconds:.2f} s")
-            if ffmpeg is not None:
-                run = ffmpeg_run(ctx, ffmpeg, a, b, k)
-                if run is not None:
-                    ff.append(run)
-                    say(f"  {k + 1}/{rounds} ffmpeg         {run.seconds:.2f} s")
+            say_command("lumiera render", k, rounds, run)
+            return run
+
+        def ffmpeg_line(k: int) -> CommandRun | None:
+            assert ffmpeg is not None
+            run = ffmpeg_run(ctx, ffmpeg, a, b, k)
+            say_command("ffmpeg", k, rounds, run)
+            return run
+
+        variants = {"lumiera": lumiera} | ({"ffmpeg": ffmpeg_line} if ffmpeg else {})
+        runs = alternate(variants, rounds)  # L F, F L, ...: neither always goes first
         problems = list(ctx.problems)
+    # The rounds where both commands completed (a failed run pairs with nothing).
+    rounds_run = zip(runs["lumiera"], runs.get("ffmpeg", []), strict=False)
+    pairs = [(c, f) for c, f in rounds_run if c is not None and f is not None]
+    cli = [r for r in runs["lumiera"] if r is not None]
+    ff = [r for r in runs.get("ffmpeg", []) if r is not None]
     if not cli:
         print("lumiera render: no run completed\n" + "\n".join(problems))
         return 1
@@ -90,11 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if ff:
         best = figures["render_cli_fps"] / figures["ffmpeg_fps"]  # type: ignore[operator]
-        ratios = [c.fps / f.fps for c, f in zip(cli, ff, strict=False)]
-        verdict = "met" if best >= 1 else "MISS"
+        ratio = paired([c.fps for c, _ in pairs], [f.fps for _, f in pairs]) if pairs else nan
         print(
-            f"lumiera render / ffmpeg: {best:.3f} best vs best (aim >= 1: {verdict});"
-            f" median of the rounds' ratios {median(ratios):.3f}"
+            f"lumiera render / ffmpeg: {best:.3f} best vs best (aim >= 1: {verdict(best, 1)});"
+            f" median of the rounds' ratios {ratio:.3f}"
         )
         figures["ratio"] = round(best, 3)
     for line in problems:

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 from lumiera.cli import render_local
-from lumiera.errors import UsageError
+from lumiera.errors import CodecError, UsageError
 from lumiera.vault.codecspec import Registry
 
 
@@ -48,8 +48,10 @@ def main(args: argparse.Namespace) -> int:
     if not output.parent.is_dir():
         raise UsageError(f"-o {args.output}: no directory {output.parent}")
     codecs = Registry()
-    if args.codec not in codecs.names():
-        raise UsageError(f"--codec {args.codec}: one of {', '.join(codecs.names())}")
+    try:
+        codecs.encoder(args.codec)  # the plugins are looked up only for a name not built in
+    except CodecError:
+        raise UsageError(f"--codec {args.codec}: one of {', '.join(codecs.names())}") from None
     first, count = parse_range(args.range)
     if args.farm and args.jobs:
         raise UsageError("--farm and --jobs: one or the other (--jobs makes a farm of its own)")

@@ -281,8 +281,8 @@ def remove_partials(temp: Path) -> list[str]:
     """Remove the partial files (``.NAME.partial``) the instance's processes were writing
     when they died, as their markers in the temp area name them; the paths removed.
 
-    A marker whose writer (the pid in its name) still runs is left: that file is being
-    written, perhaps by another instance to the same output path.
+    The partial file of a marker whose writer (the pid in its name) still runs is
+    kept: it is being written (a process that outlived its instance's end).
     """
     removed = []
     for mark in temp.glob(f"{PARTIAL_MARK}*"):

@@ -77,15 +77,21 @@ def run_round(scale: float, live_s: float, budget: float) -> tuple[int, dict[str
 
 
 def _end_group(proc: subprocess.Popen[str]) -> None:
-    """SIGTERM to the round's process group (its instances stop in order), SIGKILL after 10 s."""
-    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, None)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
+    """SIGTERM to the round's process group (its instances stop in order); SIGKILL to the
+    group after 10 s if any of it is left, the leader ended or not."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.1)  # the leader reaped, so its group's id stays ours to test
         try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return  # the whole group is gone
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -261,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _exit_code(EXIT_INTERRUPTED)
     finally:
         if early:
-            zygote.discard_prestarted()  # not taken (a farm render, a usage error)
+            zygote.discard_prestarted()  # not taken (a usage error, an early failure)
     if early and getattr(args, "exit_now", False):  # render.main asks for it (a local render)
         _exit_now(code)
     return code

@@ -230,9 +230,8 @@ class PlayerActor(Actor):
         audio_ring = self.rings.sound("render-audio", out) if sound else None
         from lumiera.shm.ring import Consumer
 
-        # The consumers first (a block ring waits only for the consumers it has), then
-        # the engine's stream, then the encoder: the x264 start (about 5 ms) and the
-        # file's header overlap the engine's media opening and first decode.
+        # Consumers first (a block ring waits for those it has), then the engine's stream,
+        # then the encoder: x264's start overlaps the engine's media opening and first decode.
         consumers = [Consumer(self.rd, stream.ring, timeout=FRAME_WAIT_S)]
         args: dict[str, Any] = {
             "timeline": timeline,
@@ -260,8 +259,10 @@ class PlayerActor(Actor):
             for c in consumers:
                 c.close()
             if reply is not None:  # the engine's stream runs: stopped, the first error said
-                with contextlib.suppress(Exception):
+                try:
                     self.client.request("engine", "stop_stream", {"stream": reply["stream"]})
+                except Exception as e:  # noqa: BLE001 - the render's own error goes on up
+                    self.log.warning("engine stream %s left running: %s", reply["stream"], e)
             raise
         stream.engine_stream = reply["stream"]
         stream.state = "running"

@@ -12,6 +12,7 @@ from lumiera.runtime_dir import RuntimeDir
 from lumiera.testing.instance import (
     CREATED_INSTANCES,
     Instance,
+    as_from_a_terminal,
     instance,
     run_cli,
     unique_runtime_dir,
@@ -25,6 +26,7 @@ __all__ = [
     "Instance",
     "RuntimeDir",
     "Tap",
+    "as_from_a_terminal",
     "instance",
     "instance_pids",
     "leftovers",

@@ -51,7 +51,7 @@ def run_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[st
     )
 
 
-def _as_from_a_terminal() -> None:  # pragma: no cover - runs in the child before exec
+def as_from_a_terminal() -> None:  # pragma: no cover - runs in the child before exec
     """SIGINT and SIGHUP as a terminal leaves them, however the tests were started (a
     suite under ``nohup … &`` would hand its instances both ignored)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -106,7 +106,7 @@ class Instance:
                 stderr=subprocess.STDOUT,
                 text=True,
                 env=env,
-                preexec_fn=_as_from_a_terminal,  # noqa: PLW1509 - signal dispositions only
+                preexec_fn=as_from_a_terminal,  # noqa: PLW1509 - signal dispositions only
             )
         return self
 

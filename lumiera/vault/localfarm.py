@@ -32,6 +32,7 @@ from typing import Any
 
 from lumiera.errors import Unavailable
 from lumiera.parentdeath import signal_on_parent_death
+from lumiera.vault.streamspec import usable_cores
 
 log = logging.getLogger("lumiera.farm")
 
@@ -100,10 +101,10 @@ class LocalFarm:
         self.name = name
         self.directory = directory
         self.host, self.port, self.security = host, port, security
-        # The machine's cores shared among the nodes (each engine would take them
-        # all: N nodes would oversubscribe it N times); node_args come after: a
+        # The usable cores shared among the nodes (each engine would take them
+        # all: N nodes would oversubscribe them N times); node_args come after: a
         # user's --def engine.workers=K wins.
-        share = max(1, (os.cpu_count() or 1) // max(1, workers))
+        share = max(1, usable_cores() // max(1, workers))
         self.node_args = ["--def", f"engine.workers={share}", *node_args]
         self.nodes = [
             Node(k, f"{name}-node{k}", directory / f"node{k}", directory / f"node{k}.log")

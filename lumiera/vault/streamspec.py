@@ -15,10 +15,15 @@ FORMATS = {"rgb24": PixelFormat.RGB24, "gray": PixelFormat.GRAY, "yuv420p": Pixe
 MODES = ("render", "playback")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its affinity, which a container's cpuset
+    narrows, not every core of the host (never empty)."""
+    return len(os.sched_getaffinity(0))
+
+
 def engine_workers(configured: int) -> int:
-    """The Engine's worker threads for ``[engine] workers`` (0: one per core it may use:
-    its affinity, which a container's cpuset narrows, not every core of the host)."""
-    return configured or len(os.sched_getaffinity(0)) or 1
+    """The Engine's worker threads for ``[engine] workers`` (0: one per usable core)."""
+    return configured or usable_cores()
 
 
 def render_window(workers: int) -> int:

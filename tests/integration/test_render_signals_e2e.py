@@ -42,11 +42,6 @@ def _ignore_sigint() -> None:  # pragma: no cover - runs in the child before exe
     signal.signal(signal.SIGHUP, signal.SIG_DFL)  # not under nohup (the tests may be)
 
 
-def _from_a_terminal() -> None:  # pragma: no cover - runs in the child before exec
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # the suite itself may run under nohup &
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
-
-
 def render_signalled(
     session: Path, out_dir: Path, sig: int, *, when: str, sigint_ignored: bool = False
 ) -> tuple[int, str]:
@@ -63,7 +58,7 @@ def render_signalled(
         [str(session), "-o", str(out), "--codec", "ffv1"],
         sig,
         ready,
-        _ignore_sigint if sigint_ignored else _from_a_terminal,
+        _ignore_sigint if sigint_ignored else testing.as_from_a_terminal,
     )
     return code, err
 

@@ -31,7 +31,7 @@ RING_KINDS: dict[str, dict[str, Any]] = {
     # yuv420p frames for the encoder, in order, rendered straight into the slots: as many
     # slots as the Engine's window needs (PlayerRings' render_slots), at least these.
     "render": {"policy": "block", "slots": 4},
-    "viewer": {"policy": "drop", "slots": 4},  # yuv420p previews for any number of viewers
+    "viewer": {"policy": "drop", "slots": 4},  # previews (yuv420p; slots fit rgb24 too)
     "render-audio": {"policy": "block", "slots": 4},  # each frame's sound, after its picture
     # A playback's sound, for its sink and the viewers: 16 frames (0.64 s at 25 fps) of
     # slack for a reader, as the sound must not gap where a picture may be skipped.

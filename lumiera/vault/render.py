@@ -23,7 +23,7 @@ import numpy as np
 
 from lumiera.bus.timeline import Clip, Timeline
 from lumiera.vault.cache import FrameCache
-from lumiera.vault.composite import alpha_of, dissolve, over
+from lumiera.vault.composite import FULL, dissolve, over, weight_of
 from lumiera.vault.media import MediaPool
 
 Planes = tuple[np.ndarray[Any, np.dtype[np.uint8]], ...]
@@ -136,7 +136,7 @@ def render_frame(
     size = (timeline.output.width, timeline.output.height)
     layers = _layers(timeline, index, pool=pool, fmt=fmt, size=size, cache=cache)
     below: Planes = out
-    if not layers or alpha_of(layers[0][1]) < 255:
+    if not layers or weight_of(layers[0][1]) < FULL:
         for plane, level in zip(out, BLACK[fmt], strict=True):
             plane.fill(level)
     elif len(layers) > 1:

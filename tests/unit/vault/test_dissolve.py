@@ -56,11 +56,11 @@ def test_frames_of_a_transition_are_the_dissolve_of_both_clips_then_over_the_tra
             firsts = first if isinstance(first, tuple) else (first,)
             seconds = second if isinstance(second, tuple) else (second,)
             opacity = (1.0 * (4 - step) + 0.5 * step) / 4  # c1 opaque, c2 at 0.5
-            alpha = round(opacity * 255)
+            weight = round(opacity * 256)
             black = {"rgb24": (0,), "gray": (16,), "yuv420p": (16, 128, 128)}[fmt]
             for plane, x, y, lvl in zip(out, firsts, seconds, black, strict=True):
                 mixed = dissolve(x, y, step, 4).astype(np.int64)
-                expected: Any = (mixed * alpha + lvl * (255 - alpha) + 127) // 255
+                expected: Any = (mixed * weight + lvl * (256 - weight) + 128) // 256
                 assert (plane == expected).all(), (fmt, index)
     finally:
         pool.close()

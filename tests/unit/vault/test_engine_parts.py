@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from lumiera.errors import DeadlineMissed, ShuttingDown
 from lumiera.vault import composite as composite_module
 from lumiera.vault.cache import FrameCache
-from lumiera.vault.composite import alpha_of, composite, over
+from lumiera.vault.composite import composite, over, weight_of
 from lumiera.vault.render import FrameBuffers
 from lumiera.vault.scheduler import Priority, Scheduler
 
@@ -172,21 +172,32 @@ def test_worker_threads_run_jobs_in_parallel_and_shutdown_answers_what_is_queued
     opacity=st.floats(0, 1, allow_nan=False),
 )
 def test_over_is_the_documented_integer_formula_for_every_sample(below, top, opacity):
-    a = alpha_of(opacity)
+    w = weight_of(opacity)
     b = np.full((3, 5), below, np.uint8)
     t = np.full((3, 5), top, np.uint8)
-    expected = (top * a + below * (255 - a) + 127) // 255
+    expected = (top * w + below * (256 - w) + 128) // 256
     assert (over(b, t, opacity) == expected).all()
 
 
-def test_over_is_exact_for_every_sample_pair_at_every_alpha():
-    # all 65,536 (below, top) pairs, for each of the 256 alphas: the shift form
-    # of the division by 255 must never differ from the documented formula
+def test_over_is_exact_for_every_sample_pair_at_every_weight():
+    # all 65,536 (below, top) pairs, for each of the 257 weights: the uint16 sums
+    # must never overflow, in the blocked form or the strided one
     below = np.repeat(np.arange(256, dtype=np.uint8), 256).reshape(256, 256)
     top = below.T.copy()
-    for a in range(256):
-        expected = (top.astype(np.int64) * a + below.astype(np.int64) * (255 - a) + 127) // 255
-        assert (over(below, top, a / 255) == expected).all(), a
+    for w in range(257):
+        expected = (top.astype(np.int64) * w + below.astype(np.int64) * (256 - w) + 128) // 256
+        assert (over(below, top, w / 256) == expected).all(), w
+        strided = np.empty((256, 256, 2), np.uint8)[..., 0]  # not rows: the other path
+        assert (over(below, top, w / 256, strided) == expected).all(), w
+
+
+def test_half_opacity_is_the_mean_rounded_half_up_whichever_layer_is_on_top():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+    y = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+    mean = (x.astype(np.int64) + y + 1) // 2
+    assert (over(x, y, 0.5) == mean).all()
+    assert (over(y, x, 0.5) == mean).all()
 
 
 def test_full_opacity_copies_the_layer_and_zero_leaves_what_is_below():
@@ -204,8 +215,8 @@ def test_composite_stacks_layers_bottom_first_per_pixel():
     composite(layers, out)
     expected = np.zeros((8, 8, 3), np.int64)
     for pixels, opacity in layers:
-        a = round(opacity * 255)
-        expected = (pixels.astype(np.int64) * a + expected * (255 - a) + 127) // 255
+        w = round(opacity * 256)
+        expected = (pixels.astype(np.int64) * w + expected * (256 - w) + 128) // 256
     assert (out == expected).all()
 
 
@@ -213,13 +224,13 @@ def test_layers_of_different_sizes_and_bad_opacities_are_refused():
     with pytest.raises(ValueError, match="shapes differ"):
         over(np.zeros((2, 2), np.uint8), np.zeros((2, 3), np.uint8), 0.5)
     with pytest.raises(ValueError, match="opacity"):
-        alpha_of(1.5)
+        weight_of(1.5)
 
 
 def reference_over(below: Any, top: Any, opacity: float) -> Any:
     """The compositing formula in 64-bit integers: what over() must give."""
-    a = alpha_of(opacity)
-    return ((top.astype(np.int64) * a + below.astype(np.int64) * (255 - a) + 127) // 255).astype(
+    w = weight_of(opacity)
+    return ((top.astype(np.int64) * w + below.astype(np.int64) * (256 - w) + 128) // 256).astype(
         np.uint8
     )
 

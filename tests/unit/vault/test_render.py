@@ -116,9 +116,9 @@ def test_every_output_frame_is_the_exact_composite_of_its_sources(timeline, fmt,
             for clip, source in contract.visible(index):
                 got = check.frame(contract.media_of(clip).path, source, fmt, (W, H))
                 layers = got if isinstance(got, tuple) else (got,)
-                a = round(clip.opacity * 255)
+                w = round(clip.opacity * 256)
                 expected = [
-                    (lay.astype(np.int64) * a + e * (255 - a) + 127) // 255
+                    (lay.astype(np.int64) * w + e * (256 - w) + 128) // 256
                     for lay, e in zip(layers, expected, strict=True)
                 ]
             for plane, exp in zip(out, expected, strict=True):

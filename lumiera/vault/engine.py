@@ -51,7 +51,7 @@ from lumiera.vault.cache import FrameCache
 from lumiera.vault.media import MediaPool, check_sources
 from lumiera.vault.scheduler import Scheduler
 from lumiera.vault.stream import WAIT_FRAME_S, RenderStream
-from lumiera.vault.streamspec import FORMATS, MODES, StreamSpec, engine_workers
+from lumiera.vault.streamspec import FORMATS, MODES, StreamSpec, decode_threads, engine_workers
 
 PREROLL_S = 0.25  # playback: the first frame is due this long after the request, by default
 KEEP_ENDED = 64  # ended streams kept for ``streams``
@@ -65,6 +65,7 @@ class EngineActor(Actor):
         super().__init__(ctx)
         cfg = ctx.config
         self.workers = engine_workers(cfg.get_int("engine.workers"))
+        self.decode_threads = decode_threads(cfg.get_int("engine.decode_threads"), self.workers)
         self.lead = cfg.get_int("engine.prefetch_frames")
         self.cache = FrameCache(cfg.get_int("vault.cache_mb") * 2**20)
         self.max_open = cfg.get_int("vault.max_open_files")
@@ -106,7 +107,7 @@ class EngineActor(Actor):
         """This worker thread's own pool (PyAV containers are used by one thread)."""
         pool: MediaPool | None = getattr(self._local, "pool", None)
         if pool is None:
-            pool = self._local.pool = MediaPool(self.max_open)
+            pool = self._local.pool = MediaPool(self.max_open, self.decode_threads)
             with self._pools_lock:
                 self._pools.append(pool)
         return pool
@@ -149,7 +150,9 @@ class EngineActor(Actor):
         scheduler = self._scheduler()
         sid = f"s{next(self._ids)}"
         due = start if start is not None else time.monotonic() + PREROLL_S
-        spec = StreamSpec(sid, timeline, first, count, ring, fmt, mode, fps, due, audio_ring)
+        spec = StreamSpec(
+            sid, timeline, first, count, ring, fmt, mode, fps, due, audio_ring, self.decode_threads
+        )
         stream = RenderStream(
             spec,
             scheduler,

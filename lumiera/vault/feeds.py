@@ -40,7 +40,7 @@ class ClipReader:
         self.clip, self.path, self.spec, self.cache = clip, media.path, spec, cache
         self.begin, self.end = clip.position, clip.end
         self.next = max(self.begin, spec.first)  # the first output frame not read yet
-        self.pool = MediaPool(1)  # its own decoder: used by one job at a time
+        self.pool = MediaPool(1, spec.decode_threads)  # its own decoder: one job at a time
         self.pool.expect(media)
         self.job: JobHandle | None = None
         self.decoded = 0

@@ -101,8 +101,9 @@ def round_ratio(n: int, d: int) -> int:
 class _Open:
     """One open container and where its decoder stands."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, threads: int = 0) -> None:
         self.path = path
+        self.threads = threads
         self.frames: Any = None  # the decoder's frame iterator
         self.next_index = 0  # index of the frame the iterator yields next
         self._open_container()
@@ -124,6 +125,8 @@ class _Open:
             raise MediaError(f"media {path}: no video stream")
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
+        if self.threads:  # else FFmpeg's count (see streamspec.decode_threads)
+            self.stream.thread_count = self.threads
         rate = self.stream.average_rate or self.stream.guessed_rate
         if not rate:
             self.container.close()
@@ -154,12 +157,18 @@ class _Open:
 
 
 class MediaPool:
-    """Open media by path, at most ``max_open`` at a time, least recently used closed first."""
+    """Open media by path, at most ``max_open`` at a time, least recently used closed first.
 
-    def __init__(self, max_open: int = 32) -> None:
+    ``threads``: each decoder's threads (0: FFmpeg's frame threads, its own count).
+    """
+
+    def __init__(self, max_open: int = 32, threads: int = 0) -> None:
         if max_open < 1:
             raise ValueError("max_open must be at least 1")
+        if threads < 0:
+            raise ValueError("threads must be 0 (FFmpeg's count) or more")
         self.max_open = max_open
+        self.threads = threads
         self._open: OrderedDict[str, _Open] = OrderedDict()
         self._identity: dict[str, Identity] = {}
         self.opens = 0  # how many times a file was opened (reopens included)
@@ -191,7 +200,7 @@ class MediaPool:
         while len(self._open) >= self.max_open:
             _, oldest = self._open.popitem(last=False)
             oldest.close()
-        entry = _Open(path)
+        entry = _Open(path, self.threads)
         self.opens += 1
         self._open[path] = entry
         return entry

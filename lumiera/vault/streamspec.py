@@ -26,6 +26,23 @@ def engine_workers(configured: int) -> int:
     return configured or usable_cores()
 
 
+def decode_threads(configured: int, workers: int) -> int:
+    """Each source decoder's threads for ``[engine] decode_threads`` (0: by ``workers``).
+
+    FFmpeg's frame threads let one source decode on several cores, at a price: each
+    thread keeps a copy of the decoder's state and frames are handed between them.
+    An Engine of 2 workers or fewer runs where two sources and an encoder already
+    fill the cores, and one thread a decoder is cheaper there: ``lumiera render`` of
+    two 1080p H.264 sources on 2 cores took 3.8% less wall time and 2.7% less CPU
+    (6 alternated rounds). Above that, FFmpeg's own count (0), as before.
+    """
+    if configured < 0:
+        raise ValueError(f"engine.decode_threads {configured}: 0 (by the workers) or more")
+    if configured:
+        return configured
+    return 1 if workers <= 2 else 0
+
+
 def render_window(workers: int) -> int:
     """Render jobs a stream keeps queued or running ahead of its position."""
     return 2 * workers + 2
@@ -51,6 +68,7 @@ class StreamSpec:
     rate: Fraction = Fraction(25)
     start: float = 0.0  # playback: when frame ``first`` is due (time.monotonic)
     audio_ring: str | None = None  # each frame's sound into this ring too
+    decode_threads: int = 0  # each clip reader's decoder (decode_threads(); 0: FFmpeg's)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -139,8 +139,20 @@ class Engine:
         start: float = 0.0,
         lead: int = 16,
         cache: FrameCache | None = None,
+        decode_threads: int = 0,
     ) -> RenderStream:
-        spec = StreamSpec("s1", timeline_of(timeline), first, count, "ring", fmt, mode, rate, start)
+        spec = StreamSpec(
+            "s1",
+            timeline_of(timeline),
+            first,
+            count,
+            "ring",
+            fmt,
+            mode,
+            rate,
+            start,
+            decode_threads=decode_threads,
+        )
         cache = cache if cache is not None else FrameCache(64 << 20)
         made = RenderStream(spec, self.scheduler, cache, self.pool, workers=WORKERS, lead=lead)
         self.streams.append(made)
@@ -217,6 +229,21 @@ def test_render_mode_writes_every_frame_in_order_each_the_exact_composite(engine
     assert [read_code(by_pts[n]) for n in range(24, FIRST + COUNT)] == [
         B_FIRST + 2 + n - 20 for n in range(24, FIRST + COUNT)
     ]
+
+
+def test_clip_readers_decode_with_the_streams_decoder_threads_and_the_frames_stay_exact(
+    engine, timeline
+):
+    stream = engine.stream(timeline, fmt="yuv420p", decode_threads=1)
+    assert stream.readers and all(r.pool.threads == 1 for r in stream.readers)
+    producer = FakeProducer()
+    stream.run(producer)
+    assert stream.info().to_wire()["state"] == "done"
+    expected = expected_frames(timeline, "yuv420p", range(FIRST, FIRST + COUNT))
+    assert producer.pts == list(range(FIRST, FIRST + COUNT))
+    for w in producer.written:
+        for got, exp in zip(w.planes, expected[w.pts], strict=True):
+            assert (got == exp).all(), w.pts
 
 
 def test_each_source_frame_is_decoded_once_and_render_jobs_find_it_prefetched(engine, timeline):

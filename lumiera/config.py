@@ -184,7 +184,7 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
     },
     "engine": {
         "workers": Key(_count, "render worker threads (0: one per core it may use)"),
-        "decode_threads": Key(_count, "threads of each source's decoder (0: by the workers)"),
+        "decode_threads": Key(_count, "threads of each source's decoder (0: by the cores)"),
         "prefetch_frames": Key(_positive_int, "frames each stream decodes ahead of its position"),
         "stats_interval": Key(_positive_float, "period of stats.engine events"),
     },

@@ -29,7 +29,10 @@ pip does for an installed package: ``harness.context.precompile``):
   process meanwhile (from /proc), the Engine's own ``engine.render.done`` report, and the file's
   frame count (packets of its video stream, demuxed), which must be 250.
 * render in one process (``single process``): the same two files decoded with
-  PyAV (``thread_type`` AUTO, as the Vault does), composited exactly as
+  PyAV (``thread_type`` AUTO: FFmpeg's frame threads, which a loop that decodes,
+  composites and encodes one frame after the other needs for any parallelism;
+  the Vault's decoders run one thread each on 2 cores, see
+  ``lumiera.vault.streamspec.decode_threads``), composited exactly as
   lumiera does, per yuv420p plane ``lumiera.vault.composite.over(A, B, 0.5,
   out)`` (B over the bottom clip A; ``out`` is the encoder's frame, so no copy
   is made), and encoded as lumiera's ``h264`` codec does (libx264, preset

@@ -27,20 +27,24 @@ def engine_workers(configured: int) -> int:
 
 
 def decode_threads(configured: int, workers: int) -> int:
-    """Each source decoder's threads for ``[engine] decode_threads`` (0: by ``workers``).
+    """Each source decoder's threads for ``[engine] decode_threads``; 0 there: by the cores.
 
-    FFmpeg's frame threads let one source decode on several cores, at a price: each
-    thread keeps a copy of the decoder's state and frames are handed between them.
-    An Engine of 2 workers or fewer runs where two sources and an encoder already
-    fill the cores, and one thread a decoder is cheaper there: ``lumiera render`` of
-    two 1080p H.264 sources on 2 cores took 3.8% less wall time and 2.7% less CPU
-    (6 alternated rounds). Above that, FFmpeg's own count (0), as before.
+    Returns what :class:`~lumiera.vault.media.MediaPool` takes: a count, or 0 for
+    FFmpeg's own (frame threads, one per core + 1). FFmpeg's frame threads let one
+    source decode on several cores, at a price: each thread keeps a copy of the
+    decoder's state and frames are handed between them. Where the Engine has 2
+    cores or fewer (its workers, or the cores it may use, whichever is less: a
+    local farm's node has its share), the other sources and the encoder fill them
+    anyway, and one thread a decoder is cheaper: ``lumiera render`` of two 1080p
+    H.264 sources on 2 cores took 3.8% less wall time and 2.7% less CPU (6
+    alternated rounds). With more, FFmpeg's own count, as before (not measured:
+    no machine of more cores was lent).
     """
     if configured < 0:
-        raise ValueError(f"engine.decode_threads {configured}: 0 (by the workers) or more")
+        raise ValueError(f"engine.decode_threads {configured}: 0 (by the cores) or more")
     if configured:
         return configured
-    return 1 if workers <= 2 else 0
+    return 1 if min(workers, usable_cores()) <= 2 else 0
 
 
 def render_window(workers: int) -> int:

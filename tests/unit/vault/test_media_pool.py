@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lumiera.errors import MediaChanged, MediaError
+from lumiera.vault import streamspec
 from lumiera.vault.media import SEEK_AHEAD, Identity, MediaPool, round_ratio
 from lumiera.vault.streamspec import decode_threads
 from tests.support import write_audio_only
@@ -124,24 +125,28 @@ def test_reading_every_frame_in_order_is_exact_and_seeks_only_once(media, name, 
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-def test_a_pool_of_given_decoder_threads_gives_ffmpegs_pixels_in_order_and_at_random(
+def test_a_pool_of_given_decoder_threads_decodes_each_frame_as_the_default_pool_does(
     media, threads
 ):
     path = str(media["h264-gop12.mp4"])
-    ours, ffmpegs = MediaPool(threads=threads), MediaPool()
+    ours, default = MediaPool(threads=threads), MediaPool()
     try:
         rnd = random.Random(f"threads-{threads}")
         for index in [*range(MEDIA["h264-gop12.mp4"]), *(rnd.randrange(100) for _ in range(30))]:
-            got, want = ours.frame(path, index, "yuv420p"), ffmpegs.frame(path, index, "yuv420p")
+            got, want = ours.frame(path, index, "yuv420p"), default.frame(path, index, "yuv420p")
             assert all((g == w).all() for g, w in zip(got, want, strict=True)), index
+            assert code_at(ours, path, index) == index  # and it is the frame asked for
         assert ours._open[path].stream.codec_context.thread_count == threads
     finally:
         ours.close()
-        ffmpegs.close()
+        default.close()
 
 
-def test_decode_threads_one_for_an_engine_of_two_workers_or_fewer_else_ffmpegs_count():
+def test_decode_threads_one_for_an_engine_of_two_cores_or_fewer_else_ffmpegs_count(monkeypatch):
+    monkeypatch.setattr(streamspec, "usable_cores", lambda: 16)
     assert [decode_threads(0, workers) for workers in (1, 2, 3, 16)] == [1, 1, 0, 0]
+    monkeypatch.setattr(streamspec, "usable_cores", lambda: 2)  # 16 workers on 2 cores
+    assert [decode_threads(0, workers) for workers in (2, 16)] == [1, 1]
     assert decode_threads(4, 2) == 4  # configured: as configured
     assert decode_threads(1, 16) == 1
     with pytest.raises(ValueError, match="decode_threads"):

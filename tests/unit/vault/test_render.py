@@ -87,7 +87,8 @@ def test_visible_clips_come_bottom_track_first_with_their_source_frame(timeline)
 
 
 @pytest.mark.parametrize("fmt", ["rgb24", "yuv420p", "gray"])
-@pytest.mark.parametrize("bottom", [1.0, 0.6])  # opaque: no black under it; else black shows
+# opaque (1.0, and 0.999: weight 256 too): no black under it; else (0.997: 255) black shows
+@pytest.mark.parametrize("bottom", [1.0, 0.999, 0.997, 0.6])
 def test_every_output_frame_is_the_exact_composite_of_its_sources(timeline, fmt, bottom):
     timeline["clips"][0]["opacity"] = bottom
     contract = timeline_of(timeline)

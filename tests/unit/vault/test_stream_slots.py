@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lumiera.errors import MediaError
+from lumiera.errors import DeadlineMissed, MediaError
 from lumiera.shm import ring
 from lumiera.shm.layout import PixelFormat, frame_bytes
 from lumiera.shm.ring import RingTimeout
 from lumiera.vault import stream as stream_module
 from lumiera.vault.render import render_frame
+from lumiera.vault.scheduler import JobHandle
 from lumiera.vault.stream import RenderStream
 from lumiera.vault.streamspec import render_slots, render_window
 from tests.unit.shm.ringkit import WAIT_S, RingKit, put, ring_kit, take
@@ -258,6 +259,36 @@ def test_a_render_job_that_raises_fails_the_stream_after_the_frames_before_it(
     assert info["state"] == "failed", info
     assert info["error"] == "MediaError: media x.mkv: frame 7 is corrupt"
     assert info["failed"] == 1 and info["frames"] == 7 - FIRST
+    assert reader.pts == list(range(FIRST, 7))
+    reader.check_exact(timeline, "yuv420p")
+    clean_close(kit, producer, reader)
+
+
+def test_a_dropped_render_job_fails_the_stream_and_its_unwritten_slot_is_never_published(
+    engine: Engine, kit: RingKit, timeline, monkeypatch
+):
+    # Render jobs run at RENDER priority, which the scheduler never drops; should one be
+    # dropped all the same, the slot it never wrote must not reach the readers as a frame.
+    render_ring(kit)
+    stream = engine.stream(timeline, fmt="yuv420p")
+    real = stream._render_job
+
+    def dropping(index: int, slot: Any = None) -> JobHandle:
+        if index != 7:
+            return real(index, slot)
+        handle = JobHandle(f"frame {index}")
+        handle._finish(error=DeadlineMissed("dropped, too late"))
+        stream.woken.set()
+        return handle
+
+    monkeypatch.setattr(stream, "_render_job", dropping)
+    with reading(kit) as reader:
+        producer = kit.producer(RING)
+        stream.run(producer)
+        assert producer.claims >= 1  # frame 7's slot at least: claimed, never published
+    info = stream.info().to_wire()
+    assert info["state"] == "failed", info
+    assert "frame 7: its render job was dropped" in info["error"]
     assert reader.pts == list(range(FIRST, 7))
     reader.check_exact(timeline, "yuv420p")
     clean_close(kit, producer, reader)

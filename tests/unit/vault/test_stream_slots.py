@@ -245,51 +245,51 @@ def raise_at(monkeypatch, bad: int) -> None:
     monkeypatch.setattr(logging.getLogger("lumiera.engine"), "disabled", True)
 
 
-def test_a_render_job_that_raises_fails_the_stream_after_the_frames_before_it(
-    engine: Engine, kit: RingKit, timeline, monkeypatch
-):
-    raise_at(monkeypatch, 7)
-    render_ring(kit)
-    stream = engine.stream(timeline, fmt="yuv420p")
-    with reading(kit) as reader:
-        producer = kit.producer(RING)
-        stream.run(producer)
-        assert producer.claims >= 1  # frame 7's slot at least: claimed, never published
-    info = stream.info().to_wire()
-    assert info["state"] == "failed", info
-    assert info["error"] == "MediaError: media x.mkv: frame 7 is corrupt"
-    assert info["failed"] == 1 and info["frames"] == 7 - FIRST
-    assert reader.pts == list(range(FIRST, 7))
-    reader.check_exact(timeline, "yuv420p")
-    clean_close(kit, producer, reader)
+def drop_job(stream: RenderStream, index: int, monkeypatch) -> None:
+    """Frame ``index``'s render job dropped by the scheduler (its slot claimed, unwritten).
 
-
-def test_a_dropped_render_job_fails_the_stream_and_its_unwritten_slot_is_never_published(
-    engine: Engine, kit: RingKit, timeline, monkeypatch
-):
-    # Render jobs run at RENDER priority, which the scheduler never drops; should one be
-    # dropped all the same, the slot it never wrote must not reach the readers as a frame.
-    render_ring(kit)
-    stream = engine.stream(timeline, fmt="yuv420p")
+    Render jobs run at RENDER priority, which the scheduler never drops: this is what
+    would happen if one were dropped all the same.
+    """
     real = stream._render_job
 
-    def dropping(index: int, slot: Any = None) -> JobHandle:
-        if index != 7:
-            return real(index, slot)
-        handle = JobHandle(f"frame {index}")
+    def dropping(at: int, slot: Any = None) -> JobHandle:
+        if at != index:
+            return real(at, slot)
+        handle = JobHandle(f"frame {at}")
         handle._finish(error=DeadlineMissed("dropped, too late"))
         stream.woken.set()
         return handle
 
     monkeypatch.setattr(stream, "_render_job", dropping)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("raises", "MediaError: media x.mkv: frame 7 is corrupt"),
+        ("dropped", "RuntimeError: frame 7: its render job was dropped, its slot unwritten"),
+    ],
+)
+def test_a_render_job_that_fails_fails_the_stream_after_the_frames_before_it(
+    engine: Engine, kit: RingKit, timeline, monkeypatch, case
+):
+    how, error = case
+    if how == "raises":
+        raise_at(monkeypatch, 7)
+    render_ring(kit)
+    stream = engine.stream(timeline, fmt="yuv420p")
+    if how == "dropped":
+        drop_job(stream, 7, monkeypatch)
     with reading(kit) as reader:
         producer = kit.producer(RING)
         stream.run(producer)
         assert producer.claims >= 1  # frame 7's slot at least: claimed, never published
     info = stream.info().to_wire()
     assert info["state"] == "failed", info
-    assert "frame 7: its render job was dropped" in info["error"]
-    assert reader.pts == list(range(FIRST, 7))
+    assert info["error"] == error
+    assert info["failed"] == 1 and info["frames"] == 7 - FIRST
+    assert reader.pts == list(range(FIRST, 7))  # never frame 7's unwritten slot
     reader.check_exact(timeline, "yuv420p")
     clean_close(kit, producer, reader)
 

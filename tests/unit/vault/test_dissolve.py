@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -19,9 +20,41 @@ def test_the_dissolve_formula_is_exact_at_its_ends_and_midpoint():
     b = np.array([255, 11, 0, 8], np.uint8)
     assert (dissolve(a, b, 0, 4) == a).all() and (dissolve(a, b, 4, 4) == b).all()
     assert dissolve(a, b, 2, 4).tolist() == [128, 11, 128, 8]  # (a + b + 1) // 2
-    assert dissolve(a, b, 1, 3).tolist() == [85, 10, 170, 7]  # (2a + b + 1) // 3
+    assert dissolve(a, b, 1, 3).tolist() == [85, 10, 170, 7]  # w = 85: (171a + 85b + 128) >> 8
     with pytest.raises(ValueError, match="step 5 of 4"):
         dissolve(a, b, 5, 4)
+    with pytest.raises(ValueError, match="shapes differ"):
+        dissolve(a, b[:3], 1, 4)
+
+
+def reference(a: Any, b: Any, k: int, length: int) -> Any:
+    """The documented formula in 64-bit integers, the weight rounded as Python rounds."""
+    w = round(Fraction(256 * k, length))
+    return (a.astype(np.int64) * (256 - w) + b.astype(np.int64) * w + 128) // 256
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 4, 7, 25, 100, 512, 1000])
+def test_every_step_of_a_dissolve_is_the_formula_for_every_sample_pair(length):
+    # all 65,536 (a, b) pairs, at every step (a sample of them for long ones), in rows
+    # (the blocked path) and as a strided view (the other path)
+    a = np.repeat(np.arange(256, dtype=np.uint8), 256).reshape(256, 256)
+    b = a.T.copy()
+    steps = range(length + 1) if length <= 100 else range(0, length + 1, 37)
+    for k in [*steps, length]:
+        want = reference(a, b, k, length)
+        assert (dissolve(a, b, k, length) == want).all(), (k, length)
+        assert (dissolve(a[:, ::-1], b[:, ::-1], k, length) == want[:, ::-1]).all(), (k, length)
+
+
+def test_a_dissolve_leaves_its_layers_as_they_were_and_gives_a_new_array():
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 256, (64, 96), dtype=np.uint8)
+    b = rng.integers(0, 256, (64, 96), dtype=np.uint8)
+    a0, b0 = a.copy(), b.copy()
+    for k in (0, 3, 8):
+        out = dissolve(a, b, k, 8)
+        assert not np.shares_memory(out, a) and not np.shares_memory(out, b)
+    assert (a == a0).all() and (b == b0).all()
 
 
 @pytest.mark.parametrize("fmt", ["yuv420p", "gray", "rgb24"])
@@ -59,7 +92,7 @@ def test_frames_of_a_transition_are_the_dissolve_of_both_clips_then_over_the_tra
             weight = round(opacity * 256)
             black = {"rgb24": (0,), "gray": (16,), "yuv420p": (16, 128, 128)}[fmt]
             for plane, x, y, lvl in zip(out, firsts, seconds, black, strict=True):
-                mixed = dissolve(x, y, step, 4).astype(np.int64)
+                mixed = reference(x, y, step, 4)
                 expected: Any = (mixed * weight + lvl * (256 - weight) + 128) // 256
                 assert (plane == expected).all(), (fmt, index)
     finally:

@@ -143,4 +143,4 @@ def dissolve(a: Array, b: Array, k: int, length: int) -> Array:
         raise ValueError(f"layer shapes differ: {a.shape} and {b.shape}")
     if not 0 <= k <= length or length < 1:
         raise ValueError(f"dissolve step {k} of {length}")
-    return _weighted(a, b, round(Fraction(FULL * k, length)), np.empty_like(a))
+    return _weighted(a, b, round(Fraction(FULL * k, length)), np.empty(a.shape, np.uint8))

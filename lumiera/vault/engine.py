@@ -151,7 +151,17 @@ class EngineActor(Actor):
         sid = f"s{next(self._ids)}"
         due = start if start is not None else time.monotonic() + PREROLL_S
         spec = StreamSpec(
-            sid, timeline, first, count, ring, fmt, mode, fps, due, audio_ring, self.decode_threads
+            sid,
+            timeline,
+            first,
+            count,
+            ring,
+            fmt=fmt,
+            mode=mode,
+            rate=fps,
+            start=due,
+            audio_ring=audio_ring,
+            decode_threads=self.decode_threads,
         )
         stream = RenderStream(
             spec,

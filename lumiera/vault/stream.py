@@ -370,8 +370,8 @@ class RenderStream:
             try:
                 planes = handle.result(0)
             except DeadlineMissed:
-                s.dropped += 1  # playback: the scheduler dropped it as too late
                 dropped = True
+                s.dropped += slot is None  # playback: the scheduler dropped it as too late
             except Exception:
                 s.failed += 1  # this frame's job raised: the stream ends here
                 raise

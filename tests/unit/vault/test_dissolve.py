@@ -21,6 +21,9 @@ def test_the_dissolve_formula_is_exact_at_its_ends_and_midpoint():
     assert (dissolve(a, b, 0, 4) == a).all() and (dissolve(a, b, 4, 4) == b).all()
     assert dissolve(a, b, 2, 4).tolist() == [128, 11, 128, 8]  # (a + b + 1) // 2
     assert dissolve(a, b, 1, 3).tolist() == [85, 10, 170, 7]  # w = 85: (171a + 85b + 128) >> 8
+    # the weight's halves go to even: 256 x 1/512 is 0.5 -> 0 (a), 256 x 3/512 is 1.5 -> 2
+    assert (dissolve(a, b, 1, 512) == a).all()
+    assert dissolve(a, b, 3, 512).tolist() == [2, 10, 253, 7]  # (254a + 2b + 128) >> 8
     with pytest.raises(ValueError, match="step 5 of 4"):
         dissolve(a, b, 5, 4)
     with pytest.raises(ValueError, match="shapes differ"):
@@ -35,8 +38,8 @@ def reference(a: Any, b: Any, k: int, length: int) -> Any:
 
 @pytest.mark.parametrize("length", [1, 2, 3, 4, 7, 25, 100, 512, 1000])
 def test_every_step_of_a_dissolve_is_the_formula_for_every_sample_pair(length):
-    # all 65,536 (a, b) pairs, at every step (a sample of them for long ones), in rows
-    # (the blocked path) and as a strided view (the other path)
+    # all 65,536 (a, b) pairs, at every step up to length 100 (every 37th beyond), in
+    # rows (the blocked path) and as a strided view (the other path)
     a = np.repeat(np.arange(256, dtype=np.uint8), 256).reshape(256, 256)
     b = a.T.copy()
     steps = range(length + 1) if length <= 100 else range(0, length + 1, 37)
@@ -50,11 +53,12 @@ def test_a_dissolve_leaves_its_layers_as_they_were_and_gives_a_new_array():
     rng = np.random.default_rng(5)
     a = rng.integers(0, 256, (64, 96), dtype=np.uint8)
     b = rng.integers(0, 256, (64, 96), dtype=np.uint8)
-    a0, b0 = a.copy(), b.copy()
+    a.flags.writeable = b.flags.writeable = False  # a write into either raises
     for k in (0, 3, 8):
-        out = dissolve(a, b, k, 8)
-        assert not np.shares_memory(out, a) and not np.shares_memory(out, b)
-    assert (a == a0).all() and (b == b0).all()
+        for x, y in ((a, b), (a[:, ::-1], b[:, ::-1])):  # rows, and a strided view
+            out = dissolve(x, y, k, 8)
+            assert out.dtype == np.uint8 and out.shape == x.shape and out.flags.c_contiguous
+            assert not np.shares_memory(out, a) and not np.shares_memory(out, b)
 
 
 @pytest.mark.parametrize("fmt", ["yuv420p", "gray", "rgb24"])

@@ -13,10 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lumiera.actors import ActorContext
+from lumiera.config import load
 from lumiera.errors import MediaError
 from lumiera.shm.layout import PixelFormat
+from lumiera.vault import engine as engine_module
 from lumiera.vault import stream as stream_module
 from lumiera.vault.cache import FrameCache
+from lumiera.vault.engine import EngineActor
 from lumiera.vault.media import MediaPool
 from lumiera.vault.render import frame_buffers, render_frame
 from lumiera.vault.scheduler import Priority, Scheduler
@@ -244,6 +248,38 @@ def test_clip_readers_decode_with_the_streams_decoder_threads_and_the_frames_sta
     for w in producer.written:
         for got, exp in zip(w.planes, expected[w.pts], strict=True):
             assert (got == exp).all(), w.pts
+
+
+def test_the_engine_gives_the_streams_it_starts_its_decoder_threads(
+    timeline, tmp_path, monkeypatch
+):
+    defs = ["engine.workers=2", "engine.decode_threads=3"]
+    ctx = ActorContext(
+        name="engine",
+        instance="t1",
+        config=load(defs=defs),
+        options={},
+        runtime_dir=str(tmp_path),
+        temp_dir=str(tmp_path),
+    )
+    specs: list[StreamSpec] = []
+
+    class Made(Exception):
+        pass
+
+    def made(spec: StreamSpec, *_args: Any, **_kw: Any) -> None:
+        specs.append(spec)
+        raise Made  # no stream runs: only what it was given is looked at
+
+    monkeypatch.setattr(engine_module, "RenderStream", made)
+    actor = EngineActor(ctx)
+    actor.on_start()
+    try:
+        with pytest.raises(Made):
+            actor.on_render(timeline=timeline_of(timeline), first=FIRST, count=2, ring="r")
+    finally:
+        actor.on_stop()
+    assert [s.decode_threads for s in specs] == [3]
 
 
 def test_each_source_frame_is_decoded_once_and_render_jobs_find_it_prefetched(engine, timeline):

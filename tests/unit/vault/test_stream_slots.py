@@ -288,7 +288,7 @@ def test_a_render_job_that_fails_fails_the_stream_after_the_frames_before_it(
     info = stream.info().to_wire()
     assert info["state"] == "failed", info
     assert info["error"] == error
-    assert info["failed"] == 1 and info["frames"] == 7 - FIRST
+    assert info["failed"] == 1 and info["frames"] == 7 - FIRST and info["dropped"] == 0
     assert reader.pts == list(range(FIRST, 7))  # never frame 7's unwritten slot
     reader.check_exact(timeline, "yuv420p")
     clean_close(kit, producer, reader)

@@ -11,13 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lumiera.actors import ActorContext
-from lumiera.config import load
 from lumiera.errors import DeadlineMissed, ShuttingDown
 from lumiera.vault import composite as composite_module
 from lumiera.vault.cache import FrameCache
 from lumiera.vault.composite import composite, over, weight_of
-from lumiera.vault.engine import EngineActor
 from lumiera.vault.render import FrameBuffers
 from lumiera.vault.scheduler import Priority, Scheduler
 
@@ -285,31 +282,3 @@ def test_frame_buffers_are_reused_once_given_back_and_at_most_keep_are_kept():
     buffers.give(second)  # beyond keep: dropped
     assert buffers.take() is first
     assert buffers.take() is not second
-
-
-# -- the engine's decoders -------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("defs", "threads"),
-    [
-        (["engine.workers=2"], 1),  # 2 cores' worth or fewer: one thread each
-        (["engine.workers=2", "engine.decode_threads=3"], 3),  # configured: as configured
-    ],
-)
-def test_the_engine_gives_its_decoders_the_threads_of_its_configuration(tmp_path, defs, threads):
-    ctx = ActorContext(
-        name="engine",
-        instance="t1",
-        config=load(defs=defs),
-        options={},
-        runtime_dir=str(tmp_path),
-        temp_dir=str(tmp_path),
-    )
-    actor = EngineActor(ctx)
-    assert actor.decode_threads == threads
-    pool = actor._pool()  # a worker's pool; a stream's clip readers get it in their spec
-    try:
-        assert pool.threads == threads
-    finally:
-        pool.close()

@@ -250,18 +250,30 @@ def test_clip_readers_decode_with_the_streams_decoder_threads_and_the_frames_sta
             assert (got == exp).all(), w.pts
 
 
-def test_the_engine_gives_the_streams_it_starts_its_decoder_threads(
-    timeline, tmp_path, monkeypatch
-):
-    defs = ["engine.workers=2", "engine.decode_threads=3"]
-    ctx = ActorContext(
-        name="engine",
-        instance="t1",
-        config=load(defs=defs),
-        options={},
-        runtime_dir=str(tmp_path),
-        temp_dir=str(tmp_path),
+def engine_actor(tmp_path: Path, defs: list[str]) -> EngineActor:
+    """The Engine's actor with configuration ``defs``, in this process (not started)."""
+    return EngineActor(
+        ActorContext(
+            name="engine",
+            instance="t1",
+            config=load(defs=defs),
+            options={},
+            runtime_dir=str(tmp_path),
+            temp_dir=str(tmp_path),
+        )
     )
+
+
+@pytest.mark.parametrize(
+    ("defs", "threads"),
+    [
+        (["engine.workers=2"], 1),  # 2 cores' worth or fewer: one thread each
+        (["engine.workers=2", "engine.decode_threads=3"], 3),  # configured: as configured
+    ],
+)
+def test_the_engine_gives_its_decoders_and_the_streams_it_starts_its_decoder_threads(
+    timeline, tmp_path, monkeypatch, defs, threads
+):
     specs: list[StreamSpec] = []
 
     class Made(Exception):
@@ -272,14 +284,16 @@ def test_the_engine_gives_the_streams_it_starts_its_decoder_threads(
         raise Made  # no stream runs: only what it was given is looked at
 
     monkeypatch.setattr(engine_module, "RenderStream", made)
-    actor = EngineActor(ctx)
+    actor = engine_actor(tmp_path, defs)
+    assert actor.decode_threads == threads
     actor.on_start()
     try:
+        assert actor._pool().threads == threads  # a worker's own pool
         with pytest.raises(Made):
             actor.on_render(timeline=timeline_of(timeline), first=FIRST, count=2, ring="r")
     finally:
         actor.on_stop()
-    assert [s.decode_threads for s in specs] == [3]
+    assert [s.decode_threads for s in specs] == [threads]  # its clip readers' pools
 
 
 def test_each_source_frame_is_decoded_once_and_render_jobs_find_it_prefetched(engine, timeline):

@@ -159,8 +159,19 @@ class InstanceLock:
 
     def _acquire_once(self) -> None:
         path = self._rd.lock_file
+        remade = 0
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except FileNotFoundError:
+                # The directory went between prepare() and here: an ending instance of
+                # the same name (or its recorder) removes its default directory once it
+                # is empty (remove_dir_if_empty). Made again, checked as prepare() does.
+                remade += 1
+                if remade > LOCK_RETRIES:
+                    raise
+                prepare(self._rd)
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:

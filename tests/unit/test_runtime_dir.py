@@ -255,6 +255,23 @@ def test_release_may_keep_the_lock_file(rd: RuntimeDir):
     assert rd.lock_file.exists()
 
 
+def test_a_directory_removed_between_prepare_and_the_lock_is_made_again(tmp_path: Path):
+    # An ending instance of the same name removes its empty default directory: a
+    # starting one that prepared it a moment before still gets its lock, in a private
+    # directory made again.
+    rd = RuntimeDir(tmp_path / "lumiera-t" / "x", "x", default_location=True)
+    prepare(rd)
+    remove_dir_if_empty(rd)
+    assert not rd.path.exists()
+    lock = InstanceLock(rd)
+    lock.acquire()
+    try:
+        assert is_locked(rd)
+        assert stat.S_IMODE(rd.path.stat().st_mode) == 0o700
+    finally:
+        lock.release()
+
+
 def test_the_lock_file_is_private(rd: RuntimeDir, lock: InstanceLock):
     assert mode(rd.lock_file) == 0o600
 

@@ -38,6 +38,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
+MAX_DECODE_THREADS = 64  # a decoder's threads: more only exhausts the process
 _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
 
@@ -46,6 +47,13 @@ def _count(text: str) -> int:
     value = int(text)
     if value < 0:
         raise ValueError("must be 0 or more")
+    return value
+
+
+def _decoder_threads(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= MAX_DECODE_THREADS:
+        raise ValueError(f"must be 0 (by the cores) to {MAX_DECODE_THREADS}")
     return value
 
 
@@ -184,7 +192,7 @@ SCHEMA: Mapping[str, Mapping[str, Key]] = {
     },
     "engine": {
         "workers": Key(_count, "render worker threads (0: one per core it may use)"),
-        "decode_threads": Key(_count, "threads of each source's decoder (0: by the cores)"),
+        "decode_threads": Key(_decoder_threads, "each source decoder's threads (0: by the cores)"),
         "prefetch_frames": Key(_positive_int, "frames each stream decodes ahead of its position"),
         "stats_interval": Key(_positive_float, "period of stats.engine events"),
     },

@@ -139,6 +139,8 @@ def test_an_unknown_key_in_a_file_names_the_file(tmp_path: Path):
         ("netnode.scheduler=tcp://127.0.0.1", "must be a scheduler address tcp://HOST:PORT"),
         ("netnode.host=", "must be a host name or IPv4 address"),
         ("netnode.nthreads=0", "must be a positive integer"),
+        ("engine.decode_threads=-1", "must be 0 (by the cores) to 64"),
+        ("engine.decode_threads=65", "must be 0 (by the cores) to 64"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_key_the_value_and_why(item: str, why: str):

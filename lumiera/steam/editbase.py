@@ -137,12 +137,25 @@ class EditsBase(Commands):
         if track.kind == "audio" and not media.has_audio:
             raise BadArguments(f"{media.id} has no audio for audio track {track.id}")
         partners = {t.a if t.b == clip.id else t.b for t in self.session.transitions_of(clip.id)}
-        for other in self.session.clips_on(clip.track):
-            if other.id != clip.id and other.overlaps(clip) and other.id not in partners:
-                raise Conflict(
-                    f"clip would overlap {other.id} on {clip.track} "
-                    f"(frames {other.position}..{other.end})"
-                )
+        # One pass over the clips, unsorted (this runs at every placing edit: a sort of the
+        # track's clips made an edit of a 3,000-clip track about 1 ms slower); the one
+        # named is the earliest, as the track's order would give.
+        start, end, on = clip.position, clip.end, clip.track
+        hit = [
+            o
+            for o in self.session.clips.values()
+            if o.track == on
+            and o.position < end
+            and start < o.position + o.source_out - o.source_in
+            and o.id != clip.id
+            and o.id not in partners
+        ]
+        if hit:
+            other = min(hit, key=lambda c: c.position)
+            raise Conflict(
+                f"clip would overlap {other.id} on {clip.track} "
+                f"(frames {other.position}..{other.end})"
+            )
         if partners:
             self._check_transitions({**self.session.clips, clip.id: clip})
 

@@ -287,6 +287,19 @@ def test_a_trim_row_journaled_without_a_position_keeps_the_clips_position():
     assert (e.session.clips["c2"].position, e.session.clips["c2"].source_in) == (30, 5)
 
 
+def test_a_clip_over_several_is_refused_naming_the_earliest_and_the_edges_do_not_overlap():
+    e = edits()  # c1: 0..10 and c2: 20..35 on t1
+    run(e, "add_clip", {"media": "m1", "track": "t1", "position": 10})  # 10..20: between them
+    run(e, "add_clip", {"media": "m2", "track": "t2", "position": 0})  # another track
+    e.session.clips.pop("c2")
+    run(e, "add_clip", {"media": "m2", "track": "t1", "position": 30, "id": "c9"})  # 30..50
+    run(e, "add_clip", {"media": "m1", "track": "t1", "position": 20, "id": "c8"})  # 20..30
+    with pytest.raises(Conflict, match=r"overlap c8 on t1 \(frames 20\.\.30\)"):
+        run(e, "add_clip", {"media": "m2", "track": "t1", "position": 25})  # over c8 and c9
+    with pytest.raises(Conflict, match=r"overlap c1 on t1 \(frames 0\.\.10\)"):
+        run(e, "move_clip", {"id": "c9", "position": 5})  # over c1 and the clip at 10
+
+
 def test_a_clip_may_be_moved_onto_its_own_frames():
     e = edits()
     run(e, "move_clip", {"id": "c2", "position": 25})  # overlaps where it was: fine

@@ -7,7 +7,7 @@ See :mod:`lumiera.steam.edits` for how a command runs (``on_`` resolves,
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from lumiera.bus.commands import Commands
@@ -89,7 +89,7 @@ class EditsBase(Commands):
 
     # -- helpers for validation -----------------------------------------------------
 
-    def _new_id(self, prefix: str, wanted: str | None, taken: set[str]) -> str:
+    def _new_id(self, prefix: str, wanted: str | None, taken: Collection[str]) -> str:
         if wanted is not None:
             if not wanted or len(wanted) > 64:
                 raise BadArguments(f"id {wanted!r}: 1-64 characters")

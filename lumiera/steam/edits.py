@@ -40,7 +40,7 @@ class Edits(AudioVisualEdits):
     @command
     def on_add_media(self, *, path: str, id: str | None = None) -> dict[str, Any]:
         """Add a media file (probed now; the session keeps what the probe found)."""
-        mid = self._new_id("m", id, set(self.session.media))
+        mid = self._new_id("m", id, self.session.media)
         found = self.probe(os.path.abspath(path))
         if not found.get("width"):  # audio only: frames of the output's rate, as it is now
             rate = self.session.output.rate
@@ -108,7 +108,7 @@ class Edits(AudioVisualEdits):
         m = self.session.media.get(media)
         if m is None:
             raise NotFound(f"no media {media!r}")
-        cid = self._new_id("c", id, set(self.session.clips))
+        cid = self._new_id("c", id, self.session.clips)
         out = m.frames if source_out is None else source_out
         clip = Clip(cid, media, track, position, source_in, out, opacity, float(gain_db))
         self._check_gain(clip.gain_db)

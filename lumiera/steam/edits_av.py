@@ -62,7 +62,7 @@ class AudioVisualEdits(EditsBase):
                 f"{b} has {second.source_in} frames of its media before its start; "
                 f"a {length}-frame transition needs {length} (trim its source_in later)"
             )
-        tid = self._new_id("x", id, set(self.session.transitions))
+        tid = self._new_id("x", id, self.session.transitions)
         extended = dataclasses.replace(
             second, position=second.position - length, source_in=second.source_in - length
         )

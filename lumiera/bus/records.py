@@ -100,7 +100,14 @@ class Record:
         return None
 
 
+# Values that are their own wire form. Checked first, by exact type: most fields are
+# these, and isinstance against Fraction (an ABC) costs about 0.3 us a field.
+_AS_THEY_ARE = frozenset({str, int, float, bool, bytes, type(None)})
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _AS_THEY_ARE:
+        return value
     if isinstance(value, Record):
         return value.to_wire()
     if isinstance(value, Fraction):

@@ -29,6 +29,12 @@ What is measured, and how:
   ``set_output`` rather than ``add_track``: its state and undo memento stay
   the same size, whereas each ``add_track`` memento copies the whole track
   list, which grows with every command.
+* edits as the session grows (in this process, no bus): ``add_clip`` of a
+  1-frame clip after the last on one track, 3,000 times (1,000 with
+  ``--quick``); the median time of each block of 500 (250), and the last
+  block's over the first: an edit's own cost should not grow with the clips
+  the session holds (a placing edit checks every clip of the track for
+  overlap, once).
 * replay: a journal of N commands built directly with ``SessionCore`` (a fake
   media probe; a cycle of move_clip, set_output, add_track, trim_clip,
   remove_track, undo, redo), then timed ``SessionCore(path)`` opens: as
@@ -184,6 +190,38 @@ def core_rate(directory: Path, n: int) -> CoreResult:
         remove_db(path)
     return CoreResult(
         n, n / elapsed, spent["append"] / n * 1e6, spent["snapshot"] / n * 1e6, elapsed / n * 1e6
+    )
+
+
+def growth(directory: Path, clips: int, block: int) -> list[float]:
+    """``add_clip`` as one track fills up: the median us of each ``block`` of commands."""
+    path = directory / "growth.lumiera"
+    core = SessionCore(path, probe=fake_probe)
+    try:
+        mid = core.execute("add_media", {"path": "bench-media.mov"})["applied"]["id"]
+        tid = core.execute("add_track", {"name": "V1"})["applied"]["id"]
+        spent: list[float] = []
+        for i in range(clips):
+            args = {"media": mid, "track": tid, "position": i, "source_in": i % 99}
+            t = time.perf_counter()
+            core.execute("add_clip", {**args, "source_out": i % 99 + 1})
+            spent.append((time.perf_counter() - t) * 1e6)
+    finally:
+        core.close()
+        remove_db(path)
+    return [median(spent[k : k + block]) for k in range(0, clips, block)]
+
+
+def growth_rows(t: Table, blocks: list[float], block: int) -> None:
+    t.add(
+        f"add_clip at 0 / {block * len(blocks):,} clips on a track, p50",
+        f"{blocks[0]:.0f} / {blocks[-1]:.0f} us",
+        how=f"in-process; per {block} commands: " + ", ".join(f"{b:.0f}" for b in blocks),
+    )
+    t.add(
+        "  last block / first",
+        f"{blocks[-1] / blocks[0]:.2f}x",
+        how="1.00x: no growth (the overlap check still reads every clip once)",
     )
 
 
@@ -552,6 +590,8 @@ def report(
     core: CoreResult,
     e2e: E2eResult,
     rp: ReplayResult,
+    grown: list[float],
+    block: int,
 ) -> int:
     raw_rate = len(raw) / sum(1 / r for r in raw)  # over all commits of both blocks
     t = Table("figure", "value", "aim", "ok?", "how")
@@ -562,6 +602,7 @@ def report(
     )
     e2e_rows(t, e2e, raw_rate)
     core_rows(t, core, raw_rate)
+    growth_rows(t, grown, block)
     replay_rows(t, rp)
     versions = (
         f"sqlite {sqlite3.sqlite_version}, pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}"
@@ -578,6 +619,7 @@ def report(
         "e2e_cmds_per_s_many_clients": e2e.many.per_s,
         "raw_sqlite_commits_per_s": raw_rate,
         "replay_100k_s": median(rp.snap_s),
+        "add_clip_growth_x": grown[-1] / grown[0],
     }
     return finish(lines, t, ctx.problems, fig, 6)
 
@@ -589,6 +631,7 @@ def report(
 class Plan:
     raw: int
     core: int
+    clips: int
     e2e: int
     per_client: int
     warmup: int
@@ -596,8 +639,19 @@ class Plan:
     repeats: int
 
 
-QUICK = Plan(raw=2000, core=2000, e2e=2000, per_client=250, warmup=200, replay=20_000, repeats=2)
-FULL = Plan(raw=8000, core=8000, e2e=8000, per_client=1000, warmup=400, replay=100_000, repeats=3)
+QUICK = Plan(
+    raw=2000, core=2000, clips=1000, e2e=2000, per_client=250, warmup=200, replay=20_000, repeats=2
+)
+FULL = Plan(
+    raw=8000,
+    core=8000,
+    clips=3000,
+    e2e=8000,
+    per_client=1000,
+    warmup=400,
+    replay=100_000,
+    repeats=3,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -618,6 +672,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"  {raw[0]:,.0f} commits/s")
         say(f"session core in-process: {p.core} commands")
         core = core_rate(base, p.core)
+        block = 250 if args.quick else 500
+        say(f"edits as the session grows: {p.clips} add_clip")
+        grown = growth(base, p.clips, block)
         say("end to end")
         e2e = bench_e2e(ctx, p.e2e, p.per_client, p.warmup)
         say(f"raw SQLite again: {p.raw} commits")
@@ -625,7 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"  {raw[1]:,.0f} commits/s")
         say(f"replay: {p.replay:,} commands, {p.repeats} opens per variant")
         rp = bench_replay(ctx, p.replay, p.repeats)
-    return report(ctx, dev=dev, raw=raw, core=core, e2e=e2e, rp=rp)
+    return report(ctx, dev=dev, raw=raw, core=core, e2e=e2e, rp=rp, grown=grown, block=block)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from typing import Any
 
 from lumiera.errors import Unavailable
 from lumiera.parentdeath import signal_on_parent_death
-from lumiera.vault.streamspec import usable_cores
+from lumiera.vault.cores import usable_cores
 
 log = logging.getLogger("lumiera.farm")
 

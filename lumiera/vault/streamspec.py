@@ -4,21 +4,15 @@ handlers and the feeds use too."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 from lumiera.bus.timeline import Timeline
 from lumiera.shm.layout import PixelFormat
+from lumiera.vault.cores import usable_cores
 
 FORMATS = {"rgb24": PixelFormat.RGB24, "gray": PixelFormat.GRAY, "yuv420p": PixelFormat.YUV420P}
 MODES = ("render", "playback")
-
-
-def usable_cores() -> int:
-    """The cores this process may run on: its affinity, which a container's cpuset
-    narrows, not every core of the host (never empty)."""
-    return len(os.sched_getaffinity(0))
 
 
 def engine_workers(configured: int) -> int:

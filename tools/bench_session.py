@@ -81,6 +81,7 @@ from harness import (
 )
 
 from lumiera.bus.client import ControlClient
+from lumiera.bus.timeline import Timeline
 from lumiera.runtime_dir import RuntimeDir
 from lumiera.steam.core import SessionCore
 
@@ -193,8 +194,10 @@ def core_rate(directory: Path, n: int) -> CoreResult:
     )
 
 
-def growth(directory: Path, clips: int, block: int) -> list[float]:
-    """``add_clip`` as one track fills up: the median us of each ``block`` of commands."""
+def growth(directory: Path, clips: int, block: int) -> tuple[list[float], float]:
+    """``add_clip`` as one track fills up: the median us of each ``block`` of commands;
+    and the median ms of the full timeline's ``Timeline.from_wire`` at the end (what the
+    Player and the Engine decode at each render or play request)."""
     path = directory / "growth.lumiera"
     core = SessionCore(path, probe=fake_probe)
     try:
@@ -206,13 +209,19 @@ def growth(directory: Path, clips: int, block: int) -> list[float]:
             t = time.perf_counter()
             core.execute("add_clip", {**args, "source_out": i % 99 + 1})
             spent.append((time.perf_counter() - t) * 1e6)
+        wire = core.session.timeline().to_wire()
+        decode: list[float] = []
+        for _ in range(5):
+            t = time.perf_counter()
+            Timeline.from_wire(wire)
+            decode.append((time.perf_counter() - t) * 1e3)
     finally:
         core.close()
         remove_db(path)
-    return [median(spent[k : k + block]) for k in range(0, clips, block)]
+    return [median(spent[k : k + block]) for k in range(0, clips, block)], median(decode)
 
 
-def growth_rows(t: Table, blocks: list[float], block: int) -> None:
+def growth_rows(t: Table, blocks: list[float], block: int, decode_ms: float) -> None:
     t.add(
         f"add_clip at 0 / {block * len(blocks):,} clips on a track, p50",
         f"{blocks[0]:.0f} / {blocks[-1]:.0f} us",
@@ -222,6 +231,11 @@ def growth_rows(t: Table, blocks: list[float], block: int) -> None:
         "  last block / first",
         f"{blocks[-1] / blocks[0]:.2f}x",
         how="1.00x: no growth (the overlap check still reads every clip once)",
+    )
+    t.add(
+        f"Timeline.from_wire, {block * len(blocks):,} clips",
+        f"{decode_ms:.1f} ms",
+        how="every field checked; the Player and the Engine each decode it per render or play",
     )
 
 
@@ -590,7 +604,7 @@ def report(
     core: CoreResult,
     e2e: E2eResult,
     rp: ReplayResult,
-    grown: list[float],
+    grown: tuple[list[float], float],
     block: int,
 ) -> int:
     raw_rate = len(raw) / sum(1 / r for r in raw)  # over all commits of both blocks
@@ -602,7 +616,7 @@ def report(
     )
     e2e_rows(t, e2e, raw_rate)
     core_rows(t, core, raw_rate)
-    growth_rows(t, grown, block)
+    growth_rows(t, grown[0], block, grown[1])
     replay_rows(t, rp)
     versions = (
         f"sqlite {sqlite3.sqlite_version}, pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}"
@@ -619,7 +633,8 @@ def report(
         "e2e_cmds_per_s_many_clients": e2e.many.per_s,
         "raw_sqlite_commits_per_s": raw_rate,
         "replay_100k_s": median(rp.snap_s),
-        "add_clip_growth_x": grown[-1] / grown[0],
+        "add_clip_growth_x": grown[0][-1] / grown[0][0],
+        "timeline_from_wire_ms": grown[1],
     }
     return finish(lines, t, ctx.problems, fig, 6)
 

@@ -79,8 +79,8 @@ class Record:
         if not isinstance(data, dict):
             raise cls.refusal(_at(where, f"{type(data).__name__} is not a map"))
         schema = _schema(cls)
-        unknown = data.keys() - {f.name for f in schema}
-        if unknown:
+        if not data.keys() <= _NAMES[cls]:  # no set built for the usual, known fields
+            unknown = data.keys() - _NAMES[cls]
             names = ", ".join(sorted(map(str, unknown)))
             raise cls.refusal(_at(where, f"unknown field(s) {names}"))
         values = {}
@@ -137,6 +137,7 @@ class _Field:
 
 
 _SCHEMAS: dict[type[Record], list[_Field]] = {}
+_NAMES: dict[type[Record], frozenset[str]] = {}  # each schema's field names
 
 
 def prepare(cls: type[Record]) -> None:
@@ -162,6 +163,7 @@ def _schema(cls: type[Record]) -> list[_Field]:
             )
             for f in dataclasses.fields(cls)  # type: ignore[arg-type]
         ]
+        _NAMES[cls] = frozenset(f.name for f in found)
     return found
 
 

@@ -375,8 +375,10 @@ class Timeline(Part):
         for clips in by_track.values():
             clips.sort(key=lambda c: c.position)
             for i, a in enumerate(clips):
-                for b in clips[i + 1 :]:
-                    if b.position >= a.end:
+                end = a.end
+                for j in range(i + 1, len(clips)):  # by index: a slice copied the rest each time
+                    b = clips[j]
+                    if b.position >= end:
                         break
                     if (a.id, b.id) not in joined:
                         return f"clips: {a.id} and {b.id} overlap on {a.track} without a transition"

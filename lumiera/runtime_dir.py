@@ -164,12 +164,17 @@ class InstanceLock:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             except FileNotFoundError:
-                # The directory went between prepare() and here: an ending instance of
-                # the same name (or its recorder) removes its default directory once it
-                # is empty (remove_dir_if_empty). Made again, checked as prepare() does.
+                # The directory went between prepare() and here. An ending instance of
+                # the same name (or its recorder) removes its *default* directory once it
+                # is empty (remove_dir_if_empty): that one is made again, checked as
+                # prepare() does. A directory the user named is never removed by lumiera:
+                # whoever did it meant it, and it is not made again behind their back.
                 remade += 1
-                if remade > LOCK_RETRIES:
-                    raise
+                if not self._rd.default_location or remade > LOCK_RETRIES:
+                    raise RuntimeDirError(
+                        f"runtime directory {self._rd.path} disappeared while the instance "
+                        "was starting"
+                    ) from None
                 prepare(self._rd)
                 continue
             try:

@@ -154,7 +154,7 @@ def _schema(cls: type[Record]) -> list[_Field]:
     found = _SCHEMAS.get(cls)
     if found is None:
         hints = typing.get_type_hints(cls, include_extras=True)
-        found = _SCHEMAS[cls] = [
+        found = [
             _Field(
                 f.name,
                 _decoder(cls, f"{cls.__name__}.{f.name}", hints[f.name]),
@@ -163,7 +163,9 @@ def _schema(cls: type[Record]) -> list[_Field]:
             )
             for f in dataclasses.fields(cls)  # type: ignore[arg-type]
         ]
+        # The names first: another thread that finds the schema finds its names too.
         _NAMES[cls] = frozenset(f.name for f in found)
+        _SCHEMAS[cls] = found
     return found
 
 

@@ -137,9 +137,10 @@ class EditsBase(Commands):
         if track.kind == "audio" and not media.has_audio:
             raise BadArguments(f"{media.id} has no audio for audio track {track.id}")
         partners = {t.a if t.b == clip.id else t.b for t in self.session.transitions_of(clip.id)}
-        # One pass over the clips, unsorted (this runs at every placing edit: a sort of the
-        # track's clips made an edit of a 3,000-clip track about 1 ms slower); the one
-        # named is the earliest, as the track's order would give.
+        # One pass over the clips, unsorted: this runs at every placing edit, and a sort of
+        # the track's clips cost about 0.5 ms an edit on a 3,000-clip track. The overlap
+        # is Clip.overlaps written out (it is most of the time here); the clip named is
+        # the earliest, as the track's order gave.
         start, end, on = clip.position, clip.end, clip.track
         hit = [
             o

@@ -54,6 +54,7 @@ def test_building_the_command_line_parser_imports_nothing_heavy() -> None:
         "'lumiera.appstate', 'lumiera.shm.ring', 'lumiera.vault.streamspec')))))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
+    assert out.returncode == 0, out.stderr
     assert out.stdout.split() == []

@@ -272,6 +272,17 @@ def test_a_directory_removed_between_prepare_and_the_lock_is_made_again(tmp_path
         lock.release()
 
 
+def test_a_directory_the_user_named_that_disappears_is_an_error_and_not_made_again(
+    tmp_path: Path,
+):
+    rd = RuntimeDir(tmp_path / "mine", "x", default_location=False)
+    prepare(rd)
+    rd.path.rmdir()  # not lumiera's doing: it never removes a directory the user named
+    with pytest.raises(RuntimeDirError, match="disappeared while the instance was starting"):
+        InstanceLock(rd).acquire()
+    assert not rd.path.exists()
+
+
 def test_the_lock_file_is_private(rd: RuntimeDir, lock: InstanceLock):
     assert mode(rd.lock_file) == 0o600
 

@@ -298,7 +298,9 @@ def remove_partials(temp: Path) -> list[str]:
     when they died, as their markers in the temp area name them; the paths removed.
 
     The partial file of a marker whose writer (the pid in its name) still runs is
-    kept: it is being written (a process that outlived its instance's end).
+    kept: it is being written (a process that outlived its instance's end). So is
+    one that a running process has open: another render to the same output name
+    (another instance's, say) took the name over since the marker's writer died.
     """
     removed = []
     for mark in temp.glob(f"{PARTIAL_MARK}*"):
@@ -309,12 +311,36 @@ def remove_partials(temp: Path) -> list[str]:
             target = Path(mark.read_text().strip())
             if not (target.is_absolute() and target.name.startswith(".")):
                 continue
-            if target.name.endswith(".partial"):
+            if target.name.endswith(".partial") and not open_elsewhere(target):
                 target.unlink()
                 removed.append(str(target))
         except (OSError, UnicodeDecodeError):
             continue  # gone already (its writer finished), or not ours to read
     return removed
+
+
+def open_elsewhere(path: Path) -> bool:
+    """Whether another running process (of this user: others' /proc/PID/fd are closed to
+    us) has the file ``path`` open. It reads every such process's open files: for the
+    rare cleanup after a crash, not for a hot path."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    me = str(os.getpid())
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or pid == me:
+            continue
+        try:
+            with os.scandir(f"/proc/{pid}/fd") as fds:
+                for fd in fds:
+                    with contextlib.suppress(OSError):
+                        held = os.stat(fd.path)  # the open file itself (the link followed)
+                        if (held.st_ino, held.st_dev) == (st.st_ino, st.st_dev):
+                            return True
+        except OSError:
+            continue  # gone, or not ours to look into
+    return False
 
 
 def service_name(subsystem: str) -> str:

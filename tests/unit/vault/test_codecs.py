@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -460,6 +461,27 @@ def test_a_marker_names_the_partial_file_while_it_is_written_and_goes_with_it(tm
         enc.write(coded_planes(0))
         getattr(enc, ending)()
         assert list(marks.iterdir()) == []
+
+
+def test_a_partial_file_another_running_process_has_open_is_not_removed(tmp_path):
+    # A render of another instance to the same output took the name over after the
+    # marker's writer died: its file is kept while it is written, removed after.
+    from lumiera.runtime_dir import partial_mark, remove_partials
+
+    marks = tmp_path / "tmp"
+    marks.mkdir()
+    partial = tmp_path / ".out.mp4.partial"
+    (marks / partial_mark(2**22 + 7, 1)).write_text(str(partial))  # its writer is dead
+    with partial.open("wb") as held:
+        other = subprocess.Popen(["sleep", "30"], stdout=held)  # the other writer
+    try:
+        assert remove_partials(marks) == []
+        assert partial.exists()
+    finally:
+        other.kill()
+        other.wait()
+    assert remove_partials(marks) == [str(partial)]
+    assert not partial.exists()
 
 
 def test_what_a_dead_writer_left_is_removed_by_its_marker_and_nothing_else(tmp_path):

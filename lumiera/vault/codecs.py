@@ -24,6 +24,7 @@ and muxed with the joined video: :mod:`lumiera.vault.join`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 from fractions import Fraction
@@ -36,7 +37,7 @@ import numpy as np
 from av.video.stream import VideoStream
 
 from lumiera.errors import CodecError
-from lumiera.runtime_dir import partial_mark
+from lumiera.runtime_dir import open_elsewhere, partial_mark
 from lumiera.vault.codecspec import EncoderSpec, Registry
 from lumiera.vault.soundout import AudioOut
 
@@ -59,15 +60,39 @@ class _File:
         # mid-file (by the supervisor at its end, or the next `up`:
         # runtime_dir.remove_partials).
         self.mark = None if marks is None else marks / partial_mark(os.getpid(), id(self))
+        self.claimed = False  # the partial file is this writer's (only then is it removed)
 
     def _open(self) -> av.container.OutputContainer:
-        if self.mark is not None:
-            try:
-                self.mark.write_text(str(self.tmp))
-            except OSError:  # no temp area (an actor without its supervisor): no net
-                self.mark = None
-        self.container = av.open(str(self.tmp), "w", format=self.spec.container)
+        held = self._claim()  # open until PyAV has the file open too: never a moment unheld
+        try:
+            if self.mark is not None:
+                try:
+                    self.mark.write_text(str(self.tmp))
+                except OSError:  # no temp area (an actor without its supervisor): no net
+                    self.mark = None
+            self.container = av.open(str(self.tmp), "w", format=self.spec.container)
+        finally:
+            os.close(held)
         return self.container
+
+    def _claim(self) -> int:
+        """Make the partial file, exclusively; a descriptor of it. Raises FileExistsError
+        while another process (another render to the same output) has it open; a file
+        nobody has open is a dead writer's leftover, removed first."""
+        for _ in range(3):
+            try:
+                fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            except FileExistsError:
+                if open_elsewhere(self.tmp):
+                    raise FileExistsError(
+                        errno.EEXIST, f"another render is writing {self.tmp}"
+                    ) from None
+                with contextlib.suppress(FileNotFoundError):
+                    self.tmp.unlink()
+                continue
+            self.claimed = True
+            return fd
+        raise FileExistsError(errno.EEXIST, f"{self.tmp} keeps being made by another writer")
 
     def _unmark(self) -> None:
         if self.mark is not None:
@@ -83,8 +108,7 @@ class _File:
         if hasattr(self, "container"):
             with contextlib.suppress(Exception):
                 self.container.close()
-        with contextlib.suppress(OSError):
-            self.tmp.unlink()
+        self._drop_partial()
         self._unmark()
         return CodecError(f"cannot encode {self.spec.name} to {self.path}: {e}")
 
@@ -132,9 +156,14 @@ class _File:
         """Give up: close and remove the partial file."""
         with contextlib.suppress(Exception):
             self.container.close()
-        with contextlib.suppress(OSError):
-            self.tmp.unlink()
+        self._drop_partial()
         self._unmark()
+
+    def _drop_partial(self) -> None:
+        """Remove the partial file if it is this writer's (never another render's)."""
+        if self.claimed:
+            with contextlib.suppress(OSError):
+                self.tmp.unlink()
 
 
 class Encoder(_File):

@@ -463,6 +463,34 @@ def test_a_marker_names_the_partial_file_while_it_is_written_and_goes_with_it(tm
         assert list(marks.iterdir()) == []
 
 
+def test_a_render_to_an_output_another_process_is_writing_is_refused_and_takes_nothing(
+    tmp_path,
+):
+    target = tmp_path / "out.mkv"
+    partial = tmp_path / ".out.mkv.partial"
+    partial.write_bytes(b"another render's frames")
+    with partial.open("ab") as held:
+        other = subprocess.Popen(["sleep", "30"], stdout=held)  # the other render
+    try:
+        with pytest.raises(CodecError, match=r"another render is writing .*\.out\.mkv\.partial"):
+            Encoder(target, REGISTRY.encoder("ffv1"), W, H, Fraction(25))
+        assert partial.read_bytes() == b"another render's frames"  # neither cut nor removed
+    finally:
+        other.kill()
+        other.wait()
+    assert not target.exists()
+
+
+def test_a_leftover_partial_file_nobody_writes_is_replaced_by_a_new_render(tmp_path, pool):
+    target = tmp_path / "out.mkv"
+    (tmp_path / ".out.mkv.partial").write_bytes(b"what a dead writer left")
+    enc = Encoder(target, REGISTRY.encoder("ffv1"), W, H, Fraction(25))
+    enc.write(coded_planes(0))
+    enc.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]
+    assert code_at(pool, target, 0) == 0
+
+
 def test_a_partial_file_another_running_process_has_open_is_not_removed(tmp_path):
     # A render of another instance to the same output took the name over after the
     # marker's writer died: its file is kept while it is written, removed after.

@@ -63,13 +63,13 @@ class _File:
         self.claimed = False  # the partial file is this writer's (only then is it removed)
 
     def _open(self) -> av.container.OutputContainer:
+        if self.mark is not None:  # first: a file made from here on is found by its marker
+            try:
+                self.mark.write_text(str(self.tmp))
+            except OSError:  # no temp area (an actor without its supervisor): no net
+                self.mark = None
         held = self._claim()  # open until PyAV has the file open too: never a moment unheld
         try:
-            if self.mark is not None:
-                try:
-                    self.mark.write_text(str(self.tmp))
-                except OSError:  # no temp area (an actor without its supervisor): no net
-                    self.mark = None
             self.container = av.open(str(self.tmp), "w", format=self.spec.container)
         finally:
             os.close(held)

@@ -311,7 +311,7 @@ def remove_partials(temp: Path) -> list[str]:
             target = Path(mark.read_text().strip())
             if not (target.is_absolute() and target.name.startswith(".")):
                 continue
-            if target.name.endswith(".partial") and not open_elsewhere(target):
+            if target.name.endswith(".partial") and not held_open(target):
                 target.unlink()
                 removed.append(str(target))
         except (OSError, UnicodeDecodeError):
@@ -319,17 +319,17 @@ def remove_partials(temp: Path) -> list[str]:
     return removed
 
 
-def open_elsewhere(path: Path) -> bool:
-    """Whether another running process (of this user: others' /proc/PID/fd are closed to
-    us) has the file ``path`` open. It reads every such process's open files: for the
-    rare cleanup after a crash, not for a hot path."""
+def held_open(path: Path) -> bool:
+    """Whether a running process of this user (this one too; others' /proc/PID/fd are
+    closed to us) has the file ``path`` open. It reads every such process's open files:
+    only when a partial file is found in the way (the cleanup after a crash, an
+    encoder whose partial file is there already), never per frame."""
     try:
         st = path.stat()
     except OSError:
         return False
-    me = str(os.getpid())
     for pid in os.listdir("/proc"):
-        if not pid.isdigit() or pid == me:
+        if not pid.isdigit():
             continue
         try:
             with os.scandir(f"/proc/{pid}/fd") as fds:

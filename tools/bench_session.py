@@ -32,8 +32,9 @@ What is measured, and how:
 * edits as the session grows (in this process, no bus): ``add_clip`` of a
   1-frame clip after the last on one track, 3,000 times (1,000 with
   ``--quick``); the median time of each block of 500 (250), and the last
-  block's over the first. It grows linearly, slowly: a placing edit reads every
-  clip of the session once for its overlap check. Then ``Timeline.from_wire``
+  block's over the first (each command timed whole: validation, apply and its
+  journal commit). It grows linearly, slowly: a placing edit reads every clip
+  of the session once for its overlap check. Then ``Timeline.from_wire``
   of the whole timeline, the median of 5.
 * replay: a journal of N commands built directly with ``SessionCore`` (a fake
   media probe; a cycle of move_clip, set_output, add_track, trim_clip,

@@ -83,8 +83,11 @@ def _end_group(proc: subprocess.Popen[str]) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + 10.0
     while time.monotonic() < deadline:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=0.1)  # the leader reaped, so its group's id stays ours to test
+        if proc.returncode is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.1)  # the leader reaped: its group's id stays ours to test
+        else:
+            time.sleep(0.05)  # the leader is gone: look at what is left of its group
         try:
             os.killpg(proc.pid, 0)
         except ProcessLookupError:

@@ -30,13 +30,13 @@ class Stops:
 
     def install(self) -> int:
         """The handlers and the pipe (main thread only); its read end, for the poller."""
-        self._r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        with self._lock:  # kept at once: uninstall() undoes a partial install too
+            self._r, self._w = r, w
         for sig in stop_signals():  # SIGHUP: the terminal closed (unless under nohup)
             self._old[sig] = signal.signal(sig, lambda s, _f: self._signals.append(s))
         self._old[-1] = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-        with self._lock:
-            self._w = w
-        return self._r
+        return r
 
     def request(self, reason: str) -> bool:
         """A stop asked by another thread; False when the loop no longer takes any."""

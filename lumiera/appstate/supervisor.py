@@ -149,8 +149,8 @@ class Supervisor:
         lock = InstanceLock(self.rd)
         lock.acquire()
         zctx = zmq.Context()
-        wake_r = self.stops.install()
         try:
+            wake_r = self.stops.install()
             self._setup(zctx, wake_r)  # a failure here is a clear error (exit 1), nothing ran yet
             try:
                 self._execute(self.runner.begin(time.monotonic()))
@@ -172,9 +172,15 @@ class Supervisor:
                 self._name_recordings()
                 self.exit_code = EXIT_EMERGENCY_FAILED
         finally:
-            self._teardown(zctx)
-            lock.release()
-            remove_dir_if_empty(self.rd)
+            try:
+                self._teardown(zctx)
+                lock.release()
+                remove_dir_if_empty(self.rd)
+            finally:
+                # Last: until here a second Ctrl-C or SIGTERM is only noted and cannot cut
+                # the teardown short (the command line's own handler would raise in the
+                # middle of it, leaving the rings' segments and the directory behind).
+                self.stops.uninstall()
         assert self.exit_code is not None
         return self.exit_code
 
@@ -234,7 +240,6 @@ class Supervisor:
         if self.children.zygote is not None:
             self.children.zygote.close()
             self.children.reap_strays()  # what the zygote's end left re-parented to us
-        self.stops.uninstall()
         self.output.close()
         self.control.close()  # what is still asked is answered, bounded
         # Give the last events (ON_GLOBAL_SHUTDOWN, the final phase) a bounded

@@ -63,8 +63,8 @@ EXIT_SETUP_FAILED = 70  # the forked process could not become a subsystem
 MAX_REQUEST = 64 * 1024
 
 
-# Frame-sized buffers stay on glibc's heap, not an mmap each that page-faults every
-# frame in again (700-2,000 minor faults per frame in the engine, 20-150 without);
+# Frame-sized buffers stay on glibc's heap, not an mmap each (engine page faults per
+# frame in tools/bench_render.py: 700-2,000 with an mmap per buffer, 20-150 with this);
 # numpy's OpenBLAS starts no thread pool (0.1 s of CPU spinning; no linear algebra
 # here). For exec'd and forked subsystems (children._env, _malloc_settings); a user's wins.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}

@@ -208,7 +208,14 @@ class Clip(Part):
 
     def overlaps(self, other: Clip) -> bool:
         """Whether both are on one track and share an output frame."""
-        return self.track == other.track and self.position < other.end and other.position < self.end
+        # The ends written out, not the properties: a placing edit asks this of every
+        # clip of the session (steam.editbase._check_place), and the two property calls
+        # each were most of its time.
+        return (
+            self.track == other.track
+            and self.position < other.position + other.source_out - other.source_in
+            and other.position < self.position + self.source_out - self.source_in
+        )
 
     def invalid(self) -> str | None:
         if self.position < 0:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from lumiera import config as config_mod
 from lumiera import runtime_dir
+from lumiera.appstate.model import Phase
 from lumiera.errors import LumieraError
 from lumiera.subsystems import Options
 
@@ -107,14 +108,25 @@ class Driver:
                 phase = None
             if phase == "running":
                 return True
-            if phase not in (None, "init", "starting", "opening"):
+            if _ending(phase):
                 return False  # on its way down: its log says why
             try:
                 event = app.wait_event("appstate.phase", STATUS_EVERY_S)
             except TimeoutError:
                 continue
-            if event.data().get("phase") == "running":
+            now = event.data().get("phase")
+            if now == "running":
                 return True
+            if _ending(now):
+                return False
+        return False
+
+
+def _ending(phase: object) -> bool:
+    """Whether ``phase`` (a status's or an event's, None when not answered) is the end's."""
+    try:
+        return Phase(str(phase)).ending if phase is not None else False
+    except ValueError:  # a phase this version does not know: not taken for an end
         return False
 
 

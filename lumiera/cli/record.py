@@ -40,6 +40,7 @@ from lumiera.errors import (
     RequestTimeout,
     ShuttingDown,
     SubsystemGone,
+    Unavailable,
     Unreachable,
     UsageError,
 )
@@ -55,7 +56,7 @@ SYNC_TIMEOUT_S = 5.0
 LOCK_CHECK_S = 1.0  # how often the recorder looks whether the instance still runs
 # What an instance that ended, is ending or does not answer raises: not a refusal of a
 # command (said as the instance's failure, with its last output).
-GONE = (NotRunning, RequestTimeout, ShuttingDown, SubsystemGone, Unreachable)
+GONE = (NotRunning, RequestTimeout, ShuttingDown, SubsystemGone, Unavailable, Unreachable)
 
 
 # -- tap --record ---------------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import os
 from fractions import Fraction
@@ -37,7 +38,7 @@ import numpy as np
 from av.video.stream import VideoStream
 
 from lumiera.errors import CodecError
-from lumiera.runtime_dir import open_elsewhere, partial_mark
+from lumiera.runtime_dir import held_open, partial_mark
 from lumiera.vault.codecspec import EncoderSpec, Registry
 from lumiera.vault.soundout import AudioOut
 
@@ -60,7 +61,10 @@ class _File:
         # mid-file (by the supervisor at its end, or the next `up`:
         # runtime_dir.remove_partials).
         self.mark = None if marks is None else marks / partial_mark(os.getpid(), id(self))
-        self.claimed = False  # the partial file is this writer's (only then is it removed)
+        # The partial file, held open from its exclusive making until it is renamed or
+        # removed: while it is held, no other writer takes it for a leftover
+        # (runtime_dir.held_open), and only the file this writer made is removed.
+        self._held: io.FileIO | None = None
 
     def _open(self) -> av.container.OutputContainer:
         if self.mark is not None:  # first: a file made from here on is found by its marker
@@ -68,31 +72,32 @@ class _File:
                 self.mark.write_text(str(self.tmp))
             except OSError:  # no temp area (an actor without its supervisor): no net
                 self.mark = None
-        held = self._claim()  # open until PyAV has the file open too: never a moment unheld
-        try:
-            self.container = av.open(str(self.tmp), "w", format=self.spec.container)
-        finally:
-            os.close(held)
+        self._held = self._claim()
+        self.container = av.open(str(self.tmp), "w", format=self.spec.container)
         return self.container
 
-    def _claim(self) -> int:
-        """Make the partial file, exclusively; a descriptor of it. Raises FileExistsError
-        while another process (another render to the same output) has it open; a file
-        nobody has open is a dead writer's leftover, removed first."""
+    def _claim(self) -> io.FileIO:
+        """Make the partial file, exclusively. Raises FileExistsError while a process
+        (another render to the same output) has it open; a file nobody has open is a
+        dead writer's leftover, removed first."""
         for _ in range(3):
             try:
                 fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
             except FileExistsError:
-                if open_elsewhere(self.tmp):
+                if held_open(self.tmp):
                     raise FileExistsError(
                         errno.EEXIST, f"another render is writing {self.tmp}"
                     ) from None
                 with contextlib.suppress(FileNotFoundError):
                     self.tmp.unlink()
                 continue
-            self.claimed = True
-            return fd
+            return io.FileIO(fd, "w")
         raise FileExistsError(errno.EEXIST, f"{self.tmp} keeps being made by another writer")
+
+    def _release(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     def _unmark(self) -> None:
         if self.mark is not None:
@@ -150,6 +155,7 @@ class _File:
         except OSError as e:  # the name taken by a directory, the disk gone: no file
             self.abort()
             raise CodecError(f"finishing {self.path}: {e}") from None
+        self._release()
         self._unmark()
 
     def abort(self) -> None:
@@ -160,10 +166,14 @@ class _File:
         self._unmark()
 
     def _drop_partial(self) -> None:
-        """Remove the partial file if it is this writer's (never another render's)."""
-        if self.claimed:
-            with contextlib.suppress(OSError):
+        """Remove the partial file if it is the one this writer made (never another's)."""
+        if self._held is None:
+            return
+        with contextlib.suppress(OSError):
+            mine, there = os.fstat(self._held.fileno()), self.tmp.stat()
+            if (mine.st_ino, mine.st_dev) == (there.st_ino, there.st_dev):
                 self.tmp.unlink()
+        self._release()
 
 
 class Encoder(_File):

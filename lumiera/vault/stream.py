@@ -362,7 +362,6 @@ class RenderStream:
         """
         spec, s = self.spec, self.status
         planes = None
-        dropped = False
         if handle is None:
             s.dropped += 1  # playback: not computed by its due time (and the grace)
         else:
@@ -370,17 +369,18 @@ class RenderStream:
             try:
                 planes = handle.result(0)
             except DeadlineMissed:
-                dropped = True
-                s.dropped += slot is None  # playback: the scheduler dropped it as too late
+                if slot is not None:  # cannot happen while render jobs run at RENDER
+                    # priority (never dropped): a slot no job wrote is never published; the
+                    # stream fails, and closing the producer gives the claim back
+                    s.failed += 1
+                    raise RuntimeError(
+                        f"frame {index}: its render job was dropped, its slot unwritten"
+                    ) from None
+                s.dropped += 1  # playback: the scheduler dropped it as too late
             except Exception:
                 s.failed += 1  # this frame's job raised: the stream ends here
                 raise
         if slot is not None:  # rendered in place: a block ring, render mode
-            if dropped:  # cannot happen while render jobs run at RENDER priority (never
-                # dropped); a slot no job wrote is never published: the stream fails, and
-                # closing the producer gives the claim back
-                s.failed += 1
-                raise RuntimeError(f"frame {index}: its render job was dropped, its slot unwritten")
             producer.publish(slot)
             s.frames += 1
             if self.audio is not None:

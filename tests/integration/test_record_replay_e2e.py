@@ -15,7 +15,7 @@ import pytest
 
 from lumiera.bus import recording
 from lumiera.steam.core import SessionCore
-from lumiera.testing import Instance, wait_for
+from lumiera.testing import CREATED_INSTANCES, Instance, wait_for
 from lumiera.testing import run_cli as lumiera
 from tests.support import own_instance_cli, own_instance_signalled
 
@@ -191,6 +191,7 @@ def test_a_recorder_outliving_its_instance_leaves_no_default_runtime_directory(t
     xdg.mkdir(mode=0o700)
     env = {**os.environ, "XDG_RUNTIME_DIR": str(xdg)}
     name = f"outlived{os.getpid()}"
+    CREATED_INSTANCES.append(name)  # for the shm leak check
     where = xdg / "lumiera" / name  # the default location: its supervisor removes it at its end
     quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     up = subprocess.Popen(

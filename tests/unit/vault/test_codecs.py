@@ -471,14 +471,38 @@ def test_a_render_to_an_output_another_process_is_writing_is_refused_and_takes_n
     partial.write_bytes(b"another render's frames")
     with partial.open("ab") as held:
         other = subprocess.Popen(["sleep", "30"], stdout=held)  # the other render
+    marks = tmp_path / "tmp"
+    marks.mkdir()
     try:
         with pytest.raises(CodecError, match=r"another render is writing .*\.out\.mkv\.partial"):
-            Encoder(target, REGISTRY.encoder("ffv1"), W, H, Fraction(25))
+            Encoder(target, REGISTRY.encoder("ffv1"), W, H, Fraction(25), marks=marks)
         assert partial.read_bytes() == b"another render's frames"  # neither cut nor removed
+        assert list(marks.iterdir()) == []  # the refused claim took its marker back
     finally:
         other.kill()
         other.wait()
-    assert not target.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.mkv.partial", "tmp"]
+
+
+def test_a_second_encoder_of_this_process_to_the_same_output_is_refused(tmp_path, pool):
+    target = tmp_path / "out.mkv"
+    first = Encoder(target, REGISTRY.encoder("ffv1"), W, H, Fraction(25))
+    with pytest.raises(CodecError, match="another render is writing"):
+        Encoder(target, REGISTRY.encoder("ffv1"), W, H, Fraction(25))
+    first.write(coded_planes(0))
+    first.close()  # the refused one took nothing: the first completes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]
+    assert code_at(pool, target, 0) == 0
+
+
+def test_an_abort_leaves_a_partial_file_that_is_not_the_one_it_made(tmp_path):
+    target = tmp_path / "out.mkv"
+    enc = Encoder(target, REGISTRY.encoder("ffv1"), W, H, Fraction(25))
+    partial = tmp_path / ".out.mkv.partial"
+    partial.unlink()  # someone removed it, and another writer made the name again
+    partial.write_bytes(b"another writer's")
+    enc.abort()
+    assert partial.read_bytes() == b"another writer's"
 
 
 def test_a_leftover_partial_file_nobody_writes_is_replaced_by_a_new_render(tmp_path, pool):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from math import nan
+from math import isnan, nan
 
 from bench_render import (
     CommandRun,
@@ -115,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" median of the rounds' ratios {ratio:.3f}"
         )
         figures["ratio"] = round(best, 3)
+        figures["ratio_median"] = None if isnan(ratio) else round(ratio, 3)  # nan: no pair
     for line in problems:
         print(f"problem: {line}")
     print(json.dumps(figures))

@@ -291,7 +291,7 @@ def test_a_clip_over_several_is_refused_naming_the_earliest_and_the_edges_do_not
     e = edits()  # c1: 0..10 and c2: 20..35 on t1
     run(e, "add_clip", {"media": "m1", "track": "t1", "position": 10})  # 10..20: between them
     run(e, "add_clip", {"media": "m2", "track": "t2", "position": 0})  # another track
-    e.session.clips.pop("c2")
+    run(e, "remove_clip", {"id": "c2"})
     run(e, "add_clip", {"media": "m2", "track": "t1", "position": 30, "id": "c9"})  # 30..50
     run(e, "add_clip", {"media": "m1", "track": "t1", "position": 20, "id": "c8"})  # 20..30
     with pytest.raises(Conflict, match=r"overlap c8 on t1 \(frames 20\.\.30\)"):

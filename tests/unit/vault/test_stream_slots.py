@@ -270,6 +270,7 @@ def drop_job(stream: RenderStream, index: int, monkeypatch) -> None:
         ("raises", "MediaError: media x.mkv: frame 7 is corrupt"),
         ("dropped", "RuntimeError: frame 7: its render job was dropped, its slot unwritten"),
     ],
+    ids=["raises", "dropped"],
 )
 def test_a_render_job_that_fails_fails_the_stream_after_the_frames_before_it(
     engine: Engine, kit: RingKit, timeline, monkeypatch, case

@@ -335,7 +335,7 @@ class Supervisor:
         if self.xpub is None:  # not bound (yet): nobody can be listening
             return
         try:
-            frames = encode_event(topic, body, sender)
+            frames = encode_event(topic, body, sender, limits=self.limits)
         except (BadMessage, TypeError):  # a bug, but publishing must not end the supervisor
             log.exception("could not publish %s", topic)
             return

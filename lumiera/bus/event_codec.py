@@ -56,12 +56,20 @@ def kind_of(topic: str) -> type[EventBody]:
 # -- the codec --------------------------------------------------------------------------
 
 
-def encode_event(topic: str, body: EventBody, sender: str, ts: float | None = None) -> list[bytes]:
+def encode_event(
+    topic: str,
+    body: EventBody,
+    sender: str,
+    ts: float | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> list[bytes]:
     """The frames ``[topic, msgpack body]`` of an event; ``ts`` defaults to now.
 
     Raises TypeError if ``body`` is not of ``topic``'s kind, BadMessage if the
-    topic is not declared or a field's value does not match its declared type
-    (the same checks a receiver makes, so a bad event fails where it is made).
+    topic is not declared, a field's value does not match its declared type or
+    the body is larger than ``limits`` allow (the same checks a receiver makes,
+    so a bad event fails where it is made: every declared field within its bound
+    can still add up to more than one message holds).
     """
     check_topic(topic)
     kind = kind_of(topic)
@@ -77,6 +85,11 @@ def encode_event(topic: str, body: EventBody, sender: str, ts: float | None = No
         body_frame = pack({"sender": sender, "ts": time.time() if ts is None else ts, **plain})
     except UnicodeEncodeError as e:  # a lone surrogate: str, but not UTF-8
         raise BadMessage(f"event {topic}: a string is not valid UTF-8: {e.reason}") from None
+    if len(body_frame) > limits.max_message_bytes:
+        raise BadMessage(
+            f"event {topic}: {len(body_frame)} bytes; the bus carries at most "
+            f"{limits.max_message_bytes}"
+        )
     return [topic.encode(), body_frame]
 
 

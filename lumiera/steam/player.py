@@ -264,15 +264,15 @@ class PlayerActor(Actor):
                 except Exception as e:  # noqa: BLE001 - the render's own error goes on up
                     self.log.warning("engine stream %s left running: %s", reply["stream"], e)
             raise
-        stream.engine_stream = reply["stream"]
-        stream.state = "running"
+        stream.engine_stream, stream.state = reply["stream"], "running"
         self.streams[stream.id] = stream
         thread = threading.Thread(
             target=self._encode, args=(stream, consumers, encoder), name=f"render-{stream.id}"
         )
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        answer = stream.data()  # as it starts: a short render may be done before the reply
         thread.start()
-        return stream.data()
+        return answer
 
     def _encode(self, stream: PlayerStream, consumers: list[Any], encoder: Encoder) -> None:
         """The render's thread (:func:`~lumiera.steam.renderloop.encode`); publishes its end."""

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Union
 
 import msgpack
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from lumiera.bus.codec import Limits
@@ -37,7 +37,7 @@ from lumiera.bus.events import (
     kind_of,
     topic_of,
 )
-from lumiera.bus.messages import MaxLen
+from lumiera.bus.messages import TEXT_MAX, MaxLen
 from lumiera.errors import BadMessage
 from tests.unit.bus.strategies import plain
 
@@ -105,12 +105,35 @@ def test_every_declared_kind_round_trips_through_encode_and_decode(declared, dat
     sender = data.draw(st.text(min_size=1, max_size=64))
     ts = data.draw(st.floats(min_value=0, max_value=4e9))
 
-    event = decode_event(encode_event(topic, body, sender, ts))
+    try:
+        frames = encode_event(topic, body, sender, ts)
+    except BadMessage as e:  # fields each within their bound, together past one message
+        assert "the bus carries at most" in str(e)
+        reject()
+    event = decode_event(frames)
 
     assert (event.topic, event.sender, event.ts, event.body) == (topic, sender, ts, body)
     assert type(event.body) is declared.kind is kind_of(topic)
     wire = msgpack.unpackb(encode_event(topic, body, sender, ts)[1])
     assert wire == {"sender": sender, "ts": ts, **event.data()}
+
+
+def test_an_event_larger_than_the_bus_carries_is_refused_where_it_is_made():
+    error = "\U00010000" * TEXT_MAX  # the longest text, 4 bytes a character: 256 KiB
+    info = {"id": "p1", "mode": "render", "state": "failed", "first": 0, "count": 2, "frame": 0}
+    info |= {"frames": 0, "fps": 0.0, "dropped": 0, "eta_s": 0.0, "seconds": 0.0, "rate": "25"}
+    info |= {"engine_stream": None, "ring": None, "output": error, "error": error}
+    body = StatsPlayer.from_wire({"streams": [info, info]})  # each field valid: 1 MiB in all
+    with pytest.raises(BadMessage, match=r"event stats\.player: \d+ bytes; the bus carries at"):
+        encode_event("stats.player", body, "player")
+    small = Limits(max_message_bytes=1000)
+    with pytest.raises(BadMessage, match="carries at most 1000"):
+        encode_event(
+            "stats.player",
+            StatsPlayer.from_wire({"streams": [info | {"error": "x" * 900, "output": None}]}),
+            "player",
+            limits=small,
+        )
 
 
 def test_nil_fields_that_default_to_nil_are_left_out_and_the_others_sent():
